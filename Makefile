@@ -1,0 +1,31 @@
+# `make demo` runs the app on the embedded model; `make test` runs every test.
+# Both create .venv on first use with the CPU build of torch that this machine keeps on disk.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+
+.PHONY: install demo test lint bench evaluate
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) app.py
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) -m dit_demo bench
+
+evaluate: install
+	$(PY) -m dit_demo.evaluate

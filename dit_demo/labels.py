@@ -1,0 +1,63 @@
+"""Class names and synonyms -> ids, with "did you mean" suggestions for typos."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+
+
+class Labels:
+    """Lookup over ``id2label`` where each label is a comma-separated list of synonyms."""
+
+    def __init__(self, names: Mapping[int, list[str]]):
+        self.names = dict(sorted(names.items()))
+        self._by_name: dict[str, int] = {}
+        for class_id, synonyms in self.names.items():
+            for synonym in synonyms:
+                self._by_name.setdefault(synonym.lower(), class_id)  # first class wins a shared synonym
+
+    @classmethod
+    def from_id2label(cls, id2label: Mapping[str | int, str]) -> Labels:
+        return cls({int(k): [s.strip() for s in str(v).split(",") if s.strip()] for k, v in id2label.items()})
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def name(self, class_id: int) -> str:
+        """The first (display) name of a class."""
+        return self.names[class_id][0]
+
+    def choices(self) -> list[str]:
+        """Display strings "id: name, synonym, ..." for pickers (searchable by any synonym)."""
+        return [f"{i}: {', '.join(s)}" for i, s in self.names.items()]
+
+    def suggest(self, text: str, n: int = 3) -> list[str]:
+        key = text.strip().lower()
+        close = difflib.get_close_matches(key, self._by_name, n=n, cutoff=0.6)
+        if not close:
+            close = [name for name in self._by_name if key and key in name][:n]
+        return [self.names[self._by_name[c]][0] if c == self.names[self._by_name[c]][0].lower() else c for c in close]
+
+    def resolve(self, item: str | int) -> int:
+        """A class id from an id, a synonym (any case) or a picker string "id: name, ..."."""
+        if isinstance(item, bool):
+            raise ValueError(f"Class must be a name or an id, got {item!r}.")
+        if isinstance(item, int):
+            if item in self.names:
+                return item
+            raise ValueError(f"Class id {item} is out of range; allowed ids are 0..{len(self.names) - 1}.")
+        text = str(item).strip()
+        if not text:
+            raise ValueError("Class is empty; give a class name or an id.")
+        head = text.split(":", 1)[0].strip()
+        if head.lstrip("-").isdigit():
+            return self.resolve(int(head))
+        key = text.lower()
+        if key in self._by_name:
+            return self._by_name[key]
+        hint = self.suggest(text)
+        did_you_mean = f" Did you mean: {', '.join(repr(h) for h in hint)}?" if hint else ""
+        raise ValueError(f"Unknown class {text!r}.{did_you_mean} Use a class name, a synonym or an id 0..{len(self.names) - 1}.")
+
+    def resolve_many(self, items: Iterable[str | int]) -> list[int]:
+        return [self.resolve(i) for i in items]

@@ -1,0 +1,26 @@
+"""Test helpers: a transformer wrapper that counts calls and can rewrite the output."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
+
+from dit_demo.models import DiTBundle
+
+
+class CountingTransformer:
+    """Stands in for the DiT: forwards, counts calls, optionally edits the output tensor."""
+
+    def __init__(self, model, edit=None):
+        self.model, self.edit, self.calls = model, edit, 0
+        self.config, self.dtype = model.config, model.dtype
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        out = self.model(*args, **kwargs).sample
+        return SimpleNamespace(sample=self.edit(out) if self.edit else out)
+
+
+def wrapped(bundle: DiTBundle, edit=None) -> tuple[DiTBundle, CountingTransformer]:
+    counter = CountingTransformer(bundle.transformer, edit)
+    return replace(bundle, transformer=counter), counter
