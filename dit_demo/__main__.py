@@ -1,0 +1,129 @@
+"""Command line: ``python -m dit_demo generate|compare|bench|evaluate ...`` (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+import samplers
+from dit_demo.compare import ComparisonSpec, run_comparison
+from dit_demo.generate import generate, generation_lanes
+from dit_demo.grid import make_grid, save_png
+from dit_demo.models import load_bundle
+
+
+def _progress_bar(desc: str):
+    bar = tqdm(desc=desc, unit="nfe", dynamic_ncols=True)
+
+    def callback(progress):
+        bar.total = progress.nfe_total
+        bar.n = progress.nfe_done
+        bar.set_postfix(round=f"{progress.round}/{progress.total_rounds}")
+        bar.refresh()
+
+    return bar, callback
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="local folder or hub id (default: the embedded Fashion-MNIST model)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    parser.add_argument("--dtype", default="auto", help="auto, fp32, bf16, fp16")
+
+
+def cmd_generate(args) -> None:
+    bundle = load_bundle(args.model, args.device, args.dtype)
+    lanes = generation_lanes(args.classes, args.sampler, args.steps, args.cfg, args.seed, args.batch, args.cfg_channels)
+    bar, callback = _progress_bar("generate")
+    results = generate(bundle, lanes, callback=callback)
+    bar.close()
+    out = Path(args.out)
+    if len(results) == 1:
+        save_png(results[0].image, out, results[0].parameters)
+    else:
+        per_row = args.batch
+        rows = [results[i : i + per_row] for i in range(0, len(results), per_row)]
+        grid = make_grid([[r.image for r in row] for row in rows], [row[0].parameters["class_name"] for row in rows],
+                         [f"seed {r.parameters['seed']}" for r in rows[0]])
+        save_png(grid, out, {"mode": "generate-batch", "images": [r.parameters for r in results]})
+    print(f"saved {out} ({len(results)} image(s), {sum(r.nfe for r in results)} NFE)")
+
+
+def cmd_compare(args) -> None:
+    bundle = load_bundle(args.model, args.device, args.dtype)
+    spec = ComparisonSpec.build(args.samplers, args.steps, args.class_name, args.seed, args.cfg, args.cfg_channels, args.reference)
+    bar, callback = _progress_bar("compare")
+    comparison = run_comparison(bundle, spec, callback=callback)
+    bar.close()
+    save_png(comparison.grid, args.out, {"mode": "compare", "model": bundle.name, **spec.to_dict()})
+    print(comparison.markdown_table())
+    ref = comparison.reference[0]
+    print(f"\nreference: {ref.sampler} @ {ref.steps} steps; total wall time {comparison.seconds:.2f}s; grid saved to {args.out}")
+
+
+def cmd_bench(args) -> None:
+    from dit_demo.bench import run_bench
+
+    run_bench(args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m dit_demo", description="DiT Sampler Lab command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="generate images for one or more classes")
+    gen.add_argument("classes", nargs="+", help="class names, synonyms or ids")
+    gen.add_argument("--sampler", default="dpmpp_2m", help=f"one of {', '.join(samplers.names())}")
+    gen.add_argument("--steps", type=int, default=25)
+    gen.add_argument("--cfg", type=float, default=4.0)
+    gen.add_argument("--cfg-channels", type=int, default=None, help="3 = guidance as in the original DiT code")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--batch", type=int, default=1, help="images per class (seeds seed, seed+1, ...)")
+    gen.add_argument("--out", default="out/generate.png")
+    _add_model_args(gen)
+    gen.set_defaults(func=cmd_generate)
+
+    cmp_ = sub.add_parser("compare", help="samplers x step counts on one seed: a labeled grid and a table")
+    cmp_.add_argument("--samplers", default="ddim,dpmpp_2m,euler", help="comma list")
+    cmp_.add_argument("--steps", default="10,25,50", help="e.g. 10,25,50 or 10-50 (+10) or 5-50 [4]")
+    cmp_.add_argument("--class", dest="class_name", default="0", help="class name, synonym or id")
+    cmp_.add_argument("--cfg", default="4.0", help="one cfg scale, or a comma list for a cfg axis")
+    cmp_.add_argument("--cfg-channels", type=int, default=None)
+    cmp_.add_argument("--seed", type=int, default=0)
+    cmp_.add_argument("--reference", default=None, help="sampler@steps, e.g. ddim@250 (default: highest-step deterministic cell)")
+    cmp_.add_argument("--out", default="out/compare.png")
+    _add_model_args(cmp_)
+    cmp_.set_defaults(func=cmd_compare)
+
+    bench = sub.add_parser("bench", help="time the engine against diffusers' DiTPipeline, side by side")
+    bench.add_argument("--samplers", default="ddim,dpmpp_2m,ddpm")
+    bench.add_argument("--steps", default="10,25,50")
+    bench.add_argument("--cfg", type=float, default=4.0)
+    bench.add_argument("--repeats", type=int, default=1)
+    _add_model_args(bench)
+    bench.set_defaults(func=cmd_bench)
+
+    ev = sub.add_parser("evaluate", help="same as python -m dit_demo.evaluate", add_help=False)
+    ev.set_defaults(func=None)
+
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "evaluate":
+        from dit_demo.evaluate import main as evaluate_main
+
+        return evaluate_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    start = time.perf_counter()
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"done in {time.perf_counter() - start:.1f}s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

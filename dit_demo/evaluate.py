@@ -1,0 +1,131 @@
+"""Evaluate samplers on a Fashion-MNIST bundle: class accuracy, Frechet distance, NFE, wall time.
+
+    python -m dit_demo.evaluate --per-class 50 --out-dir eval
+
+For every registered sampler x step count (plus DDPM at 250 steps) it draws N samples per
+class with fixed seeds, classifies them with the shipped classifier and compares the
+classifier's penultimate features with those of the 10k Fashion-MNIST test images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import samplers
+from dit_demo.classifier import FashionClassifier
+from dit_demo.compare import parse_names, parse_steps
+from dit_demo.data import load_fashion_mnist
+from dit_demo.metrics import feature_stats, frechet_distance
+from dit_demo.models import EMBEDDED_MODEL, DiTBundle, load_bundle
+from dit_demo.sampling import Lane, sample
+
+DEFAULT_CFG = 1.5  # the embedded model's documented default (see the README's quality table)
+
+
+def to_classifier_input(bundle: DiTBundle, latents: torch.Tensor) -> torch.Tensor:
+    """Decode latents to (N, 1, 32, 32) grayscale in [-1, 1], the classifier's input."""
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(latents), 256):
+            z = latents[i : i + 256].to(bundle.device, bundle.vae.dtype) / bundle.vae.config.scaling_factor
+            x = bundle.vae.decode(z).sample.float().clamp(-1, 1).mean(1, keepdim=True)
+            out.append(F.interpolate(x, size=(32, 32), mode="bilinear", antialias=True).cpu() if x.shape[-1] != 32 else x.cpu())
+    return torch.cat(out)
+
+
+def classify(classifier: FashionClassifier, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    with torch.inference_mode():
+        feats = torch.cat([classifier.features(images[i : i + 1000]) for i in range(0, len(images), 1000)])
+        preds = classifier.head(feats).argmax(1)
+    return preds, feats.numpy()
+
+
+def evaluate(bundle: DiTBundle, classifier: FashionClassifier, rows: list[tuple[str, int]], per_class: int,
+             cfg: float, seed: int = 0, data_dir: str | None = None, progress: bool = True) -> list[dict]:
+    test_images, _ = load_fashion_mnist("test", data_dir)
+    _, test_feats = classify(classifier, test_images)
+    reference = feature_stats(test_feats)
+    classes = list(range(bundle.num_classes))
+    results = []
+    for name, steps in tqdm(rows, desc="evaluate", disable=not progress):
+        lanes = [Lane(name, steps, c, seed + j, cfg) for c in classes for j in range(per_class)]
+        start = time.perf_counter()
+        latents = torch.stack([r.latents for r in sample(bundle, lanes, max_lanes=len(lanes))])
+        seconds = time.perf_counter() - start
+        preds, feats = classify(classifier, to_classifier_input(bundle, latents))
+        target = torch.tensor([lane.class_id for lane in lanes])
+        results.append({
+            "sampler": name, "label": samplers.get(name).label, "steps": steps,
+            "nfe": samplers.get(name).nfe(steps, bundle.scheduler_config),
+            "accuracy": float((preds == target).float().mean()),
+            "frechet": frechet_distance(feature_stats(feats), reference) if len(feats) > 1 else float("nan"),
+            "seconds": seconds, "samples": len(lanes),
+        })
+    return results
+
+
+def markdown(results: list[dict], cfg: float, per_class: int) -> str:
+    lines = [f"cfg {cfg:g}, {per_class} samples per class; Frechet distance on the classifier's 128-d features "
+             "against the 10k test images (lower is better)", "",
+             "| sampler | steps | NFE | class accuracy | Frechet distance | wall time (s) |", "|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        lines.append(f"| {r['label']} | {r['steps']} | {r['nfe']} | {100 * r['accuracy']:.1f}% | {r['frechet']:.2f} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def default_rows(names: list[str], steps: list[int], ddpm_steps: int) -> list[tuple[str, int]]:
+    rows = [(n, s) for n in names for s in steps]
+    if "ddpm" in names and ddpm_steps and ("ddpm", ddpm_steps) not in rows:
+        rows.append(("ddpm", ddpm_steps))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m dit_demo.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="bundle folder or hub id (default: embedded model)")
+    parser.add_argument("--classifier", default=None, help="classifier folder (default: the bundle's classifier/)")
+    parser.add_argument("--samplers", default=",".join(samplers.names()))
+    parser.add_argument("--steps", default="5,10,25,50")
+    parser.add_argument("--ddpm-steps", type=int, default=250, help="extra DDPM row (the paper's setting); 0 to skip")
+    parser.add_argument("--per-class", type=int, default=50)
+    parser.add_argument("--cfg", type=float, default=DEFAULT_CFG)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out-dir", default="out/eval")
+    args = parser.parse_args(argv)
+    try:
+        bundle = load_bundle(args.model, args.device, "fp32" if args.device in ("auto", "cpu") else "auto")
+        classifier_dir = Path(args.classifier) if args.classifier else bundle.extras.get("classifier_dir", EMBEDDED_MODEL / "classifier")
+        classifier = FashionClassifier.load(classifier_dir)
+        rows = default_rows(parse_names(args.samplers), parse_steps(args.steps), args.ddpm_steps)
+        for name, _ in rows:
+            samplers.get(name)
+        if args.per_class < 1:
+            raise ValueError("--per-class must be at least 1.")
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    start = time.perf_counter()
+    results = evaluate(bundle, classifier, rows, args.per_class, args.cfg, args.seed, args.data_dir)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown(results, args.cfg, args.per_class)
+    (out / "evaluation.md").write_text(table + "\n")
+    meta = {"model": bundle.name, "cfg": args.cfg, "per_class": args.per_class, "seed": args.seed,
+            "total_seconds": time.perf_counter() - start, "torch_threads": torch.get_num_threads()}
+    (out / "evaluation.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=2))
+    print(table)
+    print(f"\nwrote {out / 'evaluation.md'} and {out / 'evaluation.json'} in {meta['total_seconds']:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Generate images: classes x images-per-class with one sampler, through the lock-step engine."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from dit_demo.models import DiTBundle
+from dit_demo.sampling import Lane, Progress, decode, sample
+
+
+@dataclass
+class Generated:
+    image: Image.Image
+    parameters: dict  # what save_png embeds; enough to reproduce the image
+    nfe: int
+    seconds: float
+
+    def caption(self) -> str:
+        p = self.parameters
+        return f"{p['class_name']} | {p['sampler']} {p['steps']} steps | cfg {p['cfg_scale']:g} | seed {p['seed']}"
+
+
+def generation_lanes(classes: Sequence[int | str], sampler: str, steps: int, cfg_scale: float, seed: int,
+                     per_class: int = 1, cfg_channels: int | None = None) -> list[Lane]:
+    """Image j of every class uses seed + j, so classes can be compared on the same noise."""
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"Images per class must be a whole number of at least 1, got {per_class!r}.")
+    if not classes:
+        raise ValueError("Choose at least one class.")
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"Seed must be a whole number, got {seed!r}.") from None
+    return [Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels) for c in classes for j in range(per_class)]
+
+
+def generate(
+    bundle: DiTBundle,
+    lanes: Sequence[Lane],
+    callback: Callable[[Progress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Generated]:
+    results = sample(bundle, lanes, callback=callback, cancel=cancel)
+    images = decode(bundle, torch.stack([r.latents for r in results]))
+    out = []
+    for result, image in zip(results, images):
+        lane = result.lane
+        params = {
+            "mode": "generate", "model": bundle.name, "sampler": lane.sampler, "steps": lane.steps,
+            "cfg_scale": lane.cfg_scale, "cfg_channels": lane.cfg_channels, "class_id": lane.class_id,
+            "class_name": bundle.labels.name(lane.class_id), "seed": lane.seed,
+        }
+        out.append(Generated(image, params, result.nfe, result.seconds))
+    return out

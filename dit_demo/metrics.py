@@ -1,0 +1,41 @@
+"""Distances between images and latents, and the Frechet distance between feature sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy import linalg
+
+
+def latent_rmse(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Root-mean-square difference of two latents (unit-variance space, so ~1.4 means unrelated)."""
+    return float((a.float() - b.float()).pow(2).mean().sqrt())
+
+
+def pixel_rmse(a: Image.Image, b: Image.Image) -> float:
+    """RMSE of two images in [0, 1] units."""
+    x = np.asarray(a.convert("RGB"), dtype=np.float64) / 255.0
+    y = np.asarray(b.convert("RGB"), dtype=np.float64) / 255.0
+    return float(np.sqrt(((x - y) ** 2).mean()))
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    rmse = pixel_rmse(a, b)
+    return float("inf") if rmse == 0 else float(20 * np.log10(1.0 / rmse))
+
+
+def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    features = np.asarray(features, dtype=np.float64)
+    return features.mean(0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(stats_a: tuple[np.ndarray, np.ndarray], stats_b: tuple[np.ndarray, np.ndarray]) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2), as in FID (Heusel et al. 2017)."""
+    (mu1, s1), (mu2, s2) = stats_a, stats_b
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    if not np.isfinite(covmean).all():  # near-singular product: regularise as the FID reference code does
+        offset = np.eye(len(s1)) * 1e-6
+        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    covmean = covmean.real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
