@@ -1,0 +1,60 @@
+"""DiT Sampler Lab: ``python app.py`` serves the web demo (embedded model unless told otherwise).
+
+Flags win over environment variables: --model/DIT_MODEL, --device/DIT_DEVICE, --dtype/DIT_DTYPE,
+--host/GRADIO_SERVER_NAME, --port/GRADIO_SERVER_PORT. On Hugging Face Spaces (SPACE_ID set) the
+default model is facebook/DiT-XL-2-256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from dit_demo.model_slot import EMBEDDED_NAME, ModelSlot, allowed_models
+from dit_demo.ui import CSS, build_ui, default_model
+
+QUEUE_MAX_SIZE = 32
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(description="DiT Sampler Lab web demo")
+    parser.add_argument("--model", default=default_model(), help="embedded, facebook/DiT-XL-2-256, facebook/DiT-XL-2-512 or a folder")
+    parser.add_argument("--device", default=env("DIT_DEVICE", "auto"))
+    parser.add_argument("--dtype", default=env("DIT_DTYPE", "auto"))
+    parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "0.0.0.0" if env("SPACE_ID") else "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true")
+    return parser.parse_args(argv)
+
+
+def create_app(model: str | None = None, device: str = "auto", dtype: str = "auto"):
+    """Build the Blocks app with ``model`` loaded; if it cannot load, fall back to the embedded model."""
+    model = EMBEDDED_NAME if model in (None, "", "embedded") else model
+    slot = ModelSlot(device, dtype, allowed_models(model))
+    warning = ""
+    try:
+        slot.load(model)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        if model == EMBEDDED_NAME:
+            raise
+        warning = f"could not load {model}: {exc} Showing the embedded Fashion-MNIST model instead."
+        print(f"warning: {warning}", file=sys.stderr)
+        slot.load(EMBEDDED_NAME)
+    demo = build_ui(slot, warning)
+    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        demo = create_app(args.model, args.device, args.dtype)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS)
+
+
+if __name__ == "__main__":
+    main()

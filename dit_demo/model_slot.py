@@ -1,0 +1,41 @@
+"""The app's current model: one loaded bundle, switched under a lock among an allowlist."""
+
+from __future__ import annotations
+
+import threading
+
+from dit_demo.models import EMBEDDED_MODEL, HUB_MODELS, DiTBundle, load_bundle
+
+EMBEDDED_NAME = "embedded (Fashion-MNIST)"
+
+
+def allowed_models(extra: str | None = None) -> list[str]:
+    names = [EMBEDDED_NAME, *HUB_MODELS]
+    if extra and extra not in names and str(extra) != str(EMBEDDED_MODEL):
+        names.append(str(extra))
+    return names
+
+
+class ModelSlot:
+    def __init__(self, device: str | None = None, dtype: str | None = None, allowed: list[str] | None = None):
+        self.device, self.dtype = device, dtype
+        self.allowed = allowed or allowed_models()
+        self.bundle: DiTBundle | None = None
+        self.name: str | None = None
+        self._lock = threading.Lock()
+
+    def load(self, name: str) -> DiTBundle:
+        """Load ``name`` and make it current; on any failure the current model stays."""
+        if name not in self.allowed:
+            raise ValueError(f"Model {name!r} is not offered here; choose one of: {', '.join(self.allowed)}.")
+        with self._lock:
+            if name == self.name and self.bundle is not None:
+                return self.bundle
+            bundle = load_bundle(None if name == EMBEDDED_NAME else name, self.device, self.dtype)
+            self.bundle, self.name = bundle, name
+            return bundle
+
+    def get(self) -> DiTBundle:
+        if self.bundle is None:
+            raise ValueError("No model is loaded yet; pick one in the Model box.")
+        return self.bundle

@@ -1,0 +1,45 @@
+"""Run a sampling job in a worker thread and stream its progress to a generator consumer.
+
+The UI iterates over :func:`stream`; closing the generator early (the Stop button) sets the
+cancel event, and the engine stops at its next round.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from dit_demo.sampling import Progress
+
+
+def stream(job: Callable[[Callable[[Progress], None], threading.Event], Any]) -> Iterator[Progress | Any]:
+    """Yield :class:`Progress` objects (the newest only, when the consumer is slower) then the result."""
+    updates: queue.Queue = queue.Queue()
+    cancel = threading.Event()
+    done = object()
+
+    def worker():
+        try:
+            updates.put((done, job(updates.put, cancel)))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
+            updates.put((exc, None))
+
+    thread = threading.Thread(target=worker, name="dit-sampling", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = updates.get()
+            while isinstance(item, Progress) and not updates.empty():
+                item = updates.get()  # skip stale frames: previews are for now, not history
+            if isinstance(item, Progress):
+                yield item
+                continue
+            marker, value = item
+            if marker is done:
+                yield value
+                return
+            raise marker
+    finally:
+        cancel.set()

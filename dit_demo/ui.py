@@ -1,0 +1,284 @@
+"""The Gradio interface. It maps widgets to the engine's calls; no sampling logic lives here."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import os
+import random
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+import samplers
+from dit_demo.compare import ComparisonSpec, run_comparison
+from dit_demo.generate import generate, generation_lanes
+from dit_demo.grid import read_parameters, save_png
+from dit_demo.model_slot import EMBEDDED_NAME, ModelSlot
+from dit_demo.preview import preview_images
+from dit_demo.sampling import MAX_CFG, MAX_SEED, Progress
+from dit_demo.streaming import stream
+
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "dit_sampler_lab"
+CFG_CHANNEL_CHOICES = [("all latent channels (4)", 0), ("first 3, as the original DiT code", 3)]
+CSS = "#compare-grid img {image-rendering: pixelated;} .sampler-info {font-size: 0.9em;}"
+
+try:  # ZeroGPU on Hugging Face Spaces: only when the `spaces` package is there
+    import spaces
+
+    gpu = spaces.GPU(duration=120) if os.environ.get("SPACE_ID") else (lambda fn: fn)
+except ImportError:
+    def gpu(fn):
+        return fn
+
+
+def user_errors(fn):
+    """Turn the engine's ValueErrors into readable gr.Error popups; the app keeps serving."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def stream_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except (ValueError, FileNotFoundError) as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+
+        return stream_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, FileNotFoundError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    return wrapper
+
+
+def _sampler_choices():
+    return [(f"{s.label} ({s.nfe_per_step} NFE/step{', stochastic' if s.stochastic else ''})", s.name)
+            for s in samplers.all_samplers()]
+
+
+def _sampler_info(name: str | None) -> str:
+    try:
+        s = samplers.get(name)
+    except ValueError:
+        return ""
+    return f"**{s.label}**: {s.description} Default {s.default_steps} steps. _{s.paper}_"
+
+
+def _save(image, parameters: dict, stem: str) -> str:
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    return str(save_png(image, OUTPUT_DIR / f"{stem}-{uuid.uuid4().hex[:8]}.png", parameters))
+
+
+def _cfg_channels(value) -> int | None:
+    return None if value in (None, 0, "0", "") else int(value)
+
+
+def _eta(progress: Progress) -> str:
+    if progress.nfe_done == 0:
+        return ""
+    remaining = progress.elapsed / progress.nfe_done * (progress.nfe_total - progress.nfe_done)
+    return f"round {progress.round}/{progress.total_rounds}, {progress.elapsed:.1f}s elapsed, about {remaining:.1f}s left"
+
+
+def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
+    bundle = slot.get()
+    class_choices = bundle.labels.choices()
+
+    with gr.Blocks(title="DiT Sampler Lab") as demo:
+        gr.Markdown("# DiT Sampler Lab\nClass-conditional DiT: generate, and compare samplers and step counts on the same seed.")
+        if startup_warning:
+            gr.Markdown(f"**Warning:** {startup_warning}")
+        with gr.Row():
+            model_box = gr.Dropdown(slot.allowed, value=slot.name, label="Model", scale=3, elem_id="model")
+            model_btn = gr.Button("Load model", scale=1, elem_id="load-model")
+            model_status = gr.Markdown(f"Loaded: **{bundle.name}** ({bundle.num_classes} classes, {bundle.image_size}px, {bundle.device})")
+
+        with gr.Tabs() as tabs:
+            with gr.Tab("Generate", id="generate"):
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        g_classes = gr.Dropdown(class_choices, value=[class_choices[0]], multiselect=True, filterable=True, allow_custom_value=True,
+                                                label="Classes (type to search names and synonyms)", elem_id="g-classes")
+                        g_sampler = gr.Dropdown(_sampler_choices(), value="dpmpp_2m", allow_custom_value=True, label="Sampler", elem_id="g-sampler")
+                        g_info = gr.Markdown(_sampler_info("dpmpp_2m"), elem_classes="sampler-info")
+                        with gr.Row():
+                            g_steps = gr.Slider(1, 1000, value=25, step=1, label="Steps")
+                            g_cfg = gr.Slider(0, MAX_CFG, value=4.0, step=0.125, label="CFG scale")
+                        g_channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
+                        with gr.Row():
+                            g_seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
+                            g_dice = gr.Button("🎲 random seed", size="sm")
+                            g_per_class = gr.Slider(1, 8, value=1, step=1, label="Images per class")
+                        with gr.Row():
+                            g_run = gr.Button("Generate", variant="primary", elem_id="generate-btn")
+                            g_stop = gr.Button("Stop", variant="stop", elem_id="generate-stop")
+                    with gr.Column(scale=3):
+                        g_preview = gr.Gallery(label="Live preview (current x0 estimate)", columns=4, height=220)
+                        g_gallery = gr.Gallery(label="Images (PNG with parameters)", columns=4, format="png", elem_id="g-gallery")
+                        g_text = gr.Markdown()
+
+            with gr.Tab("Compare", id="compare"):
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        c_samplers = gr.Dropdown(_sampler_choices(), value=["ddim", "dpmpp_2m", "euler"], multiselect=True, allow_custom_value=True,
+                                                 label="Samplers (rows)", elem_id="c-samplers")
+                        c_steps = gr.Textbox("10,25,50", label="Step counts (columns): 10,25,50 or 10-50 (+10) or 5-50 [4]",
+                                             elem_id="c-steps")
+                        c_cfgs = gr.Textbox("4", label="CFG scale(s): one value, or a comma list for a cfg axis", elem_id="c-cfg")
+                        c_class = gr.Dropdown(class_choices, value=class_choices[0], filterable=True, allow_custom_value=True, label="Class", elem_id="c-class")
+                        with gr.Row():
+                            c_seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
+                            c_dice = gr.Button("🎲", size="sm")
+                        c_channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
+                        c_ref = gr.Textbox("", label="Reference (sampler@steps, e.g. ddim@250; empty = highest-step deterministic cell)")
+                        with gr.Row():
+                            c_run = gr.Button("Compare", variant="primary", elem_id="compare-btn")
+                            c_stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
+                    with gr.Column(scale=3):
+                        c_preview = gr.Gallery(label="Live: every lane's x0 estimate", columns=6, height=260, elem_id="c-preview")
+                        c_grid = gr.Image(label="Grid (PNG with the comparison spec)", type="filepath", format="png",
+                                          elem_id="compare-grid", buttons=["download", "fullscreen"])
+                        c_text = gr.Markdown(elem_id="compare-summary")
+                with gr.Row():
+                    c_cells = gr.Gallery(label="Cells", columns=6, format="png", elem_id="c-cells")
+                with gr.Row():
+                    c_table = gr.Dataframe(label="Per cell: NFE, time, distance to the reference", elem_id="c-table")
+                with gr.Row():
+                    c_dist_plot = gr.LinePlot(x="nfe", y="distance", color="sampler", title="Distance to the reference vs NFE",
+                                              x_title="model evaluations (NFE)", y_title="latent RMSE to reference",
+                                              elem_id="distance-plot")
+                    c_sigma_plot = gr.LinePlot(x="step", y="log10_sigma", color="run", title="Noise levels visited",
+                                               x_title="step", y_title="log10 sigma", elem_id="sigma-plot")
+
+            with gr.Tab("Reproduce", id="reproduce"):
+                gr.Markdown("Drop a PNG made by this app: its parameters go back into the Generate or Compare tab.")
+                r_file = gr.File(label="PNG from DiT Sampler Lab", file_types=[".png"], type="filepath", elem_id="r-file")
+                r_text = gr.Markdown(elem_id="r-text")
+
+        # ---- events: every model event shares one concurrency group (one GPU/CPU, one job at a time)
+        model_events = {"concurrency_id": "model", "concurrency_limit": 1}
+
+        def random_seed():
+            return random.randint(0, 2**31 - 1)
+
+        g_dice.click(random_seed, outputs=g_seed, api_visibility="private")
+        c_dice.click(random_seed, outputs=c_seed, api_visibility="private")
+        g_sampler.change(_sampler_info, g_sampler, g_info, api_visibility="private")
+
+        @user_errors
+        def on_generate(classes, sampler, steps, cfg, channels, seed, per_class, progress=gr.Progress()):
+            bundle = slot.get()
+            classes = classes if isinstance(classes, list) else [classes]
+            lanes = generation_lanes(classes, sampler, int(steps), cfg, int(seed or 0), int(per_class), _cfg_channels(channels))
+            start = time.perf_counter()
+            for item in stream(lambda callback, cancel: generate(bundle, lanes, callback, cancel)):
+                if isinstance(item, Progress):
+                    progress(item.nfe_done / item.nfe_total, desc=_eta(item))
+                    previews = preview_images(bundle, [item.x0[k] for k in sorted(item.x0)])
+                    yield previews, gr.skip(), f"Sampling... {_eta(item)}"
+                    continue
+                files = [(_save(r.image, r.parameters, "dit"), r.caption()) for r in item]
+                yield gr.skip(), files, (f"{len(item)} image(s), {item[0].nfe} NFE each, "
+                                         f"{time.perf_counter() - start:.2f}s in all on {bundle.device}")
+
+        g_event = g_run.click(gpu(on_generate), [g_classes, g_sampler, g_steps, g_cfg, g_channels, g_seed, g_per_class],
+                              [g_preview, g_gallery, g_text], api_name="generate", **model_events)
+        g_stop.click(None, cancels=[g_event], api_visibility="private")
+
+        @user_errors
+        def on_compare(sampler_names, steps_text, cfg_text, class_item, seed, channels, reference, progress=gr.Progress()):
+            bundle = slot.get()
+            spec = ComparisonSpec.build(sampler_names or [], steps_text, class_item, int(seed or 0), cfg_text,
+                                        _cfg_channels(channels), reference.strip() or None)
+            lane_names = [f"{lane.sampler} {lane.steps}" for lane in spec.lanes()]
+            for item in stream(lambda callback, cancel: run_comparison(bundle, spec, callback, cancel)):
+                if isinstance(item, Progress):
+                    progress(item.nfe_done / item.nfe_total, desc=_eta(item))
+                    keys = sorted(k for k in item.x0 if k < len(lane_names))
+                    previews = preview_images(bundle, [item.x0[k] for k in keys], size=96)
+                    yield (list(zip(previews, [lane_names[k] for k in keys])), *(gr.skip(),) * 5,
+                           f"Sampling all lanes in lock-step... {_eta(item)}")
+                    continue
+                yield (gr.skip(), *comparison_outputs(bundle, item))
+
+        c_inputs = [c_samplers, c_steps, c_cfgs, c_class, c_seed, c_channels, c_ref]
+        c_outputs = [c_preview, c_grid, c_cells, c_table, c_dist_plot, c_sigma_plot, c_text]
+        c_event = c_run.click(gpu(on_compare), c_inputs, c_outputs, api_name="compare", **model_events)
+        c_stop.click(None, cancels=[c_event], api_visibility="private")
+
+        @user_errors
+        def on_reproduce(path):
+            if not path:
+                raise ValueError("Drop a PNG saved by DiT Sampler Lab.")
+            params = read_parameters(path)
+            keep = gr.skip()
+            if params.get("mode") == "compare":
+                spec = ComparisonSpec.from_dict(params)
+                ref = f"{spec.reference[0]}@{spec.reference[1]}" if spec.reference else ""
+                return (gr.Tabs(selected="compare"), keep, keep, keep, keep, keep, keep, keep,
+                        list(spec.samplers), ",".join(map(str, spec.steps)), ",".join(f"{c:g}" for c in spec.cfg_scales),
+                        _class_choice(spec.class_id), spec.seed, spec.cfg_channels or 0, ref,
+                        f"Restored a comparison of {len(spec.samplers)} samplers x {len(spec.steps)} step counts.")
+            if params.get("mode") == "generate":
+                return (gr.Tabs(selected="generate"), [_class_choice(params["class_id"])], params["sampler"], params["steps"],
+                        params["cfg_scale"], params.get("cfg_channels") or 0, params["seed"], 1,
+                        keep, keep, keep, keep, keep, keep, keep,
+                        f"Restored: {params['class_name']}, {params['sampler']} {params['steps']} steps, seed {params['seed']}.")
+            raise ValueError(f"This PNG's parameters are of a kind this app cannot restore ({params.get('mode')!r}).")
+
+        def _class_choice(class_id):
+            bundle = slot.get()
+            cid = bundle.labels.resolve(class_id)
+            return bundle.labels.choices()[list(bundle.labels.names).index(cid)]
+
+        r_file.upload(on_reproduce, r_file,
+                      [tabs, g_classes, g_sampler, g_steps, g_cfg, g_channels, g_seed, g_per_class,
+                       c_samplers, c_steps, c_cfgs, c_class, c_seed, c_channels, c_ref, r_text], api_name="reproduce")
+
+        @user_errors
+        def on_load_model(name, progress=gr.Progress()):
+            progress(0.1, desc=f"Loading {name} (downloads on first use)...")
+            bundle = slot.load(name)
+            choices = bundle.labels.choices()
+            status = f"Loaded: **{bundle.name}** ({bundle.num_classes} classes, {bundle.image_size}px, {bundle.device})"
+            return (status, gr.Dropdown(choices=choices, value=[choices[0]]), gr.Dropdown(choices=choices, value=choices[0]))
+
+        model_btn.click(on_load_model, model_box, [model_status, g_classes, c_class],
+                        api_name="load_model", **model_events)
+    return demo
+
+
+def comparison_outputs(bundle, comparison):
+    """The Compare tab's outputs (grid, cells, table, two plots, summary) from a finished comparison."""
+    spec = comparison.spec
+    grid_path = _save(comparison.grid, {"mode": "compare", "model": bundle.name, **spec.to_dict()}, "compare")
+    cells = [(c.image, f"{c.caption()} | cfg {c.cfg_scale:g}") for c in comparison.cells]
+    table = pd.DataFrame(comparison.table())
+    dist = pd.DataFrame([{"sampler": f"{c.sampler} cfg {c.cfg_scale:g}" if len(spec.cfg_scales) > 1 else c.sampler,
+                          "nfe": c.nfe, "distance": c.distance} for c in comparison.cells])
+    sigma_rows = []
+    for c in comparison.cells:
+        if c.steps != max(spec.steps) and len(spec.steps) > 1:
+            continue  # one schedule per sampler (its longest) keeps the plot readable
+        sigma_rows += [{"run": f"{c.sampler} {c.steps}", "step": i, "log10_sigma": math.log10(max(s, 1e-6))}
+                       for i, s in enumerate(c.sigmas)]
+    ref = comparison.reference[0]
+    summary = (f"**{comparison.class_name}** (class {comparison.class_id}), seed {spec.seed}: {len(comparison.cells)} cells, "
+               f"{sum(c.nfe for c in comparison.cells)} NFE in {comparison.seconds:.2f}s (lock-step batched). "
+               f"Reference: {ref.sampler} @ {ref.steps} steps.")
+    return grid_path, cells, table, dist, pd.DataFrame(sigma_rows), summary
+
+
+def default_model() -> str:
+    if os.environ.get("DIT_MODEL"):
+        return os.environ["DIT_MODEL"]
+    return "facebook/DiT-XL-2-256" if os.environ.get("SPACE_ID") else EMBEDDED_NAME

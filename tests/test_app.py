@@ -1,0 +1,111 @@
+"""The Gradio app end to end: a real gradio_client, and a real browser (Debian's Chromium)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+from PIL import Image
+
+from app import create_app
+from dit_demo.grid import read_parameters, upscale
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(small_bundle_dir):
+    demo = create_app(str(small_bundle_dir), "cpu", "fp32")
+    port = _free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+def test_generate_endpoint_returns_pngs_with_parameters(client):
+    _, gallery, summary = client.predict(["Sneaker", "8: Bag"], "ddim", 4, 3.0, 0, 7, 2, api_name="/generate")
+    assert len(gallery) == 4 and "NFE" in summary
+    first = Image.open(gallery[0]["image"])
+    assert first.format == "PNG"
+    params = read_parameters(first)
+    assert (params["class_name"], params["sampler"], params["steps"], params["seed"]) == ("Sneaker", "ddim", 4, 7)
+    assert gallery[0]["caption"].startswith("Sneaker | ddim 4 steps")
+
+
+def test_compare_endpoint_two_samplers_by_two_step_counts(client):
+    out = client.predict(["ddim", "heun"], "3,6", "4", "Coat", 5, 0, "", api_name="/compare")
+    _, grid_path, cells, table, _, _, summary = out
+    grid = Image.open(grid_path)
+    cell = upscale(Image.open(cells[0]["image"])).width
+    # 2 rows x 2 columns of (upscaled) cells plus legends on the left and top, captions under each row
+    assert 2 * cell < grid.width < 2 * cell + 400
+    assert 2 * cell < grid.height < 2 * cell + 250
+    assert read_parameters(grid)["samplers"] == ["ddim", "heun"]
+    assert len(cells) == 4
+    for item in cells:
+        assert "NFE" in item["caption"] and item["caption"].rstrip().split("|")[3].strip().endswith("s")
+    assert [row[3] for row in table["data"]] == [3, 6, 5, 11]  # NFE per cell: Heun pays 2 per step
+    assert "Coat" in summary
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((["ddim"], "0", "4", "Coat", 0, 0, ""), "Steps for ddim must be between 1"),
+        ((["ddim"], "5", "4", "Cot", 0, 0, ""), "Did you mean: 'Coat'"),
+        ((["nope"], "5", "4", "Coat", 0, 0, ""), "Unknown sampler 'nope'"),
+        ((["ddim"], "five", "4", "Coat", 0, 0, ""), "Cannot read step counts 'five'"),
+    ],
+)
+def test_bad_input_returns_the_message_and_the_app_keeps_serving(client, args, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name="/compare")
+    _, gallery, _ = client.predict(["Coat"], "ddim", 2, 1.0, 0, 0, 1, api_name="/generate")
+    assert len(gallery) == 1
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or (os.path.exists("/usr/bin/chromium") and "/usr/bin/chromium") or None
+
+
+def test_browser_runs_a_comparison_by_clicking(app_url, tmp_path):
+    browser_path = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if browser_path is None or sync_playwright is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium (apt-get install chromium) and playwright are required in CI")
+        pytest.skip("needs Debian's chromium and the playwright package")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(app_url)
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#c-steps textarea").fill("4,8")
+        page.locator("#compare-btn").click()
+        page.locator("#compare-grid img").wait_for(timeout=120_000)
+        page.locator("#distance-plot canvas, #distance-plot svg").first.wait_for(timeout=60_000)
+        page.locator("#compare-summary").get_by_text("lock-step batched").wait_for(timeout=60_000)
+        shot = tmp_path / "compare.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert Image.open(shot).size[0] >= 1000
