@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from dit_demo.models import DiTBundle
-from dit_demo.sampling import Lane, Progress, decode, sample
+from dit_demo.sampling import MAX_LANES, MAX_SEED, Lane, Progress, check_int, decode, sample
 
 
 @dataclass
@@ -28,14 +28,10 @@ class Generated:
 def generation_lanes(classes: Sequence[int | str], sampler: str, steps: int, cfg_scale: float, seed: int,
                      per_class: int = 1, cfg_channels: int | None = None) -> list[Lane]:
     """Image j of every class uses seed + j, so classes can be compared on the same noise."""
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"Images per class must be a whole number of at least 1, got {per_class!r}.")
+    per_class = check_int("Images per class", per_class, 1, MAX_LANES)
     if not classes:
         raise ValueError("Choose at least one class.")
-    try:
-        seed = int(seed)
-    except (TypeError, ValueError):
-        raise ValueError(f"Seed must be a whole number, got {seed!r}.") from None
+    seed = check_int("Seed", seed, 0, MAX_SEED - per_class)
     return [Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels) for c in classes for j in range(per_class)]
 
 

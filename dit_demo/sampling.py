@@ -65,7 +65,7 @@ class Cancelled(Exception):
     """Raised out of :func:`sample` when the cancel event is set (or a callback raises it)."""
 
 
-def _check_int(name: str, value, low: int, high: int) -> int:
+def check_int(name: str, value, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -85,11 +85,11 @@ def validate_lanes(bundle: DiTBundle, lanes: Sequence[Lane], max_lanes: int = MA
     checked = []
     for lane in lanes:
         sampler = samplers.get(lane.sampler)
-        steps = _check_int(f"Steps for {sampler.name}", lane.steps, 1, bundle.num_train_timesteps)
+        steps = check_int(f"Steps for {sampler.name}", lane.steps, 1, bundle.num_train_timesteps)
         class_id = bundle.labels.resolve(lane.class_id)
         if class_id >= bundle.num_classes:
             raise ValueError(f"Class id {class_id} is out of range; the model has classes 0..{bundle.num_classes - 1}.")
-        seed = _check_int("Seed", lane.seed, 0, MAX_SEED)
+        seed = check_int("Seed", lane.seed, 0, MAX_SEED)
         try:
             cfg = float(lane.cfg_scale)
         except (TypeError, ValueError):

@@ -178,7 +178,7 @@ def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
         def on_generate(classes, sampler, steps, cfg, channels, seed, per_class, progress=gr.Progress()):
             bundle = slot.get()
             classes = classes if isinstance(classes, list) else [classes]
-            lanes = generation_lanes(classes, sampler, int(steps), cfg, int(seed or 0), int(per_class), _cfg_channels(channels))
+            lanes = generation_lanes(classes, sampler, steps, cfg, seed or 0, per_class, _cfg_channels(channels))
             start = time.perf_counter()
             for item in stream(lambda callback, cancel: generate(bundle, lanes, callback, cancel)):
                 if isinstance(item, Progress):
@@ -197,7 +197,7 @@ def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
         @user_errors
         def on_compare(sampler_names, steps_text, cfg_text, class_item, seed, channels, reference, progress=gr.Progress()):
             bundle = slot.get()
-            spec = ComparisonSpec.build(sampler_names or [], steps_text, class_item, int(seed or 0), cfg_text,
+            spec = ComparisonSpec.build(sampler_names or [], steps_text, class_item, seed or 0, cfg_text,
                                         _cfg_channels(channels), reference.strip() or None)
             lane_names = [f"{lane.sampler} {lane.steps}" for lane in spec.lanes()]
             for item in stream(lambda callback, cancel: run_comparison(bundle, spec, callback, cancel)):

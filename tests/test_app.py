@@ -109,3 +109,22 @@ def test_browser_runs_a_comparison_by_clicking(app_url, tmp_path):
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
     assert Image.open(shot).size[0] >= 1000
+
+
+def test_reproduce_restores_a_comparison_from_its_png(client, tmp_path):
+    from gradio_client import handle_file
+
+    out = client.predict(["dpmpp_2m", "euler"], "2,4", "1.5", "Trouser", 42, 3, "", api_name="/compare")
+    restored = client.predict(handle_file(out[1]), api_name="/reproduce")
+    samplers_, steps, cfgs, class_item, seed, channels, ref, message = restored[-8:]
+    assert (samplers_, steps, cfgs, seed, channels) == (["dpmpp_2m", "euler"], "2,4", "1.5", 42, 3)
+    assert class_item.startswith("1: Trouser") and "Restored a comparison" in message
+
+
+def test_reproduce_refuses_a_foreign_png(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    with pytest.raises(AppError, match="carries no DiT Sampler Lab parameters"):
+        client.predict(handle_file(str(tmp_path / "plain.png")), api_name="/reproduce")

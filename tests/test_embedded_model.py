@@ -1,0 +1,61 @@
+"""The shipped Fashion-MNIST model, its training scripts and the evaluator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import samplers
+from dit_demo import evaluate, train
+from dit_demo.classifier import FashionClassifier
+from dit_demo.data import load_fashion_mnist
+from dit_demo.models import EMBEDDED_MODEL, load_bundle
+from dit_demo.sampling import Lane, sample
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return load_bundle(None, device="cpu", dtype="fp32")
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        load_fashion_mnist("train", tmp_path)
+
+
+def test_training_scripts_smoke_run_and_load(tmp_path):
+    out, work = tmp_path / "model", tmp_path / "work"
+    common = ["--out", str(out), "--work", str(work), "--limit", "256", "--threads", "2"]
+    train.main(["all", *common, "--vae-steps", "3", "--vae-batch", "16", "--classifier-steps", "3",
+                "--dit-steps", "4", "--dit-batch", "16", "--dit-hidden", "32", "--dit-layers", "1", "--dit-heads", "2"])
+    bundle = load_bundle(out, device="cpu", dtype="fp32")
+    assert bundle.learned_sigma and bundle.null_class == 10 and bundle.labels.resolve("ankle boot") == 9
+    assert bundle.vae.config.scaling_factor != 0.18215  # measured from the data, not the SD default
+    assert FashionClassifier.load(out / "classifier").num_classes == 10
+    # resuming a finished stage is a no-op that still exports the same weights
+    before = (out / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes()
+    train.main(["dit", *common, "--dit-steps", "4", "--dit-batch", "16", "--dit-hidden", "32", "--dit-layers", "1", "--dit-heads", "2"])
+    assert (out / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes() == before
+
+
+def test_shipped_model_makes_recognisable_classes(embedded):
+    classifier = FashionClassifier.load(EMBEDDED_MODEL / "classifier")
+    lanes = [Lane("dpmpp_2m", 25, c, seed, evaluate.DEFAULT_CFG) for c in range(10) for seed in (100, 101)]
+    latents = torch.stack([r.latents for r in sample(embedded, lanes)])
+    preds, _ = evaluate.classify(classifier, evaluate.to_classifier_input(embedded, latents))
+    hits = (preds == torch.tensor([lane.class_id for lane in lanes])).sum().item()
+    assert hits >= 16, f"only {hits}/20 samples land in their class"
+
+
+def test_evaluator_end_to_end_small(tmp_path, capsys):
+    evaluate.main(["--per-class", "1", "--steps", "2", "--ddpm-steps", "3", "--out-dir", str(tmp_path), "--device", "cpu"])
+    data = json.loads((tmp_path / "evaluation.json").read_text())
+    names = {row["sampler"] for row in data["rows"]}
+    assert names == set(samplers.names())
+    assert ("ddpm", 3) in {(row["sampler"], row["steps"]) for row in data["rows"]}
+    table = (tmp_path / "evaluation.md").read_text()
+    for sampler in samplers.all_samplers():
+        assert f"| {sampler.label} |" in table
+    assert all(0.0 <= row["accuracy"] <= 1.0 and row["nfe"] >= 2 for row in data["rows"])
