@@ -64,6 +64,14 @@ def cmd_compare(args) -> None:
     print(f"\nreference: {ref.sampler} @ {ref.steps} steps; total wall time {comparison.seconds:.2f}s; grid saved to {args.out}")
 
 
+def cmd_samplers(args) -> None:
+    print("| name | sampler | NFE per step | stochastic | uses learned variance | default steps | paper |")
+    print("|---|---|---:|:-:|:-:|---:|---|")
+    for s in samplers.all_samplers():
+        print(f"| `{s.name}` | {s.label} | {s.nfe_per_step} | {'yes' if s.stochastic else 'no'} | "
+              f"{'yes' if s.uses_variance else 'no'} | {s.default_steps} | {s.paper} |")
+
+
 def cmd_bench(args) -> None:
     from dit_demo.bench import run_bench
 
@@ -97,6 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     cmp_.add_argument("--out", default="out/compare.png")
     _add_model_args(cmp_)
     cmp_.set_defaults(func=cmd_compare)
+
+    lst = sub.add_parser("samplers", help="list the registered samplers (built-ins and plugins) as a table")
+    lst.set_defaults(func=cmd_samplers)
 
     bench = sub.add_parser("bench", help="time the engine against diffusers' DiTPipeline, side by side")
     bench.add_argument("--samplers", default="ddim,dpmpp_2m,ddpm")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import time
 from pathlib import Path
 
@@ -163,6 +164,8 @@ def train_classifier(args, device) -> FashionClassifier:
         batches = batches or _batches(len(images), 128, gen)
         idx = next(batches)
         x, y = images[idx].to(device), labels[idx].to(device)
+        for group in opt.param_groups:  # cosine decay: the last epochs settle the accuracy
+            group["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * step / args.classifier_steps))
         if torch.rand((), generator=gen) < 0.5:
             x = x.flip(-1)  # garments are left-right symmetric enough
         loss = F.cross_entropy(model(x), y)
@@ -246,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vae-batch", type=int, default=64)
     parser.add_argument("--vae-lr", type=float, default=1e-3)
     parser.add_argument("--vae-kl", type=float, default=1e-4)
-    parser.add_argument("--classifier-steps", type=int, default=1200)
+    parser.add_argument("--classifier-steps", type=int, default=3000)
     parser.add_argument("--dit-steps", type=int, default=8000)
     parser.add_argument("--dit-batch", type=int, default=128)
     parser.add_argument("--dit-lr", type=float, default=5e-4)
