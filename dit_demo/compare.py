@@ -49,14 +49,18 @@ def parse_steps(text: str | Sequence[int]) -> list[int]:
             lo, hi = int(lo), int(hi)
             if hi < lo:
                 raise ValueError(f"Range {part!r} runs backwards; write the smaller number first.")
+            # size the range before building it: "1-99999999999 (+1)" must not allocate anything
             if step is not None:
                 if int(step) < 1:
                     raise ValueError(f"Range step in {part!r} must be at least 1.")
-                values.extend(range(lo, hi + 1, int(step)))
+                span = range(lo, hi + 1, int(step))
+                if len(span) > MAX_AXIS:
+                    raise ValueError(f"Range {part!r} gives {len(span)} step counts; at most {MAX_AXIS} per comparison.")
+                values.extend(span)
             else:
                 n = int(count)
-                if n < 1:
-                    raise ValueError(f"Range count in {part!r} must be at least 1.")
+                if not 1 <= n <= MAX_AXIS:
+                    raise ValueError(f"Range count in {part!r} must be between 1 and {MAX_AXIS}.")
                 values.extend(int(round(v)) for v in np.linspace(lo, hi, n))
     unique = list(dict.fromkeys(values))
     if not unique:
@@ -121,7 +125,7 @@ class ComparisonSpec:
         """Parse the user-facing forms (comma lists, ranges) into a spec."""
         ref = None
         if reference:
-            name, _, steps = str(reference).partition("@") if isinstance(reference, str) else (*reference, None)[:3]
+            name, steps = reference.partition("@")[::2] if isinstance(reference, str) else reference
             try:
                 ref = (samplers.get(str(name).strip()).name, int(steps))
             except (TypeError, ValueError) as exc:

@@ -77,7 +77,7 @@ def hybrid_loss(
     diffusion: GaussianDiffusion, model_output: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor,
     t: torch.Tensor, noise: torch.Tensor,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mean over the batch of MSE(eps) + L_vlb (in bits per dim, scaled by T / 1000)."""
+    """Mean over the batch of MSE(eps) + L_vlb (bits per dim), DiT's default (lambda = 1, plain MSE)."""
     channels = x0.shape[1]
     eps, v = model_output[:, :channels], model_output[:, channels:]
     mse = ((eps - noise) ** 2).mean(dim=(1, 2, 3))
@@ -85,6 +85,6 @@ def hybrid_loss(
     true_mean, true_log_var = diffusion.q_posterior(x0, xt, t)
     kl = normal_kl(true_mean, true_log_var, model_mean, model_log_var).mean(dim=(1, 2, 3)) / math.log(2.0)
     nll = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var).mean(dim=(1, 2, 3)) / math.log(2.0)
-    vb = torch.where(t == 0, nll, kl) * (diffusion.num_timesteps / 1000.0)
+    vb = torch.where(t == 0, nll, kl)
     loss = (mse + vb).mean()
     return loss, {"mse": mse.mean().item(), "vb": vb.mean().item()}

@@ -49,9 +49,18 @@ class Labels:
         text = str(item).strip()
         if not text:
             raise ValueError("Class is empty; give a class name or an id.")
-        head = text.split(":", 1)[0].strip()
-        if head.lstrip("-").isdigit():
-            return self.resolve(int(head))
+        head, colon, rest = text.partition(":")
+        if head.strip().lstrip("-").isdigit():
+            class_id = self.resolve(int(head))
+            # "id: name" (a picker's string) must name that id here: a picker filled for another
+            # model (the app switched models meanwhile) must not silently pick a different class
+            first = rest.split(",")[0].strip().lower()
+            if colon and first and first not in (s.lower() for s in self.names[class_id]):
+                raise ValueError(
+                    f"Class {text!r} does not match this model's class {class_id} ({self.name(class_id)!r}); "
+                    "the model may have changed: pick the class again."
+                )
+            return class_id
         key = text.lower()
         if key in self._by_name:
             return self._by_name[key]

@@ -96,9 +96,11 @@ def validate_lanes(bundle: DiTBundle, lanes: Sequence[Lane], max_lanes: int = MA
             raise ValueError(f"CFG scale must be a number between 0 and {MAX_CFG:g}, got {lane.cfg_scale!r}.") from None
         if not math.isfinite(cfg) or not 0.0 <= cfg <= MAX_CFG:
             raise ValueError(f"CFG scale must be a finite number between 0 and {MAX_CFG:g}, got {lane.cfg_scale!r}.")
-        channels = bundle.latent_channels if lane.cfg_channels in (None, 0) else lane.cfg_channels
         allowed = sorted({bundle.latent_channels, min(3, bundle.latent_channels)})
-        if channels not in allowed:
+        channels = bundle.latent_channels if lane.cfg_channels in (None, 0) else lane.cfg_channels
+        if isinstance(channels, float) and channels.is_integer():
+            channels = int(channels)
+        if isinstance(channels, bool) or channels not in allowed:
             raise ValueError(f"cfg_channels must be one of {allowed} (all latent channels, or 3 as in the original DiT), got {lane.cfg_channels!r}.")
         checked.append(replace(lane, sampler=sampler.name, steps=steps, class_id=class_id, seed=seed, cfg_scale=cfg, cfg_channels=channels))
     return checked
@@ -161,7 +163,7 @@ def sample(
     lanes: Sequence[Lane],
     callback: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
-    max_batch: int | None = None,
+    max_batch: int | None = 64,
     max_lanes: int = MAX_LANES,
 ) -> list[LaneResult]:
     """Run every lane to completion in lock-step; results are in the order of ``lanes``."""
@@ -192,10 +194,12 @@ def sample(
             t_batch = torch.tensor(ts, device=bundle.device)
             y_batch = torch.tensor(ys, device=bundle.device, dtype=torch.long)
             chunk = max_batch or len(xs)
-            out = torch.cat([
-                model(x_batch[i : i + chunk], timestep=t_batch[i : i + chunk], class_labels=y_batch[i : i + chunk]).sample
-                for i in range(0, len(xs), chunk)
-            ]).float()  # (rows, C or 2C, H, W)
+            outs = []
+            for i in range(0, len(xs), chunk):
+                if i and cancel is not None and cancel.is_set():  # big rounds stop between chunks too
+                    raise Cancelled(f"Stopped during round {round_index + 1} of {total_rounds}.")
+                outs.append(model(x_batch[i : i + chunk], timestep=t_batch[i : i + chunk], class_labels=y_batch[i : i + chunk]).sample)
+            out = torch.cat(outs).float()  # (rows, C or 2C, H, W)
             forward_seconds = (time.perf_counter() - tick) / len(xs)
             row = 0
             progress = Progress(round_index + 1, total_rounds, 0, nfe_total, 0.0)

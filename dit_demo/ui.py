@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+from PIL import UnidentifiedImageError
 
 import samplers
 from dit_demo.compare import ComparisonSpec, run_comparison
@@ -79,7 +80,12 @@ def _save(image, parameters: dict, stem: str) -> str:
 
 
 def _cfg_channels(value) -> int | None:
-    return None if value in (None, 0, "0", "") else int(value)
+    return None if value in (None, 0, "0", "") else value
+
+
+def _channel_choice(cfg_channels) -> int:
+    """The radio's value for a stored cfg_channels: 3 is the paper's, anything else means all."""
+    return 3 if cfg_channels == 3 else 0
 
 
 def _eta(progress: Progress) -> str:
@@ -198,7 +204,7 @@ def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
         def on_compare(sampler_names, steps_text, cfg_text, class_item, seed, channels, reference, progress=gr.Progress()):
             bundle = slot.get()
             spec = ComparisonSpec.build(sampler_names or [], steps_text, class_item, seed or 0, cfg_text,
-                                        _cfg_channels(channels), reference.strip() or None)
+                                        _cfg_channels(channels), (reference or "").strip() or None)
             lane_names = [f"{lane.sampler} {lane.steps}" for lane in spec.lanes()]
             for item in stream(lambda callback, cancel: run_comparison(bundle, spec, callback, cancel)):
                 if isinstance(item, Progress):
@@ -219,18 +225,27 @@ def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
         def on_reproduce(path):
             if not path:
                 raise ValueError("Drop a PNG saved by DiT Sampler Lab.")
-            params = read_parameters(path)
+            try:
+                params = read_parameters(path)
+            except (OSError, UnidentifiedImageError):
+                raise ValueError("That file is not a readable PNG; drop a PNG saved by DiT Sampler Lab.") from None
+            try:
+                return _restore(params)
+            except (KeyError, TypeError) as exc:
+                raise ValueError(f"This PNG's parameters are incomplete ({exc}); it cannot be restored.") from None
+
+        def _restore(params: dict):
             keep = gr.skip()
             if params.get("mode") == "compare":
                 spec = ComparisonSpec.from_dict(params)
                 ref = f"{spec.reference[0]}@{spec.reference[1]}" if spec.reference else ""
                 return (gr.Tabs(selected="compare"), keep, keep, keep, keep, keep, keep, keep,
                         list(spec.samplers), ",".join(map(str, spec.steps)), ",".join(f"{c:g}" for c in spec.cfg_scales),
-                        _class_choice(spec.class_id), spec.seed, spec.cfg_channels or 0, ref,
+                        _class_choice(spec.class_id), spec.seed, _channel_choice(spec.cfg_channels), ref,
                         f"Restored a comparison of {len(spec.samplers)} samplers x {len(spec.steps)} step counts.")
             if params.get("mode") == "generate":
                 return (gr.Tabs(selected="generate"), [_class_choice(params["class_id"])], params["sampler"], params["steps"],
-                        params["cfg_scale"], params.get("cfg_channels") or 0, params["seed"], 1,
+                        params["cfg_scale"], _channel_choice(params.get("cfg_channels")), params["seed"], 1,
                         keep, keep, keep, keep, keep, keep, keep,
                         f"Restored: {params['class_name']}, {params['sampler']} {params['steps']} steps, seed {params['seed']}.")
             raise ValueError(f"This PNG's parameters are of a kind this app cannot restore ({params.get('mode')!r}).")

@@ -6,6 +6,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+# a model's scheduler config lists keys that other scheduler classes do not take; diffusers warns
+# about each on every build, which is expected here, so only its errors are shown
+logging.getLogger("diffusers.configuration_utils").setLevel(logging.ERROR)
+
 # every sampler gets these whatever the model's scheduler config says: latents are not images,
 # so clipping or thresholding x0 to [-1, 1] would silently damage them
 LATENT_SAFE = {"clip_sample": False, "thresholding": False}
@@ -42,13 +46,7 @@ class Sampler:
         # learned-variance handling is the sampler's business, not the checkpoint's
         config["variance_type"] = "learned_range" if self.uses_variance and learned_variance else "fixed_small"
         config.update(self.overrides)
-        logger = logging.getLogger("diffusers.configuration_utils")
-        level = logger.level
-        logger.setLevel(logging.ERROR)  # configs list keys other schedulers use; that is expected
-        try:
-            scheduler = self.scheduler_class.from_config(config)
-        finally:
-            logger.setLevel(level)
+        scheduler = self.scheduler_class.from_config(config)
         if num_steps is not None:
             scheduler.set_timesteps(num_steps)
         return scheduler

@@ -23,7 +23,8 @@ def test_step_syntax(text, expected):
     assert parse_steps(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "ten", "50-10 (+10)", "10-50 (+0)", "1-100 (+1)", "10-20 [0]"])
+@pytest.mark.parametrize("text", ["", "ten", "50-10 (+10)", "10-50 (+0)", "1-100 (+1)", "10-20 [0]",
+                                  "1-99999999999 (+1)", "1-2 [99999999999]"])
 def test_bad_step_syntax_is_explained(text):
     with pytest.raises(ValueError, match="step|Range|range"):
         parse_steps(text)
@@ -48,6 +49,13 @@ def test_reference_outside_the_grid_is_added(small_bundle):
     comparison = run_comparison(small_bundle, spec)
     assert len(comparison.cells) == 1 and comparison.reference[0].steps == 20
     assert comparison.cells[0].distance > 0
+
+
+def test_reference_forms():
+    assert ComparisonSpec.build("ddim", "5", 1, reference="heun@40").reference == ("heun", 40)
+    assert ComparisonSpec.build("ddim", "5", 1, reference=("heun", 40)).reference == ("heun", 40)
+    with pytest.raises(ValueError, match="sampler@steps"):
+        ComparisonSpec.build("ddim", "5", 1, reference="heun")
 
 
 def test_png_round_trip_of_parameters(tmp_path):

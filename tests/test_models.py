@@ -32,6 +32,9 @@ def test_synonyms_case_and_suggestions():
     assert labels.resolve("879") == labels.resolve(879) == labels.resolve("879: umbrella") == 879
     with pytest.raises(ValueError, match="Did you mean: 'umbrella'"):
         labels.resolve("umbrela")
+    # a picker string from another model must not silently become this model's class 0
+    with pytest.raises(ValueError, match="does not match this model's class 0"):
+        labels.resolve("0: T-shirt/top")
 
 
 def test_missing_folder_says_what_was_looked_for(tmp_path):
