@@ -36,7 +36,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_generate(args) -> None:
     bundle = load_bundle(args.model, args.device, args.dtype)
-    lanes = generation_lanes(args.classes, args.sampler, args.steps, args.cfg, args.seed, args.batch, args.cfg_channels)
+    cfg = bundle.default_cfg if args.cfg is None else args.cfg
+    lanes = generation_lanes(args.classes, args.sampler, args.steps, cfg, args.seed, args.batch, args.cfg_channels)
     bar, callback = _progress_bar("generate")
     results = generate(bundle, lanes, callback=callback)
     bar.close()
@@ -54,7 +55,8 @@ def cmd_generate(args) -> None:
 
 def cmd_compare(args) -> None:
     bundle = load_bundle(args.model, args.device, args.dtype)
-    spec = ComparisonSpec.build(args.samplers, args.steps, args.class_name, args.seed, args.cfg, args.cfg_channels, args.reference)
+    cfg = f"{bundle.default_cfg:g}" if args.cfg is None else args.cfg
+    spec = ComparisonSpec.build(args.samplers, args.steps, args.class_name, args.seed, cfg, args.cfg_channels, args.reference)
     bar, callback = _progress_bar("compare")
     comparison = run_comparison(bundle, spec, callback=callback)
     bar.close()
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("classes", nargs="+", help="class names, synonyms or ids")
     gen.add_argument("--sampler", default="dpmpp_2m", help=f"one of {', '.join(samplers.names())}")
     gen.add_argument("--steps", type=int, default=25)
-    gen.add_argument("--cfg", type=float, default=4.0)
+    gen.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own, 4 for DiT-XL)")
     gen.add_argument("--cfg-channels", type=int, default=None, help="3 = guidance as in the original DiT code")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--batch", type=int, default=1, help="images per class (seeds seed, seed+1, ...)")
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     cmp_.add_argument("--samplers", default="ddim,dpmpp_2m,euler", help="comma list")
     cmp_.add_argument("--steps", default="10,25,50", help="e.g. 10,25,50 or 10-50 (+10) or 5-50 [4]")
     cmp_.add_argument("--class", dest="class_name", default="0", help="class name, synonym or id")
-    cmp_.add_argument("--cfg", default="4.0", help="one cfg scale, or a comma list for a cfg axis")
+    cmp_.add_argument("--cfg", default=None, help="one cfg scale, or a comma list for a cfg axis (default: the model's)")
     cmp_.add_argument("--cfg-channels", type=int, default=None)
     cmp_.add_argument("--seed", type=int, default=0)
     cmp_.add_argument("--reference", default=None, help="sampler@steps, e.g. ddim@250 (default: highest-step deterministic cell)")

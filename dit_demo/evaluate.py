@@ -27,8 +27,6 @@ from dit_demo.metrics import feature_stats, frechet_distance
 from dit_demo.models import EMBEDDED_MODEL, DiTBundle, load_bundle
 from dit_demo.sampling import Lane, sample
 
-DEFAULT_CFG = 1.5  # the embedded model's documented default (see the README's quality table)
-
 
 def to_classifier_input(bundle: DiTBundle, latents: torch.Tensor) -> torch.Tensor:
     """Decode latents to (N, 1, 32, 32) grayscale in [-1, 1], the classifier's input."""
@@ -58,7 +56,7 @@ def evaluate(bundle: DiTBundle, classifier: FashionClassifier, rows: list[tuple[
     for name, steps in tqdm(rows, desc="evaluate", disable=not progress):
         lanes = [Lane(name, steps, c, seed + j, cfg) for c in classes for j in range(per_class)]
         start = time.perf_counter()
-        latents = torch.stack([r.latents for r in sample(bundle, lanes, max_lanes=len(lanes))])
+        latents = torch.stack([r.latents for r in sample(bundle, lanes, max_batch=2048, max_lanes=len(lanes))])
         seconds = time.perf_counter() - start
         preds, feats = classify(classifier, to_classifier_input(bundle, latents))
         target = torch.tensor([lane.class_id for lane in lanes])
@@ -97,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", default="5,10,25,50")
     parser.add_argument("--ddpm-steps", type=int, default=250, help="extra DDPM row (the paper's setting); 0 to skip")
     parser.add_argument("--per-class", type=int, default=50)
-    parser.add_argument("--cfg", type=float, default=DEFAULT_CFG)
+    parser.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--device", default="auto")
@@ -115,12 +113,13 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"error: {exc}") from None
     start = time.perf_counter()
-    results = evaluate(bundle, classifier, rows, args.per_class, args.cfg, args.seed, args.data_dir)
+    cfg = bundle.default_cfg if args.cfg is None else args.cfg
+    results = evaluate(bundle, classifier, rows, args.per_class, cfg, args.seed, args.data_dir)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table = markdown(results, args.cfg, args.per_class)
+    table = markdown(results, cfg, args.per_class)
     (out / "evaluation.md").write_text(table + "\n")
-    meta = {"model": bundle.name, "cfg": args.cfg, "per_class": args.per_class, "seed": args.seed,
+    meta = {"model": bundle.name, "cfg": cfg, "per_class": args.per_class, "seed": args.seed,
             "total_seconds": time.perf_counter() - start, "torch_threads": torch.get_num_threads()}
     (out / "evaluation.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=2))
     print(table)

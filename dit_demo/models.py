@@ -58,6 +58,11 @@ class DiTBundle:
         return int(self.transformer.config.out_channels or 0) == 2 * self.latent_channels
 
     @property
+    def default_cfg(self) -> float:
+        """The guidance scale the model's authors recommend (model_index.json), else DiT's visual 4.0."""
+        return float(self.extras.get("default_cfg_scale", 4.0))
+
+    @property
     def num_train_timesteps(self) -> int:
         return int(self.scheduler_config.get("num_train_timesteps", 1000))
 
@@ -166,12 +171,15 @@ def load_bundle(
     vae.to(device).eval().requires_grad_(False)
     classifier_dir = folder / "classifier"
     extras = {"classifier_dir": classifier_dir} if classifier_dir.is_dir() else {}
+    if "default_cfg_scale" in index:
+        extras["default_cfg_scale"] = float(index["default_cfg_scale"])
     label = "embedded Fashion-MNIST DiT" if folder == EMBEDDED_MODEL else str(name)
     return DiTBundle(label, transformer, vae, scheduler_config, labels, device, dtype, extras)
 
 
 def save_bundle(
-    folder: str | os.PathLike, transformer, vae, scheduler, id2label: dict, legacy_class_name: bool = False
+    folder: str | os.PathLike, transformer, vae, scheduler, id2label: dict, legacy_class_name: bool = False,
+    default_cfg_scale: float | None = None,
 ) -> Path:
     """Write a bundle in the hub layout (safetensors). ``legacy_class_name`` mimics the hub's config."""
     folder = Path(folder)
@@ -193,5 +201,7 @@ def save_bundle(
         "transformer": ["diffusers", "Transformer2DModel" if legacy_class_name else type(transformer).__name__],
         "vae": ["diffusers", "AutoencoderKL"],
     }
+    if default_cfg_scale is not None:
+        index["default_cfg_scale"] = default_cfg_scale
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
     return folder

@@ -27,6 +27,7 @@ from dit_demo.models import save_bundle
 
 LATENT_CHANNELS = 4
 NUM_TRAIN_TIMESTEPS = 1000
+DEFAULT_CFG = 2.0  # chosen with the evaluator: >= 90% class accuracy at DPM-Solver++ 25 steps
 
 
 def cpu_has_bf16() -> bool:
@@ -282,7 +283,8 @@ def main(argv: list[str] | None = None) -> None:
         vae = AutoencoderKL.from_pretrained(vae_dir)
         dit, info = train_dit(args, device, vae)
         id2label = {str(i): name for i, name in enumerate(CLASS_NAMES)}
-        save_bundle(args.out, transformer=dit, vae=vae, scheduler=build_scheduler(), id2label=id2label)
+        save_bundle(args.out, transformer=dit, vae=vae, scheduler=build_scheduler(), id2label=id2label,
+                    default_cfg_scale=DEFAULT_CFG)
         times["dit"] = time.perf_counter() - start
         print(f"[dit] {info['params'] / 1e6:.2f} M parameters")
     log = args.work / "times.json"

@@ -104,7 +104,7 @@ def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
         if startup_warning:
             gr.Markdown(f"**Warning:** {startup_warning}")
         with gr.Row():
-            model_box = gr.Dropdown(slot.allowed, value=slot.name, label="Model", scale=3, elem_id="model")
+            model_box = gr.Dropdown(slot.allowed, value=slot.name, label="Model", scale=3, elem_id="model", allow_custom_value=True)
             model_btn = gr.Button("Load model", scale=1, elem_id="load-model")
             model_status = gr.Markdown(f"Loaded: **{bundle.name}** ({bundle.num_classes} classes, {bundle.image_size}px, {bundle.device})")
 
@@ -118,7 +118,7 @@ def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
                         g_info = gr.Markdown(_sampler_info("dpmpp_2m"), elem_classes="sampler-info")
                         with gr.Row():
                             g_steps = gr.Slider(1, 1000, value=25, step=1, label="Steps")
-                            g_cfg = gr.Slider(0, MAX_CFG, value=4.0, step=0.125, label="CFG scale")
+                            g_cfg = gr.Slider(0, MAX_CFG, value=bundle.default_cfg, step=0.125, label="CFG scale")
                         g_channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
                         with gr.Row():
                             g_seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
@@ -139,7 +139,7 @@ def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
                                                  label="Samplers (rows)", elem_id="c-samplers")
                         c_steps = gr.Textbox("10,25,50", label="Step counts (columns): 10,25,50 or 10-50 (+10) or 5-50 [4]",
                                              elem_id="c-steps")
-                        c_cfgs = gr.Textbox("4", label="CFG scale(s): one value, or a comma list for a cfg axis", elem_id="c-cfg")
+                        c_cfgs = gr.Textbox(f"{bundle.default_cfg:g}", label="CFG scale(s): one value, or a comma list for a cfg axis", elem_id="c-cfg")
                         c_class = gr.Dropdown(class_choices, value=class_choices[0], filterable=True, allow_custom_value=True, label="Class", elem_id="c-class")
                         with gr.Row():
                             c_seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
@@ -265,9 +265,10 @@ def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
             bundle = slot.load(name)
             choices = bundle.labels.choices()
             status = f"Loaded: **{bundle.name}** ({bundle.num_classes} classes, {bundle.image_size}px, {bundle.device})"
-            return (status, gr.Dropdown(choices=choices, value=[choices[0]]), gr.Dropdown(choices=choices, value=choices[0]))
+            return (status, gr.Dropdown(choices=choices, value=[choices[0]]), gr.Dropdown(choices=choices, value=choices[0]),
+                    bundle.default_cfg, f"{bundle.default_cfg:g}")
 
-        model_btn.click(on_load_model, model_box, [model_status, g_classes, c_class],
+        model_btn.click(on_load_model, model_box, [model_status, g_classes, c_class, g_cfg, c_cfgs],
                         api_name="load_model", **model_events)
     return demo
 

@@ -128,3 +128,15 @@ def test_reproduce_refuses_a_foreign_png(client, tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
     with pytest.raises(AppError, match="carries no DiT Sampler Lab parameters"):
         client.predict(handle_file(str(tmp_path / "plain.png")), api_name="/reproduce")
+
+
+def test_failed_model_switch_keeps_the_current_model(client):
+    from gradio_client.exceptions import AppError
+
+    # no hub access here (and in CI): the load fails with a message that says what to do
+    with pytest.raises(AppError, match="(?s)Could not get 'facebook/DiT-XL-2-256'.*local folder"):
+        client.predict("facebook/DiT-XL-2-256", api_name="/load_model")
+    with pytest.raises(AppError, match="not offered here"):
+        client.predict("someone/else", api_name="/load_model")
+    _, gallery, _ = client.predict(["Shirt"], "euler", 3, 2.0, 0, 0, 1, api_name="/generate")
+    assert gallery[0]["caption"].startswith("Shirt | euler 3 steps")
