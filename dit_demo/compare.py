@@ -74,7 +74,10 @@ def _split_top_level(text: str) -> list[str]:
     """Split on commas that are not inside (...) or [...]."""
     parts, depth, current = [], 0, []
     for char in text:
-        depth += char in "([" and 1 or (-1 if char in ")]" else 0)
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
         if char == "," and depth == 0:
             parts.append("".join(current).strip())
             current = []
