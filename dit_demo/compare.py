@@ -17,7 +17,7 @@ import samplers
 from dit_demo.grid import make_grid
 from dit_demo.metrics import latent_rmse, pixel_rmse
 from dit_demo.models import DiTBundle
-from dit_demo.sampling import Lane, Progress, decode, sample
+from dit_demo.sampling import Lane, Progress, alpha_bar_at, decode, sample
 
 MAX_AXIS = 16
 
@@ -204,7 +204,7 @@ class Comparison:
 
 
 def sigma_of(alphas_cumprod: np.ndarray, t: float) -> float:
-    ab = float(np.interp(t, np.arange(len(alphas_cumprod)), alphas_cumprod))
+    ab = alpha_bar_at(alphas_cumprod, t)
     return math.sqrt((1 - ab) / ab)
 
 

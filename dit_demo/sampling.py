@@ -112,6 +112,11 @@ def initial_noise(bundle: DiTBundle, seed: int) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed))
 
 
+def alpha_bar_at(alphas_cumprod: np.ndarray, t: float) -> float:
+    """alpha-bar at a possibly fractional model timestep (sigma-space samplers visit those)."""
+    return float(np.interp(t, np.arange(len(alphas_cumprod)), alphas_cumprod))
+
+
 class _LaneState:
     def __init__(self, bundle: DiTBundle, lane: Lane, position: int):
         self.lane = lane
@@ -144,7 +149,7 @@ class _LaneState:
     def x0_estimate(self, eps: torch.Tensor) -> torch.Tensor:
         """x0 from the scaled (variance-preserving) input and eps, at a possibly fractional t."""
         t = float(self.timesteps[self.index])
-        ab = float(np.interp(t, np.arange(len(self.alphas_cumprod)), self.alphas_cumprod))
+        ab = alpha_bar_at(self.alphas_cumprod, t)
         return (self.x_in[0] - math.sqrt(1.0 - ab) * eps) / math.sqrt(ab)
 
 
