@@ -39,6 +39,24 @@ def to_classifier_input(bundle: DiTBundle, latents: torch.Tensor) -> torch.Tenso
     return torch.cat(out)
 
 
+def vae_round_trip(bundle: DiTBundle, images: torch.Tensor) -> torch.Tensor:
+    """Encode and decode real images: the best any sampler can do through this VAE."""
+    size, channels = bundle.image_size, int(bundle.vae.config.in_channels)
+    x = images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
+    x = x.expand(-1, channels, -1, -1)
+    with torch.inference_mode():
+        latents = torch.cat([
+            bundle.vae.encode(x[i : i + 256].to(bundle.device, bundle.vae.dtype)).latent_dist.mean
+            for i in range(0, len(x), 256)
+        ])
+    return to_classifier_input(bundle, latents * bundle.vae.config.scaling_factor)
+
+
+def balanced_subset(labels: torch.Tensor, classes: list[int], per_class: int) -> torch.Tensor:
+    """Indices of the first ``per_class`` images of each class, class by class."""
+    return torch.cat([torch.nonzero(labels == c).flatten()[:per_class] for c in classes])
+
+
 def classify(classifier: FashionClassifier, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
     with torch.inference_mode():
         feats = torch.cat([classifier.features(images[i : i + 1000]) for i in range(0, len(images), 1000)])
@@ -53,6 +71,15 @@ def evaluate(bundle: DiTBundle, classifier: FashionClassifier, rows: list[tuple[
     reference = feature_stats(test_feats)
     classes = list(range(bundle.num_classes))
     results = []
+    # reference rows at the same N: real training images (FD noise floor at this N) and their VAE
+    # round trip (the floor for any sampler of this latent model); a sampler row near these is as
+    # good as the measurement can tell
+    train_images, train_labels = load_fashion_mnist("train", data_dir)
+    idx = balanced_subset(train_labels, classes, per_class)
+    for key, label, images in (("real", "Real training images (reference)", train_images[idx]),
+                               ("vae", "VAE round trip of them (reference)", vae_round_trip(bundle, train_images[idx]))):
+        preds, feats = classify(classifier, images)
+        results.append(_row(key, label, 0, 0, preds, train_labels[idx], feats, reference, 0.0))
     for name, steps in tqdm(rows, desc="evaluate", disable=not progress):
         lanes = [Lane(name, steps, c, seed + j, cfg) for c in classes for j in range(per_class)]
         start = time.perf_counter()
@@ -60,14 +87,20 @@ def evaluate(bundle: DiTBundle, classifier: FashionClassifier, rows: list[tuple[
         seconds = time.perf_counter() - start
         preds, feats = classify(classifier, to_classifier_input(bundle, latents))
         target = torch.tensor([lane.class_id for lane in lanes])
-        results.append({
-            "sampler": name, "label": samplers.get(name).label, "steps": steps,
-            "nfe": samplers.get(name).nfe(steps, bundle.scheduler_config),
-            "accuracy": float((preds == target).float().mean()),
-            "frechet": frechet_distance(feature_stats(feats), reference) if len(feats) > 1 else float("nan"),
-            "seconds": seconds, "samples": len(lanes),
-        })
+        sampler = samplers.get(name)
+        results.append(_row(name, sampler.label, steps, sampler.nfe(steps, bundle.scheduler_config),
+                            preds, target, feats, reference, seconds))
     return results
+
+
+def _row(name: str, label: str, steps: int, nfe: int, preds: torch.Tensor, target: torch.Tensor,
+         feats: np.ndarray, reference: tuple[np.ndarray, np.ndarray], seconds: float) -> dict:
+    return {
+        "sampler": name, "label": label, "steps": steps, "nfe": nfe,
+        "accuracy": float((preds == target).float().mean()),
+        "frechet": frechet_distance(feature_stats(feats), reference) if len(feats) > 1 else float("nan"),
+        "seconds": seconds, "samples": len(target),
+    }
 
 
 def markdown(results: list[dict], cfg: float, per_class: int) -> str:
@@ -75,7 +108,8 @@ def markdown(results: list[dict], cfg: float, per_class: int) -> str:
              "against the 10k test images (lower is better)", "",
              "| sampler | steps | NFE | class accuracy | Frechet distance | wall time (s) |", "|---|---:|---:|---:|---:|---:|"]
     for r in results:
-        lines.append(f"| {r['label']} | {r['steps']} | {r['nfe']} | {100 * r['accuracy']:.1f}% | {r['frechet']:.2f} | {r['seconds']:.1f} |")
+        steps, nfe, secs = (r["steps"], r["nfe"], f"{r['seconds']:.1f}") if r["steps"] else ("–", "–", "–")
+        lines.append(f"| {r['label']} | {steps} | {nfe} | {100 * r['accuracy']:.1f}% | {r['frechet']:.2f} | {secs} |")
     return "\n".join(lines)
 
 

@@ -90,6 +90,19 @@ class Checkpoint:
         tmp.replace(self.path)  # atomic: a kill mid-save never leaves a broken checkpoint
 
 
+def dit_learning_rate(step: int, steps: int, base: float, warmup: int = 500, cooldown: int = 0) -> float:
+    """Warm-up, constant, then a linear cool-down to zero (warmup-stable-decay).
+
+    A constant middle lets a finished run be extended by resuming it with a larger ``--dit-steps``;
+    the cool-down at the end is where the loss drops most for the time spent.
+    """
+    lr = base * min(1.0, (step + 1) / warmup)
+    cooldown = min(cooldown, steps)
+    if cooldown and step >= steps - cooldown:
+        lr *= (steps - step) / cooldown
+    return lr
+
+
 def _batches(n: int, batch: int, generator: torch.Generator):
     while True:
         for idx in torch.randperm(n, generator=generator).split(batch):
@@ -215,7 +228,7 @@ def train_dit(args, device, vae: AutoencoderKL) -> tuple[DiTTransformer2DModel, 
         t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (len(idx),), generator=gen).to(device)
         noise = torch.randn(x0.shape, generator=gen).to(device)
         xt = diffusion.q_sample(x0, t, noise)
-        lr = args.dit_lr * min(1.0, (step + 1) / 500)  # warm-up
+        lr = dit_learning_rate(step, args.dit_steps, args.dit_lr, cooldown=args.dit_cooldown)
         for group in opt.param_groups:
             group["lr"] = lr
         with autocast(device):  # the embedding's own 10% label dropout to the null class runs in train mode
@@ -229,7 +242,7 @@ def train_dit(args, device, vae: AutoencoderKL) -> tuple[DiTTransformer2DModel, 
         with torch.no_grad():
             for p_ema, p in zip(ema.parameters(), dit.parameters()):
                 p_ema.lerp_(p, 1.0 - decay)
-        return {"mse": f"{logs['mse']:.4f}", "vb": f"{logs['vb']:.4f}"}
+        return {"mse": f"{logs['mse']:.4f}", "vb": f"{logs['vb']:.4f}", "lr": f"{lr:.1e}"}
 
     _loop("dit", dit, opt, Checkpoint(args.work / "dit.pt"), args.dit_steps, step_fn, extra_state=extra)
     info = {"params": sum(p.numel() for p in ema.parameters())}
@@ -251,7 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vae-lr", type=float, default=1e-3)
     parser.add_argument("--vae-kl", type=float, default=1e-4)
     parser.add_argument("--classifier-steps", type=int, default=3000)
-    parser.add_argument("--dit-steps", type=int, default=8000)
+    parser.add_argument("--dit-steps", type=int, default=16000)
+    parser.add_argument("--dit-cooldown", type=int, default=4000, help="last N steps decay the learning rate linearly to 0")
     parser.add_argument("--dit-batch", type=int, default=128)
     parser.add_argument("--dit-lr", type=float, default=5e-4)
     parser.add_argument("--dit-hidden", type=int, default=128)

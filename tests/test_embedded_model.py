@@ -53,10 +53,36 @@ def test_shipped_model_makes_recognisable_classes(embedded):
 def test_evaluator_end_to_end_small(tmp_path, capsys):
     evaluate.main(["--per-class", "1", "--steps", "2", "--ddpm-steps", "3", "--out-dir", str(tmp_path), "--device", "cpu"])
     data = json.loads((tmp_path / "evaluation.json").read_text())
-    names = {row["sampler"] for row in data["rows"]}
-    assert names == set(samplers.names())
+    sampler_rows = [row for row in data["rows"] if row["steps"]]
+    assert {row["sampler"] for row in sampler_rows} == set(samplers.names())
     assert ("ddpm", 3) in {(row["sampler"], row["steps"]) for row in data["rows"]}
     table = (tmp_path / "evaluation.md").read_text()
     for sampler in samplers.all_samplers():
         assert f"| {sampler.label} |" in table
-    assert all(0.0 <= row["accuracy"] <= 1.0 and row["nfe"] >= 2 for row in data["rows"])
+    assert all(0.0 <= row["accuracy"] <= 1.0 and row["nfe"] >= 2 for row in sampler_rows)
+    # reference rows: one real training image per class, then its VAE round trip
+    real, vae = data["rows"][:2]
+    assert (real["sampler"], vae["sampler"]) == ("real", "vae") and real["samples"] == vae["samples"] == 10
+    assert "| Real training images (reference) | – |" in table
+
+
+def test_vae_round_trip_keeps_real_images_recognisable(embedded):
+    images, labels = load_fashion_mnist("test")
+    idx = evaluate.balanced_subset(labels, list(range(10)), 10)
+    assert labels[idx].tolist() == [c for c in range(10) for _ in range(10)]
+    classifier = FashionClassifier.load(EMBEDDED_MODEL / "classifier")
+    round_trip = evaluate.vae_round_trip(embedded, images[idx])
+    assert round_trip.shape == images[idx].shape
+    # the round trip is close to the input, not a copy of it
+    assert 0.0 < (round_trip - images[idx]).abs().mean() < 0.1
+    preds, _ = evaluate.classify(classifier, round_trip)
+    assert (preds == labels[idx]).float().mean() >= 0.8
+
+
+def test_dit_learning_rate_warms_up_holds_then_cools_to_zero():
+    lr = [train.dit_learning_rate(s, 1000, 1.0, warmup=100, cooldown=200) for s in range(1000)]
+    assert lr[0] == 0.01 and lr[99] == 1.0
+    assert all(v == 1.0 for v in lr[100:800])  # constant middle: extending a run by resuming is seamless
+    assert lr[800] == 1.0 and lr[-1] == 1.0 / 200 and all(a > b for a, b in zip(lr[800:], lr[801:]))
+    # a cool-down longer than the run decays over the whole run instead of going negative
+    assert all(0 < v <= 1.0 for v in (train.dit_learning_rate(s, 4, 1.0, warmup=1, cooldown=4000) for s in range(4)))
