@@ -42,7 +42,7 @@ def test_training_scripts_smoke_run_and_load(tmp_path):
 
 def test_shipped_model_makes_recognisable_classes(embedded):
     classifier = FashionClassifier.load(EMBEDDED_MODEL / "classifier")
-    assert embedded.default_cfg == 2.0
+    assert embedded.default_cfg == 1.5
     lanes = [Lane("dpmpp_2m", 25, c, seed, embedded.default_cfg) for c in range(10) for seed in (100, 101)]
     latents = torch.stack([r.latents for r in sample(embedded, lanes)])
     preds, _ = evaluate.classify(classifier, evaluate.to_classifier_input(embedded, latents))
