@@ -44,8 +44,8 @@ def make_grid(
     height = int(top + (cell + caption_h) * len(row_labels))
     grid = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(grid)
-    if title:
-        draw.text((10, 5), title, fill="black", font=font)
+    if title:  # centred: viewers such as Gradio's image box overlay their label on the top-left corner
+        draw.text((max(10, (width - draw.textlength(title, font=font)) / 2), 5), title, fill="black", font=font)
     for j, label in enumerate(col_labels):
         x = left + j * cell + (cell - draw.textlength(label, font=font)) / 2
         draw.text((x, top - line), label, fill="black", font=font)
