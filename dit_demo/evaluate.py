@@ -77,10 +77,11 @@ def evaluate(bundle: DiTBundle, classifier: FashionClassifier, rows: list[tuple[
     # good as the measurement can tell
     train_images, train_labels = load_fashion_mnist("train", data_dir)
     idx = balanced_subset(train_labels, classes, per_class)
-    for key, label, images in (("real", "Real training images (reference)", train_images[idx]),
-                               ("vae", "VAE round trip of them (reference)", vae_round_trip(bundle, train_images[idx]))):
+    real, real_labels = train_images[idx], train_labels[idx]
+    for key, label, images in (("real", "Real training images (reference)", real),
+                               ("vae", "VAE round trip of them (reference)", vae_round_trip(bundle, real))):
         preds, feats = classify(classifier, images)
-        results.append(_row(key, label, 0, 0, preds, train_labels[idx], feats, reference, 0.0))
+        results.append(_row(key, label, 0, 0, preds, real_labels, feats, reference, 0.0))
     for name, steps in tqdm(rows, desc="evaluate", disable=not progress):
         lanes = [Lane(name, steps, c, seed + j, cfg) for c in classes for j in range(per_class)]
         start = time.perf_counter()
