@@ -15,7 +15,20 @@ import warnings
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 
-from samplers import ddim, ddpm, ddpm_fixed, dpmpp_2m, dpmpp_3m, dpmpp_sde, euler, euler_ancestral, heun, unipc
+from samplers import (
+    ddim,
+    ddpm,
+    ddpm_fixed,
+    dpmpp_2m,
+    dpmpp_2m_karras,
+    dpmpp_3m,
+    dpmpp_sde,
+    dpmpp_sde_karras,
+    euler,
+    euler_ancestral,
+    heun,
+    unipc,
+)
 from samplers.base import Sampler
 
 ENTRY_POINT_GROUP = "dit_demo.samplers"
@@ -72,5 +85,6 @@ def all_samplers() -> list[Sampler]:
     return list(_REGISTRY.values())
 
 
-for _module in (ddpm, ddpm_fixed, ddim, dpmpp_2m, dpmpp_3m, dpmpp_sde, euler, euler_ancestral, heun, unipc):
+for _module in (ddpm, ddpm_fixed, ddim, dpmpp_2m, dpmpp_2m_karras, dpmpp_3m, dpmpp_sde, dpmpp_sde_karras, euler,
+                euler_ancestral, heun, unipc):
     register(_module.SAMPLER)

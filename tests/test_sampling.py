@@ -13,7 +13,7 @@ import samplers
 from dit_demo.sampling import Lane, decode, sample
 
 DETERMINISTIC = [s.name for s in samplers.all_samplers() if not s.stochastic and s.name in {
-    "ddim", "dpmpp_2m", "dpmpp_3m", "euler", "heun", "unipc"}]
+    "ddim", "dpmpp_2m", "dpmpp_2m_karras", "dpmpp_3m", "euler", "heun", "unipc"}]
 
 
 def pipeline_latents(bundle, sampler_name, steps, class_id, seed, cfg, scheduler=None):
