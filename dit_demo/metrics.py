@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image
-from scipy import linalg
 
 
 def latent_rmse(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -33,9 +32,8 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def frechet_distance(stats_a: tuple[np.ndarray, np.ndarray], stats_b: tuple[np.ndarray, np.ndarray]) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2), as in FID (Heusel et al. 2017)."""
     (mu1, s1), (mu2, s2) = stats_a, stats_b
-    covmean = linalg.sqrtm(s1 @ s2)
-    if not np.isfinite(covmean).all():  # near-singular product: regularise as the FID reference code does
-        offset = np.eye(len(s1)) * 1e-6
-        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    # Tr (S_a S_b)^1/2 is the sum of the square roots of the eigenvalues of S_a S_b, which are
+    # real and >= 0 for covariances. Unlike scipy's sqrtm this stays exact (and quiet) when dead
+    # ReLU features make both covariances singular, as the classifier's do.
+    eigenvalues = np.linalg.eigvals(s1 @ s2).real.clip(min=0)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(eigenvalues).sum())
