@@ -1,8 +1,8 @@
 """DiT Sampler Lab: ``python app.py`` serves the web demo (embedded model unless told otherwise).
 
 Flags win over environment variables: --model/DIT_MODEL, --device/DIT_DEVICE, --dtype/DIT_DTYPE,
---host/GRADIO_SERVER_NAME, --port/GRADIO_SERVER_PORT. On Hugging Face Spaces (SPACE_ID set) the
-default model is facebook/DiT-XL-2-256.
+--host/GRADIO_SERVER_NAME, --port/GRADIO_SERVER_PORT, --max-request-seconds/DIT_MAX_REQUEST_SECONDS.
+On Hugging Face Spaces (SPACE_ID set) the default model is facebook/DiT-XL-2-256.
 """
 
 from __future__ import annotations
@@ -11,10 +11,24 @@ import argparse
 import os
 import sys
 
+from dit_demo.budget import DEFAULT_MAX_SECONDS
+from dit_demo.grid import MAX_PNG_BYTES
 from dit_demo.model_slot import EMBEDDED_NAME, ModelSlot, allowed_models
 from dit_demo.ui import CSS, build_ui, default_model
 
 QUEUE_MAX_SIZE = 32
+# uploads (the Reproduce tab's PNGs) above this are refused by Gradio before they reach the disk
+LAUNCH_SETTINGS = {"max_file_size": MAX_PNG_BYTES, "css": CSS}
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds (0 for no limit), got {text!r}") from None
+    if value != value or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0 (0 for no limit), got {text!r}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -26,10 +40,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "0.0.0.0" if env("SPACE_ID") else "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true")
+    parser.add_argument(
+        "--max-request-seconds", type=_seconds, default=env("DIT_MAX_REQUEST_SECONDS", str(DEFAULT_MAX_SECONDS)),
+        help="refuse a request whose estimated work (measured on the loaded model) exceeds this; 0: no limit",
+    )
     return parser.parse_args(argv)
 
 
-def create_app(model: str | None = None, device: str = "auto", dtype: str = "auto"):
+def create_app(
+    model: str | None = None, device: str = "auto", dtype: str = "auto", max_request_seconds: float = DEFAULT_MAX_SECONDS
+):
     """Build the Blocks app with ``model`` loaded; if it cannot load, fall back to the embedded model."""
     model = EMBEDDED_NAME if model in (None, "", "embedded") else model
     slot = ModelSlot(device, dtype, allowed_models(model))
@@ -42,7 +62,7 @@ def create_app(model: str | None = None, device: str = "auto", dtype: str = "aut
         warning = f"could not load {model}: {exc} Showing the embedded Fashion-MNIST model instead."
         print(f"warning: {warning}", file=sys.stderr)
         slot.load(EMBEDDED_NAME)
-    demo = build_ui(slot, warning)
+    demo = build_ui(slot, warning, max_request_seconds)
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
     return demo
 
@@ -50,10 +70,10 @@ def create_app(model: str | None = None, device: str = "auto", dtype: str = "aut
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        demo = create_app(args.model, args.device, args.dtype)
+        demo = create_app(args.model, args.device, args.dtype, args.max_request_seconds)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_SETTINGS)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,19 @@ from dit_demo.compare import ComparisonSpec, run_comparison
 from dit_demo.generate import generate, generation_lanes
 from dit_demo.grid import make_grid, save_png
 from dit_demo.models import load_bundle
+from dit_demo.request import SPACINGS
+from dit_demo.sampling import validate_lanes
+
+SPACING_HELP = "step grid: trailing (default; every sampler starts at t = T-1), linspace (DiT's own grid), leading"
 
 
 def _progress_bar(desc: str):
-    bar = tqdm(desc=desc, unit="nfe", dynamic_ncols=True)
+    """A bar drawn on the first progress report: a request refused by validation draws none."""
+    bar = tqdm(desc=desc, unit="nfe", dynamic_ncols=True, delay=3600)
 
     def callback(progress):
+        if progress.round == 1:
+            bar.delay = 0
         bar.total = progress.nfe_total
         bar.n = progress.nfe_done
         bar.set_postfix(round=f"{progress.round}/{progress.total_rounds}")
@@ -37,7 +44,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 def cmd_generate(args) -> None:
     bundle = load_bundle(args.model, args.device, args.dtype)
     cfg = bundle.default_cfg if args.cfg is None else args.cfg
-    lanes = generation_lanes(args.classes, args.sampler, args.steps, cfg, args.seed, args.batch, args.cfg_channels)
+    lanes = generation_lanes(args.classes, args.sampler, args.steps, cfg, args.seed, args.batch, args.cfg_channels,
+                             args.spacing)
+    validate_lanes(bundle, lanes)  # before the progress bar: a bad request prints one line, nothing else
     bar, callback = _progress_bar("generate")
     results = generate(bundle, lanes, callback=callback)
     bar.close()
@@ -56,7 +65,9 @@ def cmd_generate(args) -> None:
 def cmd_compare(args) -> None:
     bundle = load_bundle(args.model, args.device, args.dtype)
     cfg = f"{bundle.default_cfg:g}" if args.cfg is None else args.cfg
-    spec = ComparisonSpec.build(args.samplers, args.steps, args.class_name, args.seed, cfg, args.cfg_channels, args.reference)
+    spec = ComparisonSpec.build(args.samplers, args.steps, args.class_name, args.seed, cfg, args.cfg_channels,
+                                args.reference, args.spacing, max_steps=bundle.num_train_timesteps)
+    validate_lanes(bundle, spec.lanes())
     bar, callback = _progress_bar("compare")
     comparison = run_comparison(bundle, spec, callback=callback)
     bar.close()
@@ -92,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--cfg-channels", type=int, default=None, help="3 = guidance as in the original DiT code")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--batch", type=int, default=1, help="images per class (seeds seed, seed+1, ...)")
+    gen.add_argument("--spacing", choices=SPACINGS, default=None, help=SPACING_HELP)
     gen.add_argument("--out", default="out/generate.png")
     _add_model_args(gen)
     gen.set_defaults(func=cmd_generate)
@@ -104,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     cmp_.add_argument("--cfg-channels", type=int, default=None)
     cmp_.add_argument("--seed", type=int, default=0)
     cmp_.add_argument("--reference", default=None, help="sampler@steps, e.g. ddim@250 (default: highest-step deterministic cell)")
+    cmp_.add_argument("--spacing", choices=SPACINGS, default=None, help=SPACING_HELP)
     cmp_.add_argument("--out", default="out/compare.png")
     _add_model_args(cmp_)
     cmp_.set_defaults(func=cmd_compare)

@@ -14,8 +14,8 @@ import torch
 from diffusers import DiTPipeline
 
 import samplers
-from dit_demo.compare import parse_names, parse_steps
 from dit_demo.models import load_bundle
+from dit_demo.request import parse_names, parse_steps
 from dit_demo.sampling import Lane, decode, sample
 
 PIPELINE_FAIR = {"ddim", "dpmpp_2m", "dpmpp_3m"}  # DiTPipeline is a valid reference for these

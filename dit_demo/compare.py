@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -14,101 +13,12 @@ import torch
 from PIL import Image
 
 import samplers
+from dit_demo.budget import Budget
 from dit_demo.grid import make_grid
 from dit_demo.metrics import latent_rmse, pixel_rmse
 from dit_demo.models import DiTBundle
-from dit_demo.sampling import Lane, Progress, alpha_bar_at, decode, sample
-
-MAX_AXIS = 16
-
-_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)\s*(?:\(\s*\+\s*(\d+)\s*\)|\[\s*(\d+)\s*\])$")
-
-
-def parse_steps(text: str | Sequence[int]) -> list[int]:
-    """``"10,25,50"``, ``"10-50 (+10)"`` (every 10), ``"5-50 [4]"`` (4 evenly spaced) or a mix.
-
-    Duplicates are dropped and the order kept.
-    """
-    if not isinstance(text, str):
-        values = [int(v) for v in text]
-    else:
-        values = []
-        for part in _split_top_level(text):
-            if not part:
-                continue
-            if part.isdigit():
-                values.append(int(part))
-                continue
-            match = _RANGE.match(part)
-            if not match:
-                raise ValueError(
-                    f"Cannot read step counts {part!r}. Use numbers separated by commas (10,25,50), "
-                    "a range with a step (10-50 (+10)) or a range with a count (5-50 [4])."
-                )
-            lo, hi, step, count = match.groups()
-            lo, hi = int(lo), int(hi)
-            if hi < lo:
-                raise ValueError(f"Range {part!r} runs backwards; write the smaller number first.")
-            # size the range before building it: "1-99999999999 (+1)" must not allocate anything
-            if step is not None:
-                if int(step) < 1:
-                    raise ValueError(f"Range step in {part!r} must be at least 1.")
-                span = range(lo, hi + 1, int(step))
-                if len(span) > MAX_AXIS:
-                    raise ValueError(f"Range {part!r} gives {len(span)} step counts; at most {MAX_AXIS} per comparison.")
-                values.extend(span)
-            else:
-                n = int(count)
-                if not 1 <= n <= MAX_AXIS:
-                    raise ValueError(f"Range count in {part!r} must be between 1 and {MAX_AXIS}.")
-                values.extend(int(round(v)) for v in np.linspace(lo, hi, n))
-    unique = list(dict.fromkeys(values))
-    if not unique:
-        raise ValueError("No step counts given; e.g. 10,25,50 or 10-50 (+10).")
-    if len(unique) > MAX_AXIS:
-        raise ValueError(f"Too many step counts ({len(unique)}); at most {MAX_AXIS} per comparison.")
-    return unique
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas that are not inside (...) or [...]."""
-    parts, depth, current = [], 0, []
-    for char in text:
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append("".join(current).strip())
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current).strip())
-    return parts
-
-
-def parse_floats(text: str | Sequence[float], what: str = "CFG scales") -> list[float]:
-    if isinstance(text, str):
-        items = [p.strip() for p in text.split(",") if p.strip()]
-        try:
-            values = [float(p) for p in items]
-        except ValueError:
-            raise ValueError(f"Cannot read {what} {text!r}; use numbers separated by commas, e.g. 1.5,4.") from None
-    else:
-        values = [float(v) for v in text]
-    if not values:
-        raise ValueError(f"No {what} given.")
-    if len(values) > MAX_AXIS:
-        raise ValueError(f"Too many {what} ({len(values)}); at most {MAX_AXIS}.")
-    return list(dict.fromkeys(values))
-
-
-def parse_names(text: str | Sequence[str]) -> list[str]:
-    names = [p.strip() for p in text.split(",")] if isinstance(text, str) else [str(p).strip() for p in text]
-    names = list(dict.fromkeys(n for n in names if n))
-    if not names:
-        raise ValueError(f"No samplers given; choose from {', '.join(samplers.names())}.")
-    return names
+from dit_demo.request import parse_floats, parse_names, parse_reference, parse_spacing, parse_steps
+from dit_demo.sampling import MAX_LANES, Lane, Progress, alpha_bar_at, decode, sample
 
 
 @dataclass(frozen=True)
@@ -122,34 +32,39 @@ class ComparisonSpec:
     cfg_scales: tuple[float, ...] = (4.0,)
     cfg_channels: int | None = None
     reference: tuple[str, int] | None = None  # (sampler, steps); default: highest-step deterministic cell
+    spacing: str | None = None  # step grid for every lane; None: each sampler's default
 
     @classmethod
-    def build(cls, samplers_text, steps_text, class_id, seed=0, cfg_text=(4.0,), cfg_channels=None, reference=None):
-        """Parse the user-facing forms (comma lists, ranges) into a spec."""
-        ref = None
-        if reference:
-            name, steps = reference.partition("@")[::2] if isinstance(reference, str) else reference
-            try:
-                ref = (samplers.get(str(name).strip()).name, int(steps))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"Reference must look like 'ddim@250' (sampler@steps): {exc}") from None
-        return cls(tuple(parse_names(samplers_text)), tuple(parse_steps(steps_text)), class_id, seed,
-                   tuple(parse_floats(cfg_text)), cfg_channels, ref)
+    def build(cls, samplers_text, steps_text, class_id, seed=0, cfg_text=(4.0,), cfg_channels=None, reference=None,
+              spacing=None, max_steps: int = 1000) -> ComparisonSpec:
+        """Parse the user-facing forms (comma lists, ranges) into a spec, sized before any lane exists."""
+        names, steps, cfgs = parse_names(samplers_text), parse_steps(steps_text, max_steps), parse_floats(cfg_text)
+        cells = len(names) * len(steps) * len(cfgs)
+        if cells > MAX_LANES:
+            raise ValueError(f"This comparison has {len(names)} samplers x {len(steps)} step counts x {len(cfgs)} cfg "
+                             f"scales = {cells} cells; at most {MAX_LANES} per request.")
+        return cls(tuple(names), tuple(steps), class_id, seed, tuple(cfgs), cfg_channels,
+                   parse_reference(reference, max_steps), parse_spacing(spacing))
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["reference"] = list(self.reference) if self.reference else None
+        if self.spacing is None:  # absent means the default grid, so older PNGs read the same
+            del data["spacing"]
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> ComparisonSpec:
-        ref = data.get("reference")
-        return cls(tuple(data["samplers"]), tuple(int(s) for s in data["steps"]), data["class_id"], int(data.get("seed", 0)),
-                   tuple(float(c) for c in data.get("cfg_scales", (4.0,))), data.get("cfg_channels"),
-                   tuple(ref) if ref else None)
+        """A spec from a PNG's parameters; a field that is missing or of the wrong kind is a ValueError."""
+        try:
+            return cls.build(data["samplers"], list(data["steps"]), data["class_id"], int(data.get("seed", 0)),
+                             list(data.get("cfg_scales", (4.0,))), data.get("cfg_channels"), data.get("reference"),
+                             data.get("spacing"), max_steps=10**6)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"The comparison's parameters are incomplete or damaged ({type(exc).__name__}: {exc}).") from None
 
     def lanes(self) -> list[Lane]:
-        return [Lane(name, steps, self.class_id, self.seed, cfg, self.cfg_channels)
+        return [Lane(name, steps, self.class_id, self.seed, cfg, self.cfg_channels, self.spacing)
                 for cfg in self.cfg_scales for name in self.samplers for steps in self.steps]
 
 
@@ -218,14 +133,16 @@ def run_comparison(
     spec: ComparisonSpec,
     callback: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
+    budget: Budget | None = None,
 ) -> Comparison:
     """Sample every cell (plus the reference when it is not a cell) in one lock-step batch."""
     lanes = spec.lanes()
     ref_sampler, ref_steps = spec.reference or _default_reference(spec)
-    ref_lanes = [Lane(ref_sampler, ref_steps, spec.class_id, spec.seed, cfg, spec.cfg_channels) for cfg in spec.cfg_scales]
+    ref_lanes = [Lane(ref_sampler, ref_steps, spec.class_id, spec.seed, cfg, spec.cfg_channels, spec.spacing)
+                 for cfg in spec.cfg_scales]
     extra = [lane for lane in ref_lanes if lane not in lanes]
     start = time.perf_counter()
-    results = sample(bundle, lanes + extra, callback=callback, cancel=cancel)
+    results = sample(bundle, lanes + extra, callback=callback, cancel=cancel, budget=budget)
     images = decode(bundle, torch.stack([r.latents for r in results]))
     alphas = bundle_alphas(bundle)
     by_lane = {}

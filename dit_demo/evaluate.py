@@ -22,10 +22,10 @@ from tqdm import tqdm
 
 import samplers
 from dit_demo.classifier import FashionClassifier
-from dit_demo.compare import parse_names, parse_steps
 from dit_demo.data import load_fashion_mnist
 from dit_demo.metrics import feature_stats, frechet_distance
 from dit_demo.models import EMBEDDED_MODEL, DiTBundle, load_bundle
+from dit_demo.request import parse_names, parse_steps
 from dit_demo.sampling import Lane, sample
 
 

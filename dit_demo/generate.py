@@ -9,8 +9,10 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from dit_demo.budget import Budget
 from dit_demo.models import DiTBundle
-from dit_demo.sampling import MAX_LANES, MAX_SEED, Lane, Progress, check_int, decode, sample
+from dit_demo.request import MAX_SEED, as_int
+from dit_demo.sampling import MAX_LANES, Lane, Progress, decode, sample
 
 
 @dataclass
@@ -26,13 +28,18 @@ class Generated:
 
 
 def generation_lanes(classes: Sequence[int | str], sampler: str, steps: int, cfg_scale: float, seed: int,
-                     per_class: int = 1, cfg_channels: int | None = None) -> list[Lane]:
+                     per_class: int = 1, cfg_channels: int | None = None, spacing: str | None = None) -> list[Lane]:
     """Image j of every class uses seed + j, so classes can be compared on the same noise."""
-    per_class = check_int("Images per class", per_class, 1, MAX_LANES)
+    per_class = as_int("Images per class", per_class, 1, MAX_LANES)
+    if isinstance(classes, (str, int)):
+        classes = [classes]
     if not classes:
         raise ValueError("Choose at least one class.")
-    seed = check_int("Seed", seed, 0, MAX_SEED - per_class)
-    return [Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels) for c in classes for j in range(per_class)]
+    if len(classes) * per_class > MAX_LANES:  # counted before any lane is built
+        raise ValueError(f"Batch too large: {len(classes)} classes x {per_class} images per class, "
+                         f"at most {MAX_LANES} images per request.")
+    seed = as_int("Seed", seed, 0, MAX_SEED - per_class)
+    return [Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels, spacing) for c in classes for j in range(per_class)]
 
 
 def generate(
@@ -40,8 +47,9 @@ def generate(
     lanes: Sequence[Lane],
     callback: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
+    budget: Budget | None = None,
 ) -> list[Generated]:
-    results = sample(bundle, lanes, callback=callback, cancel=cancel)
+    results = sample(bundle, lanes, callback=callback, cancel=cancel, budget=budget)
     images = decode(bundle, torch.stack([r.latents for r in results]))
     out = []
     for result, image in zip(results, images):
@@ -51,5 +59,7 @@ def generate(
             "cfg_scale": lane.cfg_scale, "cfg_channels": lane.cfg_channels, "class_id": lane.class_id,
             "class_name": bundle.labels.name(lane.class_id), "seed": lane.seed,
         }
+        if lane.spacing is not None:  # absent means the default grid, so older PNGs read the same
+            params["spacing"] = lane.spacing
         out.append(Generated(image, params, result.nfe, result.seconds))
     return out

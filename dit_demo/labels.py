@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 
 
@@ -40,17 +41,21 @@ class Labels:
 
     def resolve(self, item: str | int) -> int:
         """A class id from an id, a synonym (any case) or a picker string "id: name, ..."."""
-        if isinstance(item, bool):
-            raise ValueError(f"Class must be a name or an id, got {item!r}.")
+        if item is None:
+            raise ValueError(f"Class is missing; give a class name, a synonym or an id 0..{len(self.names) - 1}.")
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
+            raise ValueError(f"Class must be a name or an id, got {str(item)[:40]!r}.")
         if isinstance(item, int):
             if item in self.names:
                 return item
             raise ValueError(f"Class id {item} is out of range; allowed ids are 0..{len(self.names) - 1}.")
-        text = str(item).strip()
+        text = item.strip()
+        if len(text) > 200:
+            raise ValueError(f"Class {text[:40]!r}... is {len(text)} characters long; no class name is longer than 200.")
         if not text:
             raise ValueError("Class is empty; give a class name or an id.")
         head, colon, rest = text.partition(":")
-        if head.strip().lstrip("-").isdigit():
+        if re.fullmatch(r"-?[0-9]+", head.strip()):  # ASCII digits: "²".isdigit() is True, int("²") fails
             class_id = self.resolve(int(head))
             # "id: name" (a picker's string) must name that id here: a picker filled for another
             # model (the app switched models meanwhile) must not silently pick a different class

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from dit_demo.models import EMBEDDED_MODEL, HUB_MODELS, DiTBundle, load_bundle
+from dit_demo.models import EMBEDDED_MODEL, HUB_MODELS, DiTBundle, ModelLoadError, load_bundle
 
 EMBEDDED_NAME = "embedded (Fashion-MNIST)"
 
@@ -31,7 +31,15 @@ class ModelSlot:
         with self._lock:
             if name == self.name and self.bundle is not None:
                 return self.bundle
-            bundle = load_bundle(None if name == EMBEDDED_NAME else name, self.device, self.dtype)
+            try:
+                bundle = load_bundle(None if name == EMBEDDED_NAME else name, self.device, self.dtype)
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                # the loader turns read failures into ModelLoadError; a stray OSError (permissions, a full
+                # disk while downloading) must reach the UI as a message too, not as a generic error
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                raise ModelLoadError(f"Could not load {name}: {reason}. The current model stays loaded.") from None
             self.bundle, self.name = bundle, name
             return bundle
 

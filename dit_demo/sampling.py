@@ -20,16 +20,20 @@ import torch
 from PIL import Image
 
 import samplers
+from dit_demo.budget import Budget
 from dit_demo.models import DiTBundle
+from dit_demo.request import MAX_CFG, MAX_SEED, as_float, as_int, parse_cfg_channels, parse_spacing
 
 MAX_LANES = 64
-MAX_CFG = 50.0
-MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
 class Lane:
-    """One image to make. ``cfg_channels=None`` guides every latent channel; 3 is the original DiT code."""
+    """One image to make. ``cfg_channels=None`` guides every latent channel; 3 is the original DiT code.
+
+    ``spacing`` picks the step grid: None is the sampler's default ("trailing": every sampler starts
+    at t = T - 1), "linspace" is DiT's own ``space_timesteps`` grid, "leading" diffusers' old default.
+    """
 
     sampler: str
     steps: int
@@ -37,6 +41,7 @@ class Lane:
     seed: int = 0
     cfg_scale: float = 4.0
     cfg_channels: int | None = None
+    spacing: str | None = None
 
 
 @dataclass
@@ -65,17 +70,6 @@ class Cancelled(Exception):
     """Raised out of :func:`sample` when the cancel event is set (or a callback raises it)."""
 
 
-def check_int(name: str, value, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be a whole number between {low} and {high}, got {value!r}.")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}.")
-    return int(value)
-
-
 def validate_lanes(bundle: DiTBundle, lanes: Sequence[Lane], max_lanes: int = MAX_LANES) -> list[Lane]:
     """Check a request once, at the boundary; return the lanes with class ids and cfg channels resolved."""
     if not lanes:
@@ -85,31 +79,17 @@ def validate_lanes(bundle: DiTBundle, lanes: Sequence[Lane], max_lanes: int = MA
     checked = []
     for lane in lanes:
         sampler = samplers.get(lane.sampler)
-        steps = check_int(f"Steps for {sampler.name}", lane.steps, 1, bundle.num_train_timesteps)
+        steps = as_int(f"Steps for {sampler.name}", lane.steps, 1, bundle.num_train_timesteps)
         class_id = bundle.labels.resolve(lane.class_id)
         if class_id >= bundle.num_classes:
             raise ValueError(f"Class id {class_id} is out of range; the model has classes 0..{bundle.num_classes - 1}.")
-        seed = check_int("Seed", lane.seed, 0, MAX_SEED)
-        try:
-            cfg = float(lane.cfg_scale)
-        except (TypeError, ValueError):
-            raise ValueError(f"CFG scale must be a number between 0 and {MAX_CFG:g}, got {lane.cfg_scale!r}.") from None
-        if not math.isfinite(cfg) or not 0.0 <= cfg <= MAX_CFG:
-            raise ValueError(f"CFG scale must be a finite number between 0 and {MAX_CFG:g}, got {lane.cfg_scale!r}.")
-        allowed = sorted({bundle.latent_channels, min(3, bundle.latent_channels)})
-        channels = bundle.latent_channels if lane.cfg_channels in (None, 0) else lane.cfg_channels
-        if isinstance(channels, float) and channels.is_integer():
-            channels = int(channels)
-        if isinstance(channels, bool) or channels not in allowed:
-            raise ValueError(f"cfg_channels must be one of {allowed} (all latent channels, or 3 as in the original DiT), got {lane.cfg_channels!r}.")
-        checked.append(replace(lane, sampler=sampler.name, steps=steps, class_id=class_id, seed=seed, cfg_scale=cfg, cfg_channels=channels))
+        seed = as_int("Seed", lane.seed, 0, MAX_SEED)
+        cfg = as_float("CFG scale", lane.cfg_scale, 0.0, MAX_CFG)
+        channels = parse_cfg_channels(lane.cfg_channels, bundle.latent_channels)
+        spacing = parse_spacing(lane.spacing)
+        checked.append(replace(lane, sampler=sampler.name, steps=steps, class_id=class_id, seed=seed, cfg_scale=cfg,
+                               cfg_channels=channels, spacing=spacing))
     return checked
-
-
-def initial_noise(bundle: DiTBundle, seed: int) -> torch.Tensor:
-    """(1, C, H, W) standard normal from a CPU generator: identical on every device and in DiTPipeline."""
-    shape = (1, bundle.latent_channels, bundle.latent_size, bundle.latent_size)
-    return torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed))
 
 
 def alpha_bar_at(alphas_cumprod: np.ndarray, t: float) -> float:
@@ -122,21 +102,27 @@ class _LaneState:
         self.lane = lane
         self.position = position  # index in the request, for progress reports
         self.sampler = samplers.get(lane.sampler)
-        self.scheduler = self.sampler.build(bundle.scheduler_config, lane.steps, learned_variance=bundle.learned_sigma)
+        self.scheduler = self.sampler.build(
+            bundle.scheduler_config, lane.steps, learned_variance=bundle.learned_sigma, spacing=lane.spacing
+        )
         self.timesteps = list(self.scheduler.timesteps)
         # one generator per lane: initial noise first, then the sampler's per-step noise, so a
         # lane gives the same result alone, batched with others, or in diffusers' DiTPipeline
         self.generator = torch.Generator("cpu").manual_seed(lane.seed)
         noise = torch.randn((1, bundle.latent_channels, bundle.latent_size, bundle.latent_size), generator=self.generator)
         self.x = noise.to(bundle.device) * self.scheduler.init_noise_sigma  # (1, C, H, W) float32
-        step_params = inspect.signature(self.scheduler.step).parameters
         self.step_kwargs = dict(self.sampler.step_kwargs)
-        if "generator" in step_params:
+        if _accepts(self.scheduler.step, "generator"):
             self.step_kwargs["generator"] = self.generator
         self.alphas_cumprod = self.scheduler.alphas_cumprod.double().cpu().numpy()
         self.index = 0
         self.seconds = 0.0
         self.x_in: torch.Tensor | None = None
+
+    @property
+    def rows(self) -> int:
+        """Transformer rows per evaluation: the conditional one, plus the null class under guidance."""
+        return 2 if self.guided else 1
 
     @property
     def done(self) -> bool:
@@ -151,6 +137,32 @@ class _LaneState:
         t = float(self.timesteps[self.index])
         ab = alpha_bar_at(self.alphas_cumprod, t)
         return (self.x_in[0] - math.sqrt(1.0 - ab) * eps) / math.sqrt(ab)
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    """Whether ``fn`` takes keyword ``name``, by name or through ``**kwargs`` (wrappers, plugins)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # no introspectable signature (a C callable): offer it anyway
+        return True
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _step(state: _LaneState, model_out: torch.Tensor, t) -> torch.Tensor:
+    """One scheduler step; a stochastic sampler's last step returns its noise-free x0 estimate.
+
+    The last step lands on the clean sample (sigma 0, alpha-bar 1). There an ancestral update's
+    mean *is* its x0 estimate, and no noise belongs on it: DiT's ``p_sample`` masks it out
+    (``nonzero_mask``), k-diffusion skips it when sigma_next is 0. diffusers' DDPMScheduler adds
+    noise whenever t > 0, which with a trailing grid (last t = 3 at 250 steps) and the learned
+    variance extrapolated past its range gives visible blotches; this rule covers plugins too.
+    """
+    out = state.scheduler.step(model_out.unsqueeze(0), t, state.x, **state.step_kwargs)
+    last = state.index == len(state.timesteps) - 1
+    x0 = getattr(out, "pred_original_sample", None)
+    if last and state.sampler.stochastic and isinstance(x0, torch.Tensor):
+        return x0
+    return out.prev_sample
 
 
 def _guide(out: torch.Tensor, state: _LaneState, null_out: torch.Tensor | None) -> torch.Tensor:
@@ -170,10 +182,16 @@ def sample(
     cancel: threading.Event | None = None,
     max_batch: int | None = 64,
     max_lanes: int = MAX_LANES,
+    budget: Budget | None = None,
 ) -> list[LaneResult]:
-    """Run every lane to completion in lock-step; results are in the order of ``lanes``."""
+    """Run every lane to completion in lock-step; results are in the order of ``lanes``.
+
+    With a ``budget`` the request is refused, before any sampling, when its estimated cost is over it.
+    """
     lanes = validate_lanes(bundle, lanes, max_lanes)
     states = [_LaneState(bundle, lane, i) for i, lane in enumerate(lanes)]
+    if budget is not None:
+        budget.check([(len(s.timesteps), s.rows) for s in states], max_batch)
     channels = bundle.latent_channels
     total_rounds = max(len(s.timesteps) for s in states)
     nfe_total = sum(len(s.timesteps) for s in states)
@@ -212,14 +230,14 @@ def sample(
                 tick = time.perf_counter()
                 null_out = out[row + 1] if s.guided else None
                 model_out = _guide(out[row], s, null_out)
-                n_rows = 2 if s.guided else 1
+                n_rows = s.rows
                 row += n_rows
                 if not (s.sampler.uses_variance and bundle.learned_sigma):
                     model_out = model_out[:channels]  # eps only: the variance channels are not this sampler's
                 if callback is not None:
                     progress.x0[s.position] = s.x0_estimate(model_out[:channels]).float().cpu()
                 t = s.timesteps[s.index]
-                s.x = s.scheduler.step(model_out.unsqueeze(0), t, s.x, **s.step_kwargs).prev_sample
+                s.x = _step(s, model_out, t)
                 s.index += 1
                 nfe_done += 1
                 s.seconds += forward_seconds * n_rows + (time.perf_counter() - tick)

@@ -8,21 +8,36 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from dit_demo.sampling import Progress
 
 
-def stream(job: Callable[[Callable[[Progress], None], threading.Event], Any]) -> Iterator[Progress | Any]:
-    """Yield :class:`Progress` objects (the newest only, when the consumer is slower) then the result."""
+def stream(
+    job: Callable[[Callable[[Progress], None], threading.Event], Any], min_interval: float = 0.0
+) -> Iterator[Progress | Any]:
+    """Yield :class:`Progress` objects (the newest only, when the consumer is slower) then the result.
+
+    ``min_interval`` spaces the progress reports out: drawing previews holds the GIL, and at one
+    frame per round a small model's sampling thread would spend most of its time waiting for it.
+    """
     updates: queue.Queue = queue.Queue()
     cancel = threading.Event()
     done = object()
+    last_report = [float("-inf")]
+
+    def report(progress: Progress) -> None:
+        # dropped here, in the sampling thread, so the consumer is not woken up for frames it would skip
+        now = time.monotonic()
+        if now - last_report[0] >= min_interval:
+            last_report[0] = now
+            updates.put(progress)
 
     def worker():
         try:
-            updates.put((done, job(updates.put, cancel)))
+            updates.put((done, job(report, cancel)))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
             updates.put((exc, None))
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import logging
 import math
 import os
 import random
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,15 +20,22 @@ import pandas as pd
 from PIL import UnidentifiedImageError
 
 import samplers
+from dit_demo.budget import DEFAULT_MAX_SECONDS, Budget, CostModel
 from dit_demo.compare import ComparisonSpec, run_comparison
 from dit_demo.generate import generate, generation_lanes
 from dit_demo.grid import read_parameters, save_png
 from dit_demo.model_slot import EMBEDDED_NAME, ModelSlot
+from dit_demo.models import DiTBundle
 from dit_demo.preview import preview_images
-from dit_demo.sampling import MAX_CFG, MAX_SEED, Progress
+from dit_demo.request import MAX_CFG, MAX_SEED
+from dit_demo.sampling import Progress
 from dit_demo.streaming import stream
 
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "dit_sampler_lab"
+OUTPUT_MAX_AGE = 3600  # seconds an output PNG stays on disk; Gradio's cache is swept on the same clock
+DELETE_CACHE = (600, OUTPUT_MAX_AGE)  # Gradio: every 10 minutes, delete its files older than an hour
+PREVIEW_INTERVAL = 0.5  # seconds between live previews: live enough, and drawing them costs the sampler little
+log = logging.getLogger(__name__)
 CFG_CHANNEL_CHOICES = [("all latent channels (4)", 0), ("first 3, as the original DiT code", 3)]
 CSS = "#compare-grid img {image-rendering: pixelated;} .sampler-info {font-size: 0.9em;}"
 
@@ -38,6 +48,15 @@ except ImportError:
         return fn
 
 
+def _as_gr_error(exc: Exception) -> gr.Error:
+    if isinstance(exc, (ValueError, FileNotFoundError)):
+        return gr.Error(str(exc), print_exception=False)
+    # a bug, not bad input: the log keeps the traceback, the user gets a sentence and the app keeps serving
+    log.exception("request failed")
+    return gr.Error(f"Something went wrong inside the app ({type(exc).__name__}); nothing was changed. "
+                    "Please report it with the inputs you used.", print_exception=False)
+
+
 def user_errors(fn):
     """Turn the engine's ValueErrors into readable gr.Error popups; the app keeps serving."""
     if inspect.isgeneratorfunction(fn):
@@ -46,8 +65,10 @@ def user_errors(fn):
         def stream_wrapper(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except (ValueError, FileNotFoundError) as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+            except gr.Error:
+                raise
+            except Exception as exc:
+                raise _as_gr_error(exc) from None
 
         return stream_wrapper
 
@@ -55,10 +76,38 @@ def user_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise _as_gr_error(exc) from None
 
     return wrapper
+
+
+class CostCache:
+    """The measured cost of the loaded model (measured at load, so no request pays for it), and
+    the server's overhead around the engine, learned from the requests it serves."""
+
+    START_OVERHEAD = 2.0  # measured 1.5-2.5x on the embedded model on 2 cores (previews, event loop)
+
+    def __init__(self):
+        self._cost: tuple[DiTBundle, CostModel] | None = None  # the bundle is kept so its id stays unique
+        self.overhead = self.START_OVERHEAD
+        self._lock = threading.Lock()
+
+    def get(self, bundle: DiTBundle) -> CostModel:
+        with self._lock:
+            if self._cost is None or self._cost[0] is not bundle:  # one model at a time is loaded
+                self._cost = (bundle, CostModel.measure(bundle))
+            return dataclasses.replace(self._cost[1], overhead=self.overhead)
+
+    def observe(self, budget: Budget | None, seconds: float) -> None:
+        """Fold a finished request's real duration into the overhead (long requests only: short ones are noise)."""
+        if budget is None or not budget.estimated or seconds < 2.0:
+            return
+        engine_estimate = budget.estimated / budget.cost.overhead
+        with self._lock:
+            self.overhead = min(10.0, max(1.0, 0.5 * self.overhead + 0.5 * seconds / engine_estimate))
 
 
 def _sampler_choices():
@@ -74,13 +123,29 @@ def _sampler_info(name: str | None) -> str:
     return f"**{s.label}**: {s.description} Default {s.default_steps} steps. _{s.paper}_"
 
 
+_last_sweep = [0.0]
+
+
+def sweep_outputs(folder: Path = OUTPUT_DIR, max_age: float = OUTPUT_MAX_AGE, now: float | None = None) -> int:
+    """Delete this app's PNGs older than ``max_age`` seconds (Gradio serves copies from its own cache)."""
+    now = time.time() if now is None else now
+    removed = 0
+    for path in folder.glob("*.png"):
+        try:
+            if now - path.stat().st_mtime > max_age:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # another worker swept it first
+            pass
+    return removed
+
+
 def _save(image, parameters: dict, stem: str) -> str:
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    if time.time() - _last_sweep[0] > 60:  # at most once a minute: disk stays bounded, requests stay cheap
+        _last_sweep[0] = time.time()
+        sweep_outputs()
     return str(save_png(image, OUTPUT_DIR / f"{stem}-{uuid.uuid4().hex[:8]}.png", parameters))
-
-
-def _cfg_channels(value) -> int | None:
-    return None if value in (None, 0, "0", "") else value
 
 
 def _channel_choice(cfg_channels) -> int:
@@ -95,11 +160,18 @@ def _eta(progress: Progress) -> str:
     return f"round {progress.round}/{progress.total_rounds}, {progress.elapsed:.1f}s elapsed, about {remaining:.1f}s left"
 
 
-def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
+def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: float = DEFAULT_MAX_SECONDS) -> gr.Blocks:
+    """The app; each request may cost at most ``max_request_seconds`` of estimated work (0: no limit)."""
     bundle = slot.get()
     class_choices = bundle.labels.choices()
+    costs = CostCache()
 
-    with gr.Blocks(title="DiT Sampler Lab") as demo:
+    def budget() -> Budget | None:
+        return Budget(max_request_seconds, costs.get(slot.get())) if max_request_seconds > 0 else None
+
+    budget()  # measure the loaded model now, not during the first request
+
+    with gr.Blocks(title="DiT Sampler Lab", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# DiT Sampler Lab\nClass-conditional DiT: generate, and compare samplers and step counts on the same seed.")
         if startup_warning:
             gr.Markdown(f"**Warning:** {startup_warning}")
@@ -182,31 +254,34 @@ def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
 
         @user_errors
         def on_generate(classes, sampler, steps, cfg, channels, seed, per_class, progress=gr.Progress()):
-            bundle = slot.get()
-            classes = classes if isinstance(classes, list) else [classes]
-            lanes = generation_lanes(classes, sampler, steps, cfg, seed or 0, per_class, _cfg_channels(channels))
+            bundle, limit = slot.get(), budget()
+            lanes = generation_lanes(classes, sampler, steps, cfg, 0 if seed is None else seed, per_class, channels)
             start = time.perf_counter()
-            for item in stream(lambda callback, cancel: generate(bundle, lanes, callback, cancel)):
+            for item in stream(lambda callback, cancel: generate(bundle, lanes, callback, cancel, limit), PREVIEW_INTERVAL):
                 if isinstance(item, Progress):
                     progress(item.nfe_done / item.nfe_total, desc=_eta(item))
                     previews = preview_images(bundle, [item.x0[k] for k in sorted(item.x0)])
                     yield previews, gr.skip(), f"Sampling... {_eta(item)}"
                     continue
+                costs.observe(limit, time.perf_counter() - start)
                 files = [(_save(r.image, r.parameters, "dit"), r.caption()) for r in item]
                 yield gr.skip(), files, (f"{len(item)} image(s), {item[0].nfe} NFE each, "
                                          f"{time.perf_counter() - start:.2f}s in all on {bundle.device}")
 
+        # preprocess=False: every payload reaches the request layer as sent, so a bad one gets our message
+        # (Gradio's own conversion would answer "abc" or NaN with a generic error)
         g_event = g_run.click(gpu(on_generate), [g_classes, g_sampler, g_steps, g_cfg, g_channels, g_seed, g_per_class],
-                              [g_preview, g_gallery, g_text], api_name="generate", **model_events)
+                              [g_preview, g_gallery, g_text], api_name="generate", preprocess=False, **model_events)
         g_stop.click(None, cancels=[g_event], api_visibility="private")
 
         @user_errors
         def on_compare(sampler_names, steps_text, cfg_text, class_item, seed, channels, reference, progress=gr.Progress()):
-            bundle = slot.get()
-            spec = ComparisonSpec.build(sampler_names or [], steps_text, class_item, seed or 0, cfg_text,
-                                        _cfg_channels(channels), (reference or "").strip() or None)
+            bundle, limit = slot.get(), budget()
+            spec = ComparisonSpec.build(sampler_names, steps_text, class_item, 0 if seed is None else seed, cfg_text,
+                                        channels, reference, max_steps=bundle.num_train_timesteps)
             lane_names = [f"{lane.sampler} {lane.steps}" for lane in spec.lanes()]
-            for item in stream(lambda callback, cancel: run_comparison(bundle, spec, callback, cancel)):
+            start = time.perf_counter()
+            for item in stream(lambda callback, cancel: run_comparison(bundle, spec, callback, cancel, limit), PREVIEW_INTERVAL):
                 if isinstance(item, Progress):
                     progress(item.nfe_done / item.nfe_total, desc=_eta(item))
                     keys = sorted(k for k in item.x0 if k < len(lane_names))
@@ -214,11 +289,12 @@ def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
                     yield (list(zip(previews, [lane_names[k] for k in keys])), *(gr.skip(),) * 5,
                            f"Sampling all lanes in lock-step... {_eta(item)}")
                     continue
+                costs.observe(limit, time.perf_counter() - start)
                 yield (gr.skip(), *comparison_outputs(bundle, item))
 
         c_inputs = [c_samplers, c_steps, c_cfgs, c_class, c_seed, c_channels, c_ref]
         c_outputs = [c_preview, c_grid, c_cells, c_table, c_dist_plot, c_sigma_plot, c_text]
-        c_event = c_run.click(gpu(on_compare), c_inputs, c_outputs, api_name="compare", **model_events)
+        c_event = c_run.click(gpu(on_compare), c_inputs, c_outputs, api_name="compare", preprocess=False, **model_events)
         c_stop.click(None, cancels=[c_event], api_visibility="private")
 
         @user_errors
@@ -232,7 +308,8 @@ def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
             try:
                 return _restore(params)
             except (KeyError, TypeError) as exc:
-                raise ValueError(f"This PNG's parameters are incomplete ({exc}); it cannot be restored.") from None
+                raise ValueError(f"This PNG's parameters are incomplete (field {exc} is missing or of the wrong "
+                                 "kind); it cannot be restored.") from None
 
         def _restore(params: dict):
             keep = gr.skip()
@@ -261,8 +338,13 @@ def build_ui(slot: ModelSlot, startup_warning: str = "") -> gr.Blocks:
 
         @user_errors
         def on_load_model(name, progress=gr.Progress()):
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"Choose a model: one of {', '.join(slot.allowed)}.")
             progress(0.1, desc=f"Loading {name} (downloads on first use)...")
             bundle = slot.load(name)
+            if max_request_seconds > 0:
+                progress(0.9, desc="Measuring the model's speed for the per-request limit...")
+                costs.get(bundle)
             choices = bundle.labels.choices()
             status = f"Loaded: **{bundle.name}** ({bundle.num_classes} classes, {bundle.image_size}px, {bundle.device})"
             return (status, gr.Dropdown(choices=choices, value=[choices[0]]), gr.Dropdown(choices=choices, value=choices[0]),

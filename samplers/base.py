@@ -39,21 +39,26 @@ class Sampler:
     default_steps: int = 25
     paper: str = ""
 
-    def build(self, scheduler_config: dict, num_steps: int | None = None, learned_variance: bool = True):
+    def build(
+        self, scheduler_config: dict, num_steps: int | None = None, learned_variance: bool = True, spacing: str | None = None
+    ):
+        """A fresh scheduler; ``spacing`` ("trailing", "linspace" = DiT's grid, "leading") overrides the step grid."""
         config = {k: v for k, v in scheduler_config.items() if not k.startswith("_")}
         config.update(DEFAULT_SPACING)
         config.update(LATENT_SAFE)
         # learned-variance handling is the sampler's business, not the checkpoint's
         config["variance_type"] = "learned_range" if self.uses_variance and learned_variance else "fixed_small"
         config.update(self.overrides)
+        if spacing is not None:
+            config["timestep_spacing"] = spacing
         scheduler = self.scheduler_class.from_config(config)
         if num_steps is not None:
             scheduler.set_timesteps(num_steps)
         return scheduler
 
-    def nfe(self, steps: int, scheduler_config: dict) -> int:
+    def nfe(self, steps: int, scheduler_config: dict, spacing: str | None = None) -> int:
         """Transformer evaluations for ``steps`` steps (per image, before CFG doubles the batch)."""
-        return len(self.build(scheduler_config, steps).timesteps)
+        return len(self.build(scheduler_config, steps, spacing=spacing).timesteps)
 
     def summary(self) -> str:
         kind = "stochastic" if self.stochastic else "deterministic"

@@ -64,3 +64,9 @@ def pytest_sessionfinish(session, exitstatus):
     if os.environ.get("CI") and skipped and exitstatus == 0:
         reporter.write_line(f"CI: {len(skipped)} test(s) skipped; every test is required in CI.", red=True)
         session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def embedded_bundle():
+    """The model this project ships (Fashion-MNIST), as the app loads it by default."""
+    return load_bundle(None, device="cpu", dtype="fp32")

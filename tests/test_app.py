@@ -61,24 +61,6 @@ def test_compare_endpoint_two_samplers_by_two_step_counts(client):
     assert "Coat" in summary
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        ((["ddim"], "0", "4", "Coat", 0, 0, ""), "Steps for ddim must be between 1"),
-        ((["ddim"], "5", "4", "Cot", 0, 0, ""), "Did you mean: 'Coat'"),
-        ((["nope"], "5", "4", "Coat", 0, 0, ""), "Unknown sampler 'nope'"),
-        ((["ddim"], "five", "4", "Coat", 0, 0, ""), "Cannot read step counts 'five'"),
-    ],
-)
-def test_bad_input_returns_the_message_and_the_app_keeps_serving(client, args, message):
-    from gradio_client.exceptions import AppError
-
-    with pytest.raises(AppError, match=message):
-        client.predict(*args, api_name="/compare")
-    _, gallery, _ = client.predict(["Coat"], "ddim", 2, 1.0, 0, 0, 1, api_name="/generate")
-    assert len(gallery) == 1
-
-
 def _chromium() -> str | None:
     return shutil.which("chromium") or (os.path.exists("/usr/bin/chromium") and "/usr/bin/chromium") or None
 

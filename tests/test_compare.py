@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from dit_demo.compare import ComparisonSpec, parse_steps, run_comparison
+from dit_demo.compare import ComparisonSpec, run_comparison
 from dit_demo.grid import make_grid, read_parameters, save_png
+from dit_demo.request import parse_steps
 
 
 @pytest.mark.parametrize(

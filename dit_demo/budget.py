@@ -1,0 +1,101 @@
+"""A cap on the work one request may cause, in estimated seconds on the loaded model and device.
+
+A public Space has one worker: a request of 64 Heun lanes at 1000 steps with guidance would
+hold it for many minutes and queue everyone else behind it. The estimate is a linear model
+of what the engine does (one transformer call per round, its cost growing with the rows in
+it, one VAE decode per image), with the three coefficients measured on the model as loaded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from dit_demo.models import DiTBundle
+
+DEFAULT_MAX_SECONDS = 60.0
+LIMIT_HELP = "--max-request-seconds / DIT_MAX_REQUEST_SECONDS, 0 for no limit"
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Seconds per transformer call, per row in a call, and per decoded image.
+
+    ``overhead`` multiplies the sum: what a server adds around the engine (live previews, its
+    event loop, the sampling thread sharing the cores), learned from the requests it has served.
+    """
+
+    per_call: float
+    per_row: float
+    per_decode: float
+    overhead: float = 1.0
+
+    @classmethod
+    def measure(cls, bundle: DiTBundle, rows: int = 3) -> CostModel:
+        """Time one forward of 1 and of ``rows`` rows, and one decode (after a warm-up of each)."""
+        shape = (1, bundle.latent_channels, bundle.latent_size, bundle.latent_size)
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(bundle.device, bundle.dtype)
+
+        def forward(n: int) -> None:
+            t = torch.full((n,), 500.0, device=bundle.device)
+            y = torch.zeros(n, dtype=torch.long, device=bundle.device)
+            bundle.transformer(x.expand(n, -1, -1, -1), timestep=t, class_labels=y)
+
+        def decode() -> None:
+            bundle.vae.decode(x.to(bundle.vae.dtype) / bundle.vae.config.scaling_factor)
+
+        with torch.inference_mode():
+            forward(1), decode()  # first calls pay for allocations and kernel selection
+            one, many, dec = _best_time(lambda: forward(1)), _best_time(lambda: forward(rows)), _best_time(decode)
+        per_row = max(many - one, 0.0) / (rows - 1)
+        return cls(per_call=max(one - per_row, 0.0), per_row=per_row, per_decode=dec)
+
+    def estimate(self, lanes: Sequence[tuple[int, int]], max_batch: int | None = None) -> float:
+        """Seconds for lanes given as (model evaluations, rows per evaluation), run in lock-step."""
+        rounds = max((nfe for nfe, _ in lanes), default=0)
+        row_evaluations = sum(nfe * rows for nfe, rows in lanes)
+        calls = rounds
+        if max_batch:  # big rounds are split into chunks: one more call per chunk
+            calls = sum(-(-sum(rows for nfe, rows in lanes if nfe > r) // max_batch) for r in range(rounds))
+        return self.overhead * (calls * self.per_call + row_evaluations * self.per_row + len(lanes) * self.per_decode)
+
+
+def _best_time(fn, min_total: float = 0.05, max_repeats: int = 5) -> float:
+    """Best of a few runs; a fast model is repeated until ``min_total`` seconds have passed."""
+    best, total, runs = float("inf"), 0.0, 0
+    while runs < max_repeats and (runs == 0 or total < min_total):
+        start = time.perf_counter()
+        fn()
+        took = time.perf_counter() - start
+        best, total, runs = min(best, took), total + took, runs + 1
+    return best
+
+
+@dataclass
+class Budget:
+    """At most ``max_seconds`` of estimated work per request (0 or less: no limit).
+
+    One per request: ``estimated`` keeps what :meth:`check` found, for the server to compare
+    with what the request really took.
+    """
+
+    max_seconds: float
+    cost: CostModel
+    estimated: float | None = None
+
+    def check(self, lanes: Sequence[tuple[int, int]], max_batch: int | None = None) -> float:
+        """The request's estimated seconds; ``ValueError`` naming the limit when it is over."""
+        seconds = self.estimated = self.cost.estimate(lanes, max_batch)
+        if self.max_seconds > 0 and seconds > self.max_seconds:
+            nfe = sum(n for n, _ in lanes)
+            rows = sum(n * r for n, r in lanes)
+            raise ValueError(
+                f"This request is too big for this server: {len(lanes)} image(s), {nfe} model evaluations "
+                f"({rows} transformer rows with guidance) would take about {seconds:.0f} s, and the limit is "
+                f"{self.max_seconds:g} s per request. Use fewer steps, fewer images or samplers, or cfg 1 (no "
+                f"guidance rows). Whoever runs the server sets the limit ({LIMIT_HELP})."
+            )
+        return seconds
