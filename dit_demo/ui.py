@@ -34,7 +34,7 @@ from dit_demo.streaming import stream
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "dit_sampler_lab"
 OUTPUT_MAX_AGE = 3600  # seconds an output PNG stays on disk; Gradio's cache is swept on the same clock
 DELETE_CACHE = (600, OUTPUT_MAX_AGE)  # Gradio: every 10 minutes, delete its files older than an hour
-PREVIEW_INTERVAL = 0.5  # seconds between live previews: live enough, and drawing them costs the sampler little
+PREVIEW_INTERVAL = 0.25  # seconds between live previews at least; streaming.stream spaces them further when they cost more
 log = logging.getLogger(__name__)
 CFG_CHANNEL_CHOICES = [("all latent channels (4)", 0), ("first 3, as the original DiT code", 3)]
 CSS = "#compare-grid img {image-rendering: pixelated;} .sampler-info {font-size: 0.9em;}"
@@ -146,6 +146,13 @@ def _save(image, parameters: dict, stem: str) -> str:
         _last_sweep[0] = time.time()
         sweep_outputs()
     return str(save_png(image, OUTPUT_DIR / f"{stem}-{uuid.uuid4().hex[:8]}.png", parameters))
+
+
+def _spacing_note(spacing: str | None) -> str:
+    if not spacing:
+        return ""
+    return (f" It was made on the {spacing!r} step grid, which this page does not offer yet: the page runs the "
+            f"default grid; `python -m dit_demo ... --spacing {spacing}` repeats it exactly.")
 
 
 def _channel_choice(cfg_channels) -> int:
@@ -319,12 +326,14 @@ def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: fl
                 return (gr.Tabs(selected="compare"), keep, keep, keep, keep, keep, keep, keep,
                         list(spec.samplers), ",".join(map(str, spec.steps)), ",".join(f"{c:g}" for c in spec.cfg_scales),
                         _class_choice(spec.class_id), spec.seed, _channel_choice(spec.cfg_channels), ref,
-                        f"Restored a comparison of {len(spec.samplers)} samplers x {len(spec.steps)} step counts.")
+                        f"Restored a comparison of {len(spec.samplers)} samplers x {len(spec.steps)} step counts."
+                        + _spacing_note(spec.spacing))
             if params.get("mode") == "generate":
                 return (gr.Tabs(selected="generate"), [_class_choice(params["class_id"])], params["sampler"], params["steps"],
                         params["cfg_scale"], _channel_choice(params.get("cfg_channels")), params["seed"], 1,
                         keep, keep, keep, keep, keep, keep, keep,
-                        f"Restored: {params['class_name']}, {params['sampler']} {params['steps']} steps, seed {params['seed']}.")
+                        f"Restored: {params['class_name']}, {params['sampler']} {params['steps']} steps, seed {params['seed']}."
+                        + _spacing_note(params.get("spacing")))
             raise ValueError(f"This PNG's parameters are of a kind this app cannot restore ({params.get('mode')!r}).")
 
         def _class_choice(class_id):

@@ -122,3 +122,16 @@ def test_failed_model_switch_keeps_the_current_model(client):
         client.predict("someone/else", api_name="/load_model")
     _, gallery, _ = client.predict(["Shirt"], "euler", 3, 2.0, 0, 0, 1, api_name="/generate")
     assert gallery[0]["caption"].startswith("Shirt | euler 3 steps")
+
+
+def test_reproduce_says_when_a_png_used_another_step_grid(client, tmp_path, small_bundle):
+    from gradio_client import handle_file
+
+    from dit_demo.generate import generate, generation_lanes
+    from dit_demo.grid import save_png
+
+    (made,) = generate(small_bundle, generation_lanes(["Bag"], "ddpm", 3, 1.5, 5, spacing="linspace"))
+    assert made.parameters["spacing"] == "linspace"
+    path = save_png(made.image, tmp_path / "linspace.png", made.parameters)
+    message = client.predict(handle_file(str(path)), api_name="/reproduce")[-1]
+    assert "Restored: Bag, ddpm 3 steps" in message and "'linspace' step grid" in message
