@@ -11,10 +11,10 @@ import argparse
 import os
 import sys
 
-from dit_demo.budget import DEFAULT_MAX_SECONDS
-from dit_demo.grid import MAX_PNG_BYTES
-from dit_demo.model_slot import EMBEDDED_NAME, ModelSlot, allowed_models
-from dit_demo.ui import CSS, build_ui, default_model
+from dit_demo.app.blocks import CSS, build_ui, default_model
+from dit_demo.app.model_slot import EMBEDDED_NAME, ModelSlot, allowed_models
+from dit_demo.lab.pngmeta import MAX_PNG_BYTES
+from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS
 
 QUEUE_MAX_SIZE = 32
 # uploads (the Reproduce tab's PNGs) above this are refused by Gradio before they reach the disk

@@ -10,12 +10,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 import samplers
-from dit_demo.compare import ComparisonSpec, run_comparison
-from dit_demo.generate import generate, generation_lanes
-from dit_demo.grid import make_grid, save_png
-from dit_demo.models import load_bundle
-from dit_demo.request import SPACINGS
-from dit_demo.sampling import validate_lanes
+from dit_demo.lab.compare import ComparisonSpec, run_comparison
+from dit_demo.lab.generate import generate, generation_lanes
+from dit_demo.lab.grid import make_grid
+from dit_demo.lab.pngmeta import save_png
+from dit_demo.runtime.engine import validate_lanes
+from dit_demo.runtime.loader import load_bundle
+from dit_demo.runtime.request import SPACINGS
 
 SPACING_HELP = "step grid: trailing (default; every sampler starts at t = T-1), linspace (DiT's own grid), leading"
 
@@ -86,7 +87,7 @@ def cmd_samplers(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from dit_demo.bench import run_bench
+    from dit_demo.lab.bench import run_bench
 
     run_bench(args)
 
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args, rest = parser.parse_known_args(argv)
     if args.command == "evaluate":
-        from dit_demo.evaluate import main as evaluate_main
+        from dit_demo.lab.evaluate import main as evaluate_main
 
         return evaluate_main(rest)
     if rest:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 
-from dit_demo.models import load_bundle, save_bundle
+from dit_demo.runtime.loader import load_bundle, save_bundle
 
 SHARED_LABELS = Path(__file__).resolve().parents[1] / "dit_demo" / "imagenet_id2label.json"
 

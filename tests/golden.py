@@ -13,8 +13,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dit_demo.compare import ComparisonSpec, run_comparison  # noqa: E402
-from dit_demo.generate import generate, generation_lanes  # noqa: E402
+from dit_demo.lab.compare import ComparisonSpec, run_comparison  # noqa: E402
+from dit_demo.lab.generate import generate, generation_lanes  # noqa: E402
 
 FOLDER = Path(__file__).resolve().parent / "data" / "golden"
 
@@ -45,7 +45,7 @@ def names() -> list[str]:
 
 
 if __name__ == "__main__":
-    from dit_demo.models import load_bundle
+    from dit_demo.runtime.loader import load_bundle
 
     FOLDER.mkdir(parents=True, exist_ok=True)
     embedded = load_bundle(None, device="cpu", dtype="fp32")

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from app import create_app
-from dit_demo.grid import read_parameters, upscale
+from dit_demo.lab.grid import upscale
+from dit_demo.lab.pngmeta import read_parameters
 
 
 def _free_port() -> int:
@@ -127,8 +128,8 @@ def test_failed_model_switch_keeps_the_current_model(client):
 def test_reproduce_says_when_a_png_used_another_step_grid(client, tmp_path, small_bundle):
     from gradio_client import handle_file
 
-    from dit_demo.generate import generate, generation_lanes
-    from dit_demo.grid import save_png
+    from dit_demo.lab.generate import generate, generation_lanes
+    from dit_demo.lab.pngmeta import save_png
 
     (made,) = generate(small_bundle, generation_lanes(["Bag"], "ddpm", 3, 1.5, 5, spacing="linspace"))
     assert made.parameters["spacing"] == "linspace"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dit_demo.models import ModelLoadError, load_bundle
+from dit_demo.runtime.loader import ModelLoadError, load_bundle
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from dit_demo.compare import ComparisonSpec, run_comparison
-from dit_demo.grid import make_grid, read_parameters, save_png
-from dit_demo.request import parse_steps
+from dit_demo.lab.compare import ComparisonSpec, run_comparison
+from dit_demo.lab.grid import make_grid
+from dit_demo.lab.pngmeta import read_parameters, save_png
+from dit_demo.runtime.request import parse_steps
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 import samplers
-from dit_demo import evaluate, train
-from dit_demo.classifier import FashionClassifier
-from dit_demo.data import load_fashion_mnist
-from dit_demo.models import EMBEDDED_MODEL, load_bundle
-from dit_demo.sampling import Lane, sample
+from dit_demo.lab import evaluate
+from dit_demo.runtime.engine import Lane, sample
+from dit_demo.runtime.loader import EMBEDDED_MODEL, load_bundle
+from dit_demo.training import train
+from dit_demo.training.classifier import FashionClassifier
+from dit_demo.training.data import load_fashion_mnist
 
 
 @pytest.fixture(scope="module")

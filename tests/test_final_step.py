@@ -11,7 +11,7 @@ import torch
 from diffusers import DDPMScheduler
 
 import samplers
-from dit_demo.sampling import Lane, sample
+from dit_demo.runtime.engine import Lane, sample
 
 STOCHASTIC = [s.name for s in samplers.all_samplers() if s.stochastic]
 

@@ -8,9 +8,9 @@ import time
 import pytest
 from helpers import wrapped
 
-from dit_demo.budget import Budget, CostModel
-from dit_demo.compare import ComparisonSpec, run_comparison
-from dit_demo.sampling import Lane, sample
+from dit_demo.lab.compare import ComparisonSpec, run_comparison
+from dit_demo.runtime.budget import Budget, CostModel
+from dit_demo.runtime.engine import Lane, sample
 
 
 def test_a_request_over_budget_is_refused_before_any_sampling(small_bundle):
@@ -49,7 +49,7 @@ def test_measured_cost_is_positive_and_grows_with_rows(small_bundle):
 
 
 def test_old_output_files_are_swept(tmp_path):
-    from dit_demo.ui import sweep_outputs
+    from dit_demo.app.blocks import sweep_outputs
 
     old, new = tmp_path / "old.png", tmp_path / "new.png"
     old.write_bytes(b"x")
@@ -62,7 +62,7 @@ def test_old_output_files_are_swept(tmp_path):
 
 def test_the_app_limits_uploads_and_cleans_gradios_cache(small_bundle_dir):
     from app import LAUNCH_SETTINGS, create_app
-    from dit_demo.grid import MAX_PNG_BYTES
+    from dit_demo.lab.pngmeta import MAX_PNG_BYTES
 
     demo = create_app(str(small_bundle_dir), "cpu", "fp32")
     assert LAUNCH_SETTINGS["max_file_size"] == MAX_PNG_BYTES

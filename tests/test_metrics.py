@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from dit_demo.metrics import feature_stats, frechet_distance
+from dit_demo.lab.metrics import feature_stats, frechet_distance
 
 
 def _diagonal_gaussians(dead: int = 3) -> tuple[tuple, tuple, float]:

@@ -14,9 +14,9 @@ import torch
 from conftest import make_bundle
 from safetensors.torch import load_file
 
-from dit_demo.labels import Labels
-from dit_demo.model_slot import EMBEDDED_NAME, ModelSlot
-from dit_demo.models import ModelLoadError, load_bundle
+from dit_demo.app.model_slot import EMBEDDED_NAME, ModelSlot
+from dit_demo.runtime.labels import Labels
+from dit_demo.runtime.loader import ModelLoadError, load_bundle
 
 HUB_ID = "facebook/DiT-XL-2-256"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -102,11 +102,11 @@ def test_bad_device_and_dtype(small_bundle_dir):
 def test_hub_model_without_safetensors_loads_its_bin_weights_only(monkeypatch, tmp_path, caplog):
     snapshot = _cached_hub_bundle(monkeypatch, tmp_path)
     saved = torch.load(snapshot / "transformer" / "diffusion_pytorch_model.bin", weights_only=True)
-    with caplog.at_level(logging.WARNING, logger="dit_demo.models"):
+    with caplog.at_level(logging.WARNING, logger="dit_demo.runtime.loader"):
         bundle = load_bundle(HUB_ID, device="cpu", dtype="fp32")
     loaded = bundle.transformer.state_dict()
     assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
-    notes = [r.getMessage() for r in caplog.records if r.name == "dit_demo.models"]
+    notes = [r.getMessage() for r in caplog.records if r.name == "dit_demo.runtime.loader"]
     assert len(notes) == 1 and "transformer/" in notes[0] and "weights-only unpickling" in notes[0]
 
 
@@ -183,7 +183,7 @@ def test_model_slot_turns_os_errors_into_messages_and_keeps_its_model(small_bund
     def fail(*args):
         raise PermissionError(13, "Permission denied", "/root/.cache/huggingface")
 
-    monkeypatch.setattr("dit_demo.model_slot.load_bundle", fail)
+    monkeypatch.setattr("dit_demo.app.model_slot.load_bundle", fail)
     with pytest.raises(ModelLoadError, match="Could not load facebook/DiT-XL-2-256: .*Permission denied"):
         slot.load(HUB_ID)
     assert slot.bundle is small_bundle and slot.name == EMBEDDED_NAME

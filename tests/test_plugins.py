@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 import samplers
-from dit_demo.sampling import Lane, sample
+from dit_demo.runtime.engine import Lane, sample
 
 
 @pytest.fixture

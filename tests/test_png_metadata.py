@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from dit_demo import grid
-from dit_demo.grid import MAX_PNG_SIDE, METADATA_KEY, PNG_SIGNATURE, png_info, read_parameters, save_png
+from dit_demo.lab import pngmeta as grid
+from dit_demo.lab.pngmeta import MAX_PNG_SIDE, METADATA_KEY, PNG_SIGNATURE, png_info, read_parameters, save_png
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = {"mode": "compare", "samplers": ["ddim", "heun"], "steps": [10, 20], "seed": 9, "label": "café"}
@@ -244,7 +244,7 @@ def write_bomb(path: Path, side: int, parameters: dict) -> None:
 # fork and exec, so under pytest (which holds torch) both runs would report the parent's size and any read would pass.
 PEAK_MEMORY = """
 import sys
-from dit_demo.grid import read_parameters
+from dit_demo.lab.pngmeta import read_parameters
 if sys.argv[2] == "read":
     assert read_parameters(sys.argv[1])["seed"] == 9
 print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")))

@@ -10,7 +10,7 @@ from diffusers import DDIMScheduler, DiTPipeline
 from helpers import wrapped
 
 import samplers
-from dit_demo.sampling import Lane, decode, sample
+from dit_demo.runtime.engine import Lane, decode, sample
 
 DETERMINISTIC = [s.name for s in samplers.all_samplers() if not s.stochastic and s.name in {
     "ddim", "dpmpp_2m", "dpmpp_2m_karras", "dpmpp_3m", "euler", "heun", "unipc"}]
@@ -183,7 +183,7 @@ def test_cfg_channels_three_guides_only_three_channels(small_bundle):
 def test_progress_callback_reports_and_cancels(small_bundle):
     import threading
 
-    from dit_demo.sampling import Cancelled
+    from dit_demo.runtime.engine import Cancelled
 
     seen = []
     stop = threading.Event()

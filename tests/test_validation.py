@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dit_demo.sampling import MAX_LANES, Lane, sample, validate_lanes
+from dit_demo.runtime.engine import MAX_LANES, Lane, sample, validate_lanes
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Screenshot the Compare tab after a real run (for the README): ``python -m dit_demo.screenshot``.
+"""Screenshot the Compare tab after a real run (for the README): ``python -m dit_demo.app.screenshot``.
 
 Needs Debian's Chromium (``apt-get install chromium``) and the ``playwright`` package.
 """
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
     from app import create_app
-    from dit_demo.ui import CSS
+    from dit_demo.app.blocks import CSS
 
     demo = create_app(args.model)
     demo.launch(prevent_thread_lock=True, server_port=args.port, quiet=True, css=CSS)

@@ -1,4 +1,9 @@
-"""Labeled grid images and PNG metadata that carries the parameters to reproduce an image."""
+"""PNG files that carry the parameters that made them, and reading those back safely.
+
+``save_png`` writes the parameters as a JSON text chunk; ``read_parameters`` reads them back from
+the chunk stream itself, never decoding a pixel: it serves the public Reproduce endpoint, where
+a file may come from anyone (a decompression bomb, a truncated file, something not a PNG).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,14 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 METADATA_KEY = "dit_sampler_lab"  # JSON of the request, readable back by read_parameters()
-MIN_CELL = 160  # tiny models make 32 px images: upscale (nearest) so a grid is readable
 
 # Limits for PNGs read back by read_parameters(), which serves the public Reproduce endpoint: files come from anyone.
 MAX_PNG_BYTES = 32 * 2**20  # larger files are refused unread; the app gives Gradio's max_file_size the same value
@@ -31,62 +35,6 @@ _OTHER_FORMATS = {b"\xff\xd8\xff": "a JPEG", b"GIF8": "a GIF", b"RIFF": "a WebP 
 _JSON_KINDS = {list: "a list", str: "a string", bool: "true or false", int: "a number", float: "a number"}
 _DROP_OURS = "Drop a PNG saved by this app."
 
-
-def _font(size: int) -> ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
-
-
-def upscale(image: Image.Image, min_size: int = MIN_CELL) -> Image.Image:
-    if image.width >= min_size:
-        return image
-    factor = -(-min_size // image.width)
-    return image.resize((image.width * factor, image.height * factor), Image.NEAREST)
-
-
-def make_grid(
-    cells: Sequence[Sequence[Image.Image | None]],
-    row_labels: Sequence[str],
-    col_labels: Sequence[str],
-    captions: Sequence[Sequence[str]] | None = None,
-    title: str = "",
-) -> Image.Image:
-    """Rows x columns of images with legends drawn on the image (row labels left, columns on top)."""
-    first = next(img for row in cells for img in row if img is not None)
-    cell = upscale(first).size[0]
-    font, small = _font(max(14, cell // 10)), _font(max(11, cell // 14))
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    left = max(probe.textlength(label, font=font) for label in row_labels) + 20
-    line = font.size + 6
-    top = line * (2 if title else 1) + 10
-    caption_h = (small.size + 6) if captions else 0
-    width = int(left + cell * len(col_labels))
-    height = int(top + (cell + caption_h) * len(row_labels))
-    grid = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(grid)
-    if title:  # centred: viewers such as Gradio's image box overlay their label on the top-left corner
-        draw.text((max(10, (width - draw.textlength(title, font=font)) / 2), 5), title, fill="black", font=font)
-    for j, label in enumerate(col_labels):
-        x = left + j * cell + (cell - draw.textlength(label, font=font)) / 2
-        draw.text((x, top - line), label, fill="black", font=font)
-    for i, label in enumerate(row_labels):
-        y0 = top + i * (cell + caption_h)
-        draw.text((10, y0 + cell / 2 - font.size / 2), label, fill="black", font=font)
-        for j in range(len(col_labels)):
-            image = cells[i][j]
-            x0 = int(left + j * cell)
-            if image is None:
-                draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill="#eeeeee")
-            else:
-                grid.paste(upscale(image).resize((cell, cell), Image.NEAREST), (x0, int(y0)))
-            if captions:
-                text = captions[i][j]
-                draw.text(
-                    (x0 + (cell - draw.textlength(text, font=small)) / 2, y0 + cell + 2),
-                    text,
-                    fill="#333333",
-                    font=small,
-                )
-    return grid
 
 
 def png_info(parameters: dict) -> PngInfo:

@@ -13,12 +13,12 @@ import torch
 from PIL import Image
 
 import samplers
-from dit_demo.budget import Budget
-from dit_demo.grid import make_grid
-from dit_demo.metrics import latent_rmse, pixel_rmse
-from dit_demo.models import DiTBundle
-from dit_demo.request import parse_floats, parse_names, parse_reference, parse_spacing, parse_steps
-from dit_demo.sampling import MAX_LANES, Lane, Progress, alpha_bar_at, decode, sample
+from dit_demo.lab.grid import make_grid
+from dit_demo.lab.metrics import latent_rmse, pixel_rmse
+from dit_demo.runtime.budget import Budget
+from dit_demo.runtime.engine import MAX_LANES, Lane, Progress, alpha_bar_at, decode, sample
+from dit_demo.runtime.loader import DiTBundle
+from dit_demo.runtime.request import parse_floats, parse_names, parse_reference, parse_spacing, parse_steps
 
 
 @dataclass(frozen=True)

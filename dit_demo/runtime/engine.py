@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 
 import samplers
-from dit_demo.budget import Budget
-from dit_demo.models import DiTBundle
-from dit_demo.request import MAX_CFG, MAX_SEED, as_float, as_int, parse_cfg_channels, parse_spacing
+from dit_demo.runtime.budget import Budget
+from dit_demo.runtime.loader import DiTBundle
+from dit_demo.runtime.request import MAX_CFG, MAX_SEED, as_float, as_int, parse_cfg_channels, parse_spacing
 
 MAX_LANES = 64
 

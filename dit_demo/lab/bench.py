@@ -14,9 +14,9 @@ import torch
 from diffusers import DiTPipeline
 
 import samplers
-from dit_demo.models import load_bundle
-from dit_demo.request import parse_names, parse_steps
-from dit_demo.sampling import Lane, decode, sample
+from dit_demo.runtime.engine import Lane, decode, sample
+from dit_demo.runtime.loader import load_bundle
+from dit_demo.runtime.request import parse_names, parse_steps
 
 PIPELINE_FAIR = {"ddim", "dpmpp_2m", "dpmpp_3m"}  # DiTPipeline is a valid reference for these
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from dit_demo.models import DiTBundle
+from dit_demo.runtime.loader import DiTBundle
 
 # linear fit from Stable Diffusion's VAE latents (sd-vae-ft-ema, DiT's VAE) to RGB, as used
 # for live previews in popular UIs: far cheaper than decoding a 256/512 image on every step
@@ -24,7 +24,7 @@ def preview_images(bundle: DiTBundle, latents: list[torch.Tensor], size: int = 1
         return []
     z = torch.stack(latents).float()  # (N, C, H, W)
     if bundle.image_size <= DECODE_UP_TO or z.shape[1] != SD_VAE_LATENT_RGB.shape[0]:
-        from dit_demo.sampling import decode
+        from dit_demo.runtime.engine import decode
 
         images = decode(bundle, z)
     else:

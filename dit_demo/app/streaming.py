@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dit_demo.sampling import Progress
+from dit_demo.runtime.engine import Progress
 
 
 def stream(

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DiTTransformer2DModel
 
-from dit_demo.labels import Labels
+from dit_demo.runtime.labels import Labels
 
-EMBEDDED_MODEL = Path(__file__).resolve().parent / "weights" / "fashion-mnist"
+EMBEDDED_MODEL = Path(__file__).resolve().parents[1] / "weights" / "fashion-mnist"
 HUB_MODELS = ("facebook/DiT-XL-2-256", "facebook/DiT-XL-2-512")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _COMPONENT_FILES = ["model_index.json", "*/config.json", "*/scheduler_config.json", "*/*.safetensors"]

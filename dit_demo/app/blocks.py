@@ -20,16 +20,16 @@ import pandas as pd
 from PIL import UnidentifiedImageError
 
 import samplers
-from dit_demo.budget import DEFAULT_MAX_SECONDS, Budget, CostModel
-from dit_demo.compare import ComparisonSpec, run_comparison
-from dit_demo.generate import generate, generation_lanes
-from dit_demo.grid import read_parameters, save_png
-from dit_demo.model_slot import EMBEDDED_NAME, ModelSlot
-from dit_demo.models import DiTBundle
-from dit_demo.preview import preview_images
-from dit_demo.request import MAX_CFG, MAX_SEED
-from dit_demo.sampling import Progress
-from dit_demo.streaming import stream
+from dit_demo.app.model_slot import EMBEDDED_NAME, ModelSlot
+from dit_demo.app.preview import preview_images
+from dit_demo.app.streaming import stream
+from dit_demo.lab.compare import ComparisonSpec, run_comparison
+from dit_demo.lab.generate import generate, generation_lanes
+from dit_demo.lab.pngmeta import read_parameters, save_png
+from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS, Budget, CostModel
+from dit_demo.runtime.engine import Progress
+from dit_demo.runtime.loader import DiTBundle
+from dit_demo.runtime.request import MAX_CFG, MAX_SEED
 
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "dit_sampler_lab"
 OUTPUT_MAX_AGE = 3600  # seconds an output PNG stays on disk; Gradio's cache is swept on the same clock

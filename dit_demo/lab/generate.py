@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from dit_demo.budget import Budget
-from dit_demo.models import DiTBundle
-from dit_demo.request import MAX_SEED, as_int
-from dit_demo.sampling import MAX_LANES, Lane, Progress, decode, sample
+from dit_demo.runtime.budget import Budget
+from dit_demo.runtime.engine import MAX_LANES, Lane, Progress, decode, sample
+from dit_demo.runtime.loader import DiTBundle
+from dit_demo.runtime.request import MAX_SEED, as_int
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from dit_demo.models import EMBEDDED_MODEL, HUB_MODELS, DiTBundle, ModelLoadError, load_bundle
+from dit_demo.runtime.loader import EMBEDDED_MODEL, HUB_MODELS, DiTBundle, ModelLoadError, load_bundle
 
 EMBEDDED_NAME = "embedded (Fashion-MNIST)"
 

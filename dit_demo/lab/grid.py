@@ -1,0 +1,66 @@
+"""Labeled grid images: rows x columns of cells with legends drawn on the image."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+MIN_CELL = 160  # tiny models make 32 px images: upscale (nearest) so a grid is readable
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def upscale(image: Image.Image, min_size: int = MIN_CELL) -> Image.Image:
+    if image.width >= min_size:
+        return image
+    factor = -(-min_size // image.width)
+    return image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+
+
+def make_grid(
+    cells: Sequence[Sequence[Image.Image | None]],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    captions: Sequence[Sequence[str]] | None = None,
+    title: str = "",
+) -> Image.Image:
+    """Rows x columns of images with legends drawn on the image (row labels left, columns on top)."""
+    first = next(img for row in cells for img in row if img is not None)
+    cell = upscale(first).size[0]
+    font, small = _font(max(14, cell // 10)), _font(max(11, cell // 14))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left = max(probe.textlength(label, font=font) for label in row_labels) + 20
+    line = font.size + 6
+    top = line * (2 if title else 1) + 10
+    caption_h = (small.size + 6) if captions else 0
+    width = int(left + cell * len(col_labels))
+    height = int(top + (cell + caption_h) * len(row_labels))
+    grid = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(grid)
+    if title:  # centred: viewers such as Gradio's image box overlay their label on the top-left corner
+        draw.text((max(10, (width - draw.textlength(title, font=font)) / 2), 5), title, fill="black", font=font)
+    for j, label in enumerate(col_labels):
+        x = left + j * cell + (cell - draw.textlength(label, font=font)) / 2
+        draw.text((x, top - line), label, fill="black", font=font)
+    for i, label in enumerate(row_labels):
+        y0 = top + i * (cell + caption_h)
+        draw.text((10, y0 + cell / 2 - font.size / 2), label, fill="black", font=font)
+        for j in range(len(col_labels)):
+            image = cells[i][j]
+            x0 = int(left + j * cell)
+            if image is None:
+                draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill="#eeeeee")
+            else:
+                grid.paste(upscale(image).resize((cell, cell), Image.NEAREST), (x0, int(y0)))
+            if captions:
+                text = captions[i][j]
+                draw.text(
+                    (x0 + (cell - draw.textlength(text, font=small)) / 2, y0 + cell + 2),
+                    text,
+                    fill="#333333",
+                    font=small,
+                )
+    return grid
