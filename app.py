@@ -11,8 +11,8 @@ import argparse
 import os
 import sys
 
-from dit_demo.app.blocks import CSS, build_ui, default_model
-from dit_demo.app.model_slot import EMBEDDED_NAME, ModelSlot, allowed_models
+from dit_demo.app.blocks import CSS, build_ui
+from dit_demo.app.model_slot import EMBEDDED_NAME, ModelSlot, allowed_models, default_model
 from dit_demo.lab.pngmeta import MAX_PNG_BYTES
 from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS
 
@@ -34,21 +34,28 @@ def _seconds(text: str) -> float:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(description="DiT Sampler Lab web demo")
-    parser.add_argument("--model", default=default_model(), help="embedded, facebook/DiT-XL-2-256, facebook/DiT-XL-2-512 or a folder")
+    parser.add_argument(
+        "--model", default=default_model(), help="embedded, facebook/DiT-XL-2-256, facebook/DiT-XL-2-512 or a folder"
+    )
     parser.add_argument("--device", default=env("DIT_DEVICE", "auto"))
     parser.add_argument("--dtype", default=env("DIT_DTYPE", "auto"))
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "0.0.0.0" if env("SPACE_ID") else "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true")
     parser.add_argument(
-        "--max-request-seconds", type=_seconds, default=env("DIT_MAX_REQUEST_SECONDS", str(DEFAULT_MAX_SECONDS)),
+        "--max-request-seconds",
+        type=_seconds,
+        default=env("DIT_MAX_REQUEST_SECONDS", str(DEFAULT_MAX_SECONDS)),
         help="refuse a request whose estimated work (measured on the loaded model) exceeds this; 0: no limit",
     )
     return parser.parse_args(argv)
 
 
 def create_app(
-    model: str | None = None, device: str = "auto", dtype: str = "auto", max_request_seconds: float = DEFAULT_MAX_SECONDS
+    model: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    max_request_seconds: float = DEFAULT_MAX_SECONDS,
 ):
     """Build the Blocks app with ``model`` loaded; if it cannot load, fall back to the embedded model."""
     model = EMBEDDED_NAME if model in (None, "", "embedded") else model

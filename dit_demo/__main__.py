@@ -14,9 +14,9 @@ from dit_demo.lab.compare import ComparisonSpec, run_comparison
 from dit_demo.lab.generate import generate, generation_lanes
 from dit_demo.lab.grid import make_grid
 from dit_demo.lab.pngmeta import save_png
-from dit_demo.runtime.engine import validate_lanes
 from dit_demo.runtime.loader import load_bundle
-from dit_demo.runtime.request import SPACINGS
+from dit_demo.runtime.parsing import SPACINGS, parse_names, parse_steps
+from dit_demo.runtime.request import Defaults, check_lanes
 
 SPACING_HELP = "step grid: trailing (default; every sampler starts at t = T-1), linspace (DiT's own grid), leading"
 
@@ -37,17 +37,20 @@ def _progress_bar(desc: str):
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="local folder or hub id (default: the embedded Fashion-MNIST model)")
+    parser.add_argument(
+        "--model", default=None, help="local folder or hub id (default: the embedded Fashion-MNIST model)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--dtype", default="auto", help="auto, fp32, bf16, fp16")
 
 
 def cmd_generate(args) -> None:
     bundle = load_bundle(args.model, args.device, args.dtype)
-    cfg = bundle.default_cfg if args.cfg is None else args.cfg
-    lanes = generation_lanes(args.classes, args.sampler, args.steps, cfg, args.seed, args.batch, args.cfg_channels,
-                             args.spacing)
-    validate_lanes(bundle, lanes)  # before the progress bar: a bad request prints one line, nothing else
+    steps = Defaults.for_bundle(bundle).steps_for(args.sampler) if args.steps is None else args.steps
+    lanes = generation_lanes(
+        args.classes, args.sampler, steps, args.cfg, args.seed, args.batch, args.cfg_channels, args.spacing
+    )
+    check_lanes(bundle, lanes)  # before the progress bar: a bad request prints one line, nothing else
     bar, callback = _progress_bar("generate")
     results = generate(bundle, lanes, callback=callback)
     bar.close()
@@ -57,39 +60,61 @@ def cmd_generate(args) -> None:
     else:
         per_row = args.batch
         rows = [results[i : i + per_row] for i in range(0, len(results), per_row)]
-        grid = make_grid([[r.image for r in row] for row in rows], [row[0].parameters["class_name"] for row in rows],
-                         [f"seed {r.parameters['seed']}" for r in rows[0]])
+        grid = make_grid(
+            [[r.image for r in row] for row in rows],
+            [row[0].parameters["class_name"] for row in rows],
+            [f"seed {r.parameters['seed']}" for r in rows[0]],
+        )
         save_png(grid, out, {"mode": "generate-batch", "images": [r.parameters for r in results]})
     print(f"saved {out} ({len(results)} image(s), {sum(r.nfe for r in results)} NFE)")
 
 
 def cmd_compare(args) -> None:
     bundle = load_bundle(args.model, args.device, args.dtype)
-    cfg = f"{bundle.default_cfg:g}" if args.cfg is None else args.cfg
-    spec = ComparisonSpec.build(args.samplers, args.steps, args.class_name, args.seed, cfg, args.cfg_channels,
-                                args.reference, args.spacing, max_steps=bundle.num_train_timesteps)
-    validate_lanes(bundle, spec.lanes())
+    cfg = Defaults.for_bundle(bundle).cfg if args.cfg is None else args.cfg
+    spec = ComparisonSpec.build(
+        args.samplers,
+        args.steps,
+        args.class_name,
+        args.seed,
+        cfg,
+        args.cfg_channels,
+        args.reference,
+        args.spacing,
+        max_steps=bundle.num_train_timesteps,
+    )
+    check_lanes(bundle, spec.lanes())
     bar, callback = _progress_bar("compare")
     comparison = run_comparison(bundle, spec, callback=callback)
     bar.close()
     save_png(comparison.grid, args.out, {"mode": "compare", "model": bundle.name, **spec.to_dict()})
     print(comparison.markdown_table())
     ref = comparison.reference[0]
-    print(f"\nreference: {ref.sampler} @ {ref.steps} steps; total wall time {comparison.seconds:.2f}s; grid saved to {args.out}")
+    print(
+        f"\nreference: {ref.sampler} @ {ref.steps} steps; total wall time {comparison.seconds:.2f}s; grid saved to {args.out}"
+    )
 
 
 def cmd_samplers(args) -> None:
     print("| name | sampler | NFE per step | stochastic | uses learned variance | default steps | paper |")
     print("|---|---|---:|:-:|:-:|---:|---|")
     for s in samplers.all_samplers():
-        print(f"| `{s.name}` | {s.label} | {s.nfe_per_step} | {'yes' if s.stochastic else 'no'} | "
-              f"{'yes' if s.uses_variance else 'no'} | {s.default_steps} | {s.paper} |")
+        print(
+            f"| `{s.name}` | {s.label} | {s.nfe_per_step} | {'yes' if s.stochastic else 'no'} | "
+            f"{'yes' if s.uses_variance else 'no'} | {s.default_steps} | {s.paper} |"
+        )
 
 
 def cmd_bench(args) -> None:
-    from dit_demo.lab.bench import run_bench
+    from dit_demo.lab.bench import format_bench, run_bench
 
-    run_bench(args)
+    bundle = load_bundle(args.model, args.device, args.dtype)
+    max_steps = bundle.num_train_timesteps
+    print(
+        format_bench(
+            run_bench(bundle, parse_names(args.samplers), parse_steps(args.steps, max_steps), args.cfg, args.repeats)
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,8 +123,10 @@ def main(argv: list[str] | None = None) -> None:
 
     gen = sub.add_parser("generate", help="generate images for one or more classes")
     gen.add_argument("classes", nargs="+", help="class names, synonyms or ids")
-    gen.add_argument("--sampler", default="dpmpp_2m", help=f"one of {', '.join(samplers.names())}")
-    gen.add_argument("--steps", type=int, default=25)
+    gen.add_argument("--sampler", default=Defaults.sampler, help=f"one of {', '.join(samplers.names())}")
+    gen.add_argument(
+        "--steps", type=int, default=None, help="default: the sampler's own (`python -m dit_demo samplers`)"
+    )
     gen.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own, 4 for DiT-XL)")
     gen.add_argument("--cfg-channels", type=int, default=None, help="3 = guidance as in the original DiT code")
     gen.add_argument("--seed", type=int, default=0)
@@ -110,13 +137,17 @@ def main(argv: list[str] | None = None) -> None:
     gen.set_defaults(func=cmd_generate)
 
     cmp_ = sub.add_parser("compare", help="samplers x step counts on one seed: a labeled grid and a table")
-    cmp_.add_argument("--samplers", default="ddim,dpmpp_2m,euler", help="comma list")
-    cmp_.add_argument("--steps", default="10,25,50", help="e.g. 10,25,50 or 10-50 (+10) or 5-50 [4]")
+    cmp_.add_argument("--samplers", default=",".join(Defaults.compare_samplers), help="comma list")
+    cmp_.add_argument("--steps", default=Defaults.compare_steps, help="e.g. 10,25,50 or 10-50 (+10) or 5-50 [4]")
     cmp_.add_argument("--class", dest="class_name", default="0", help="class name, synonym or id")
-    cmp_.add_argument("--cfg", default=None, help="one cfg scale, or a comma list for a cfg axis (default: the model's)")
+    cmp_.add_argument(
+        "--cfg", default=None, help="one cfg scale, or a comma list for a cfg axis (default: the model's)"
+    )
     cmp_.add_argument("--cfg-channels", type=int, default=None)
     cmp_.add_argument("--seed", type=int, default=0)
-    cmp_.add_argument("--reference", default=None, help="sampler@steps, e.g. ddim@250 (default: highest-step deterministic cell)")
+    cmp_.add_argument(
+        "--reference", default=None, help="sampler@steps, e.g. ddim@250 (default: highest-step deterministic cell)"
+    )
     cmp_.add_argument("--spacing", choices=SPACINGS, default=None, help=SPACING_HELP)
     cmp_.add_argument("--out", default="out/compare.png")
     _add_model_args(cmp_)
@@ -128,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     bench = sub.add_parser("bench", help="time the engine against diffusers' DiTPipeline, side by side")
     bench.add_argument("--samplers", default="ddim,dpmpp_2m,ddpm")
     bench.add_argument("--steps", default="10,25,50")
-    bench.add_argument("--cfg", type=float, default=4.0)
+    bench.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own)")
     bench.add_argument("--repeats", type=int, default=1)
     _add_model_args(bench)
     bench.set_defaults(func=cmd_bench)

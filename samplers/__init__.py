@@ -85,6 +85,18 @@ def all_samplers() -> list[Sampler]:
     return list(_REGISTRY.values())
 
 
-for _module in (ddpm, ddpm_fixed, ddim, dpmpp_2m, dpmpp_2m_karras, dpmpp_3m, dpmpp_sde, dpmpp_sde_karras, euler,
-                euler_ancestral, heun, unipc):
+for _module in (
+    ddpm,
+    ddpm_fixed,
+    ddim,
+    dpmpp_2m,
+    dpmpp_2m_karras,
+    dpmpp_3m,
+    dpmpp_sde,
+    dpmpp_sde_karras,
+    euler,
+    euler_ancestral,
+    heun,
+    unipc,
+):
     register(_module.SAMPLER)

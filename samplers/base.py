@@ -40,14 +40,18 @@ class Sampler:
     paper: str = ""
 
     def build(
-        self, scheduler_config: dict, num_steps: int | None = None, learned_variance: bool = True, spacing: str | None = None
+        self,
+        scheduler_config: dict,
+        num_steps: int | None = None,
+        learned_variance: bool = True,
+        spacing: str | None = None,
     ):
         """A fresh scheduler; ``spacing`` ("trailing", "linspace" = DiT's grid, "leading") overrides the step grid."""
         config = {k: v for k, v in scheduler_config.items() if not k.startswith("_")}
         config.update(DEFAULT_SPACING)
         config.update(LATENT_SAFE)
         # learned-variance handling is the sampler's business, not the checkpoint's
-        config["variance_type"] = "learned_range" if self.uses_variance and learned_variance else "fixed_small"
+        config["variance_type"] = "learned_range" if self.reads_variance(learned_variance) else "fixed_small"
         config.update(self.overrides)
         if spacing is not None:
             config["timestep_spacing"] = spacing
@@ -60,6 +64,6 @@ class Sampler:
         """Transformer evaluations for ``steps`` steps (per image, before CFG doubles the batch)."""
         return len(self.build(scheduler_config, steps, spacing=spacing).timesteps)
 
-    def summary(self) -> str:
-        kind = "stochastic" if self.stochastic else "deterministic"
-        return f"{self.label}: {self.description} ({self.nfe_per_step} NFE/step, {kind})"
+    def reads_variance(self, learned_sigma: bool) -> bool:
+        """Whether ``step`` gets the model's variance channels: the sampler wants them and the model has them."""
+        return self.uses_variance and learned_sigma

@@ -18,8 +18,14 @@ SHARED_LABELS = Path(__file__).resolve().parents[1] / "dit_demo" / "imagenet_id2
 def make_bundle(folder: Path, num_classes: int, id2label: dict, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     transformer = DiTTransformer2DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=8, num_layers=2,
-        sample_size=8, patch_size=2, num_embeds_ada_norm=num_classes,
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=4,
+        out_channels=8,
+        num_layers=2,
+        sample_size=8,
+        patch_size=2,
+        num_embeds_ada_norm=num_classes,
     )
     # random init leaves the adaLN-zero gates at 0 (a constant model); perturb every weight so
     # the tests exercise a model whose output depends on x, t and the class
@@ -27,8 +33,14 @@ def make_bundle(folder: Path, num_classes: int, id2label: dict, seed: int = 0) -
         for p in transformer.parameters():
             p.add_(torch.randn_like(p) * 0.02)
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8), norm_num_groups=4,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, sample_size=16,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 8),
+        norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        sample_size=16,
     )
     # the hub's DiT scheduler config keeps diffusers' DDPM defaults (clip_sample=True among them)
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)

@@ -1,6 +1,6 @@
 """Reference images made before the layout refactor of issue #11: the same inputs must keep giving them.
 
-    python tests/golden.py   # writes tests/data/golden/*.png (only when a change of output is intended)
+python tests/golden.py   # writes tests/data/golden/*.png (only when a change of output is intended)
 """
 
 from __future__ import annotations

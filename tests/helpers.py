@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from types import SimpleNamespace
 
-from dit_demo.runtime.loader import DiTBundle
+from dit_demo.runtime.bundle import DiTBundle
 
 
 class CountingTransformer:

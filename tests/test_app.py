@@ -77,9 +77,17 @@ def test_browser_runs_a_comparison_by_clicking(app_url, tmp_path):
             pytest.fail("Chromium (apt-get install chromium) and playwright are required in CI")
         pytest.skip("needs Debian's chromium and the playwright package")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync"])
+        browser = p.chromium.launch(
+            executable_path=browser_path,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(app_url)
         page.get_by_role("tab", name="Compare").click()
@@ -89,9 +97,16 @@ def test_browser_runs_a_comparison_by_clicking(app_url, tmp_path):
         page.locator("#distance-plot canvas, #distance-plot svg").first.wait_for(timeout=60_000)
         page.locator("#compare-summary").get_by_text("lock-step batched").wait_for(timeout=60_000)
         shot = tmp_path / "compare.png"
+        page.locator("#compare-summary").get_by_text("6 cells").wait_for(timeout=10_000)  # 3 samplers x 2 counts
+        grid_size = page.evaluate(
+            "(() => { const i = document.querySelector('#compare-grid img');"
+            " return [i.naturalWidth, i.naturalHeight]; })()"
+        )
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
-    assert Image.open(shot).size[0] >= 1000
+    # the page shows the whole grid: 2 columns and 3 rows of (upscaled) cells, plus legends
+    assert grid_size[0] > 2 * upscale(Image.new("RGB", (32, 32))).width and grid_size[1] > 3 * 160
+    assert Image.open(shot).size[1] > 1000
 
 
 def test_reproduce_restores_a_comparison_from_its_png(client, tmp_path):
@@ -113,10 +128,14 @@ def test_reproduce_refuses_a_foreign_png(client, tmp_path):
         client.predict(handle_file(str(tmp_path / "plain.png")), api_name="/reproduce")
 
 
-def test_failed_model_switch_keeps_the_current_model(client):
+def test_failed_model_switch_keeps_the_current_model(client, monkeypatch, tmp_path):
+    import huggingface_hub.constants
     from gradio_client.exceptions import AppError
 
-    # no hub access here (and in CI): the load fails with a message that says what to do
+    # offline with an empty cache, whatever the machine's network: the load fails with a message that says what to do
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(AppError, match="(?s)Could not get 'facebook/DiT-XL-2-256'.*local folder"):
         client.predict("facebook/DiT-XL-2-256", api_name="/load_model")
     with pytest.raises(AppError, match="not offered here"):

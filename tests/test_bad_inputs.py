@@ -177,7 +177,9 @@ def _upload(arg, tmp_path):
     return handle_file(arg.write(tmp_path / "upload.png")) if isinstance(arg, PNG) else arg
 
 
-@pytest.mark.parametrize(("endpoint", "args", "message"), CASES, ids=[f"{i:02d}-{c[0][1:]}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("endpoint", "args", "message"), CASES, ids=[f"{i:02d}-{c[0][1:]}" for i, c in enumerate(CASES)]
+)
 def test_bad_input_gets_a_specific_message_and_the_server_keeps_serving(client, tmp_path, endpoint, args, message):
     from gradio_client.exceptions import AppError
 

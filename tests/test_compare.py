@@ -8,7 +8,7 @@ from PIL import Image
 from dit_demo.lab.compare import ComparisonSpec, run_comparison
 from dit_demo.lab.grid import make_grid
 from dit_demo.lab.pngmeta import read_parameters, save_png
-from dit_demo.runtime.request import parse_steps
+from dit_demo.runtime.parsing import parse_steps
 
 
 @pytest.mark.parametrize(
@@ -25,8 +25,10 @@ def test_step_syntax(text, expected):
     assert parse_steps(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "ten", "50-10 (+10)", "10-50 (+0)", "1-100 (+1)", "10-20 [0]",
-                                  "1-99999999999 (+1)", "1-2 [99999999999]"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "ten", "50-10 (+10)", "10-50 (+0)", "1-100 (+1)", "10-20 [0]", "1-99999999999 (+1)", "1-2 [99999999999]"],
+)
 def test_bad_step_syntax_is_explained(text):
     with pytest.raises(ValueError, match="step|Range|range"):
         parse_steps(text)
@@ -36,14 +38,19 @@ def test_comparison_cells_reference_and_grid(small_bundle):
     spec = ComparisonSpec.build("ddim,euler_a", "3,6", "Sandal", seed=2, cfg_text="1.5,4")
     comparison = run_comparison(small_bundle, spec)
     assert [(c.sampler, c.steps, c.cfg_scale) for c in comparison.cells] == [
-        (s, n, cfg) for cfg in (1.5, 4.0) for s in ("ddim", "euler_a") for n in (3, 6)]
+        (s, n, cfg) for cfg in (1.5, 4.0) for s in ("ddim", "euler_a") for n in (3, 6)
+    ]
     # default reference: the highest-step deterministic cell, once per cfg value
     assert [(r.sampler, r.steps, r.cfg_scale) for r in comparison.reference] == [("ddim", 6, 1.5), ("ddim", 6, 4.0)]
     assert all(c.distance == 0 for c in comparison.cells if c.is_reference)
     assert all(c.distance > 0 for c in comparison.cells if not c.is_reference)
     assert comparison.class_name == "Sandal" and comparison.grid.width > 2 * 160
     # every cell's sigmas fall from the largest noise level: sampling starts at t = T - 1
-    assert all(c.sigmas[0] > 100 and c.sigmas == sorted(c.sigmas, reverse=True) for c in comparison.cells if c.sampler == "ddim")
+    assert all(
+        c.sigmas[0] > 100 and c.sigmas == sorted(c.sigmas, reverse=True)
+        for c in comparison.cells
+        if c.sampler == "ddim"
+    )
 
 
 def test_reference_outside_the_grid_is_added(small_bundle):
@@ -54,10 +61,10 @@ def test_reference_outside_the_grid_is_added(small_bundle):
 
 
 def test_reference_forms():
-    assert ComparisonSpec.build("ddim", "5", 1, reference="heun@40").reference == ("heun", 40)
-    assert ComparisonSpec.build("ddim", "5", 1, reference=("heun", 40)).reference == ("heun", 40)
+    assert ComparisonSpec.build("ddim", "5", 1, cfg_text="4", reference="heun@40").reference == ("heun", 40)
+    assert ComparisonSpec.build("ddim", "5", 1, cfg_text="4", reference=("heun", 40)).reference == ("heun", 40)
     with pytest.raises(ValueError, match="sampler@steps"):
-        ComparisonSpec.build("ddim", "5", 1, reference="heun")
+        ComparisonSpec.build("ddim", "5", 1, cfg_text="4", reference="heun")
 
 
 def test_png_round_trip_of_parameters(tmp_path):
@@ -65,8 +72,8 @@ def test_png_round_trip_of_parameters(tmp_path):
     path = save_png(Image.new("RGB", (8, 8)), tmp_path / "x.png", {"mode": "compare", **spec.to_dict()})
     restored = ComparisonSpec.from_dict(read_parameters(path))
     assert restored == spec
+    Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
     with pytest.raises(ValueError, match="carries no DiT Sampler Lab parameters"):
-        Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
         read_parameters(tmp_path / "plain.png")
 
 

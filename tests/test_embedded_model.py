@@ -9,8 +9,9 @@ import torch
 
 import samplers
 from dit_demo.lab import evaluate
-from dit_demo.runtime.engine import Lane, sample
+from dit_demo.runtime.engine import sample
 from dit_demo.runtime.loader import EMBEDDED_MODEL, load_bundle
+from dit_demo.runtime.request import Lane
 from dit_demo.training import train
 from dit_demo.training.classifier import FashionClassifier
 from dit_demo.training.data import load_fashion_mnist
@@ -29,15 +30,50 @@ def test_missing_dataset_says_how_to_get_it(tmp_path):
 def test_training_scripts_smoke_run_and_load(tmp_path):
     out, work = tmp_path / "model", tmp_path / "work"
     common = ["--out", str(out), "--work", str(work), "--limit", "256", "--threads", "2"]
-    train.main(["all", *common, "--vae-steps", "3", "--vae-batch", "16", "--classifier-steps", "3",
-                "--dit-steps", "4", "--dit-batch", "16", "--dit-hidden", "32", "--dit-layers", "1", "--dit-heads", "2"])
+    train.main(
+        [
+            "all",
+            *common,
+            "--vae-steps",
+            "3",
+            "--vae-batch",
+            "16",
+            "--classifier-steps",
+            "3",
+            "--dit-steps",
+            "4",
+            "--dit-batch",
+            "16",
+            "--dit-hidden",
+            "32",
+            "--dit-layers",
+            "1",
+            "--dit-heads",
+            "2",
+        ]
+    )
     bundle = load_bundle(out, device="cpu", dtype="fp32")
     assert bundle.learned_sigma and bundle.null_class == 10 and bundle.labels.resolve("ankle boot") == 9
     assert bundle.vae.config.scaling_factor != 0.18215  # measured from the data, not the SD default
     assert FashionClassifier.load(out / "classifier").num_classes == 10
     # resuming a finished stage is a no-op that still exports the same weights
     before = (out / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes()
-    train.main(["dit", *common, "--dit-steps", "4", "--dit-batch", "16", "--dit-hidden", "32", "--dit-layers", "1", "--dit-heads", "2"])
+    train.main(
+        [
+            "dit",
+            *common,
+            "--dit-steps",
+            "4",
+            "--dit-batch",
+            "16",
+            "--dit-hidden",
+            "32",
+            "--dit-layers",
+            "1",
+            "--dit-heads",
+            "2",
+        ]
+    )
     assert (out / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes() == before
 
 
@@ -52,7 +88,9 @@ def test_shipped_model_makes_recognisable_classes(embedded):
 
 
 def test_evaluator_end_to_end_small(tmp_path, capsys):
-    evaluate.main(["--per-class", "1", "--steps", "2", "--ddpm-steps", "3", "--out-dir", str(tmp_path), "--device", "cpu"])
+    evaluate.main(
+        ["--per-class", "1", "--steps", "2", "--ddpm-steps", "3", "--out-dir", str(tmp_path), "--device", "cpu"]
+    )
     data = json.loads((tmp_path / "evaluation.json").read_text())
     sampler_rows = [row for row in data["rows"] if row["steps"]]
     assert {row["sampler"] for row in sampler_rows} == set(samplers.names())

@@ -11,7 +11,8 @@ import torch
 from diffusers import DDPMScheduler
 
 import samplers
-from dit_demo.runtime.engine import Lane, sample
+from dit_demo.runtime.engine import sample
+from dit_demo.runtime.request import Lane
 
 STOCHASTIC = [s.name for s in samplers.all_samplers() if s.stochastic]
 
@@ -42,8 +43,11 @@ def improved_ddpm_loop(bundle, grid, class_id, seed, cfg):
     channels = bundle.latent_channels
     with torch.no_grad():
         for i, t in enumerate(grid):
-            out = bundle.transformer(x.float().repeat(2, 1, 1, 1), timestep=torch.tensor([float(t)] * 2),
-                                     class_labels=torch.tensor([class_id, bundle.null_class])).sample.double()
+            out = bundle.transformer(
+                x.float().repeat(2, 1, 1, 1),
+                timestep=torch.tensor([float(t)] * 2),
+                class_labels=torch.tensor([class_id, bundle.null_class]),
+            ).sample.double()
             cond, null = out[:1], out[1:]
             eps = null[:, :channels] + cfg * (cond[:, :channels] - null[:, :channels])
             v = cond[:, channels:]  # the variance stays conditional, as in DiT's forward_with_cfg
@@ -110,9 +114,19 @@ def test_no_stochastic_sampler_adds_noise_on_its_last_step(small_bundle, registe
 def test_the_last_step_noise_was_real_before(small_bundle, registered):
     """The reseeding above does change a step that is not the last: the test can tell noise apart."""
     sampler = _last_step_reseeded(samplers.get("ddpm"))
-    early = dataclasses.replace(sampler, name="test_reseeded_early", scheduler_class=type(
-        "EarlyReseeded", (DDPMScheduler,), {"step": lambda self, *a, **k: DDPMScheduler.step(
-            self, *a, **{**k, "generator": torch.Generator().manual_seed(12345)})}))
+    early = dataclasses.replace(
+        sampler,
+        name="test_reseeded_early",
+        scheduler_class=type(
+            "EarlyReseeded",
+            (DDPMScheduler,),
+            {
+                "step": lambda self, *a, **k: DDPMScheduler.step(
+                    self, *a, **{**k, "generator": torch.Generator().manual_seed(12345)}
+                )
+            },
+        ),
+    )
     name = registered(early)
     plain, reseeded = sample(small_bundle, [Lane("ddpm", 6, 3, seed=1), Lane(name, 6, 3, seed=1)])
     assert not torch.allclose(plain.latents, reseeded.latents, atol=1e-3)
@@ -139,8 +153,9 @@ class DecoratedDDPM(DDPMScheduler):
 
 @pytest.mark.parametrize("scheduler_class", [KwargsDDPM, DecoratedDDPM])
 def test_wrapped_plugin_steps_get_the_lane_generator(small_bundle, registered, scheduler_class):
-    plugin = dataclasses.replace(samplers.get("ddpm_fixed"), name=f"test_{scheduler_class.__name__}",
-                                 scheduler_class=scheduler_class)
+    plugin = dataclasses.replace(
+        samplers.get("ddpm_fixed"), name=f"test_{scheduler_class.__name__}", scheduler_class=scheduler_class
+    )
     name = registered(plugin)
     runs = []
     for global_seed in (1, 2):  # the global RNG must play no part

@@ -10,7 +10,8 @@ from helpers import wrapped
 
 from dit_demo.lab.compare import ComparisonSpec, run_comparison
 from dit_demo.runtime.budget import Budget, CostModel
-from dit_demo.runtime.engine import Lane, sample
+from dit_demo.runtime.engine import sample
+from dit_demo.runtime.request import Lane
 
 
 def test_a_request_over_budget_is_refused_before_any_sampling(small_bundle):
@@ -49,7 +50,7 @@ def test_measured_cost_is_positive_and_grows_with_rows(small_bundle):
 
 
 def test_old_output_files_are_swept(tmp_path):
-    from dit_demo.app.blocks import sweep_outputs
+    from dit_demo.app.outputs import sweep_outputs
 
     old, new = tmp_path / "old.png", tmp_path / "new.png"
     old.write_bytes(b"x")

@@ -102,11 +102,11 @@ def test_bad_device_and_dtype(small_bundle_dir):
 def test_hub_model_without_safetensors_loads_its_bin_weights_only(monkeypatch, tmp_path, caplog):
     snapshot = _cached_hub_bundle(monkeypatch, tmp_path)
     saved = torch.load(snapshot / "transformer" / "diffusion_pytorch_model.bin", weights_only=True)
-    with caplog.at_level(logging.WARNING, logger="dit_demo.runtime.loader"):
+    with caplog.at_level(logging.WARNING, logger="dit_demo.runtime.checkpoints"):
         bundle = load_bundle(HUB_ID, device="cpu", dtype="fp32")
     loaded = bundle.transformer.state_dict()
     assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
-    notes = [r.getMessage() for r in caplog.records if r.name == "dit_demo.runtime.loader"]
+    notes = [r.getMessage() for r in caplog.records if r.name == "dit_demo.runtime.checkpoints"]
     assert len(notes) == 1 and "transformer/" in notes[0] and "weights-only unpickling" in notes[0]
 
 

@@ -8,19 +8,22 @@ import textwrap
 import pytest
 
 import samplers
-from dit_demo.runtime.engine import Lane, sample
+from dit_demo.runtime.engine import sample
+from dit_demo.runtime.request import Lane
 
 
 @pytest.fixture
 def installed_plugin(tmp_path, monkeypatch):
     """A fake installed distribution: a module plus a dist-info folder declaring the entry point."""
-    (tmp_path / "lab_plugin_sampler.py").write_text(textwrap.dedent('''
+    (tmp_path / "lab_plugin_sampler.py").write_text(
+        textwrap.dedent("""
         from diffusers import DDIMScheduler
         from samplers import Sampler
 
         SAMPLER = Sampler(name="lab_ddim_trailing", label="Lab DDIM", description="A plugin for tests.",
                           scheduler_class=DDIMScheduler, default_steps=10)
-    '''))
+    """)
+    )
     dist = tmp_path / "lab_plugin_sampler-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lab-plugin-sampler\nVersion: 0.1\n")
@@ -52,4 +55,6 @@ def test_every_builtin_declares_its_metadata():
         assert sampler.label and sampler.description and sampler.default_steps >= 1
         assert sampler.nfe_per_step in (1, 2)
     assert samplers.get("heun").nfe_per_step == 2 and samplers.get("ddpm").uses_variance
-    assert {"ddpm", "ddim", "dpmpp_2m", "dpmpp_3m", "dpmpp_sde", "euler", "euler_a", "heun", "unipc"} <= set(samplers.names())
+    assert {"ddpm", "ddim", "dpmpp_2m", "dpmpp_3m", "dpmpp_sde", "euler", "euler_a", "heun", "unipc"} <= set(
+        samplers.names()
+    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dit_demo.runtime.engine import MAX_LANES, Lane, sample, validate_lanes
+from dit_demo.runtime.engine import sample
+from dit_demo.runtime.request import MAX_LANES, Lane, check_lanes
 
 
 @pytest.mark.parametrize(
@@ -32,14 +33,14 @@ def test_bad_lane_is_refused_with_a_clear_message(imagenet_bundle, lane, message
 
 def test_empty_request(imagenet_bundle):
     with pytest.raises(ValueError, match="no lanes"):
-        validate_lanes(imagenet_bundle, [])
+        check_lanes(imagenet_bundle, [])
 
 
 def test_batch_too_large(imagenet_bundle):
     with pytest.raises(ValueError, match=f"Batch too large: {MAX_LANES + 1} images requested, at most {MAX_LANES}"):
-        validate_lanes(imagenet_bundle, [Lane("ddim", 5, 1)] * (MAX_LANES + 1))
+        check_lanes(imagenet_bundle, [Lane("ddim", 5, 1)] * (MAX_LANES + 1))
 
 
 def test_valid_lanes_resolve_names(imagenet_bundle):
-    (lane,) = validate_lanes(imagenet_bundle, [Lane("ddim", 5, "Great White Shark", cfg_channels=None)])
+    (lane,) = check_lanes(imagenet_bundle, [Lane("ddim", 5, "Great White Shark", cfg_channels=None)])
     assert lane.class_id == 2 and lane.cfg_channels == 4 and lane.cfg_scale == 4.0

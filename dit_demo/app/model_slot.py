@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
-from dit_demo.runtime.loader import EMBEDDED_MODEL, HUB_MODELS, DiTBundle, ModelLoadError, load_bundle
+from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.loader import EMBEDDED_MODEL, HUB_MODELS, ModelLoadError, load_bundle
 
 EMBEDDED_NAME = "embedded (Fashion-MNIST)"
 
@@ -47,3 +49,10 @@ class ModelSlot:
         if self.bundle is None:
             raise ValueError("No model is loaded yet; pick one in the Model box.")
         return self.bundle
+
+
+def default_model() -> str:
+    """DIT_MODEL if set; on Hugging Face Spaces the paper's model; else the embedded one."""
+    if os.environ.get("DIT_MODEL"):
+        return os.environ["DIT_MODEL"]
+    return HUB_MODELS[0] if os.environ.get("SPACE_ID") else EMBEDDED_NAME

@@ -8,8 +8,14 @@ from __future__ import annotations
 import argparse
 import time
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,11 +30,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from app import create_app
-    from dit_demo.app.blocks import CSS
+    from app import LAUNCH_SETTINGS, create_app
 
     demo = create_app(args.model)
-    demo.launch(prevent_thread_lock=True, server_port=args.port, quiet=True, css=CSS)
+    demo.launch(prevent_thread_lock=True, server_port=args.port, quiet=True, **LAUNCH_SETTINGS)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)

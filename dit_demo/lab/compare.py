@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -16,9 +14,10 @@ import samplers
 from dit_demo.lab.grid import make_grid
 from dit_demo.lab.metrics import latent_rmse, pixel_rmse
 from dit_demo.runtime.budget import Budget
-from dit_demo.runtime.engine import MAX_LANES, Lane, Progress, alpha_bar_at, decode, sample
-from dit_demo.runtime.loader import DiTBundle
-from dit_demo.runtime.request import parse_floats, parse_names, parse_reference, parse_spacing, parse_steps
+from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.engine import Progress, sample
+from dit_demo.runtime.parsing import parse_floats, parse_names, parse_reference, parse_spacing, parse_steps
+from dit_demo.runtime.request import MAX_LANES, Lane
 
 
 @dataclass(frozen=True)
@@ -28,23 +27,43 @@ class ComparisonSpec:
     samplers: tuple[str, ...]
     steps: tuple[int, ...]
     class_id: int | str
+    cfg_scales: tuple[float, ...]
     seed: int = 0
-    cfg_scales: tuple[float, ...] = (4.0,)
     cfg_channels: int | None = None
     reference: tuple[str, int] | None = None  # (sampler, steps); default: highest-step deterministic cell
     spacing: str | None = None  # step grid for every lane; None: each sampler's default
 
     @classmethod
-    def build(cls, samplers_text, steps_text, class_id, seed=0, cfg_text=(4.0,), cfg_channels=None, reference=None,
-              spacing=None, max_steps: int = 1000) -> ComparisonSpec:
+    def build(
+        cls,
+        samplers_text,
+        steps_text,
+        class_id,
+        seed=0,
+        cfg_text=None,
+        cfg_channels=None,
+        reference=None,
+        spacing=None,
+        max_steps: int = 1000,
+    ) -> ComparisonSpec:
         """Parse the user-facing forms (comma lists, ranges) into a spec, sized before any lane exists."""
         names, steps, cfgs = parse_names(samplers_text), parse_steps(steps_text, max_steps), parse_floats(cfg_text)
         cells = len(names) * len(steps) * len(cfgs)
         if cells > MAX_LANES:
-            raise ValueError(f"This comparison has {len(names)} samplers x {len(steps)} step counts x {len(cfgs)} cfg "
-                             f"scales = {cells} cells; at most {MAX_LANES} per request.")
-        return cls(tuple(names), tuple(steps), class_id, seed, tuple(cfgs), cfg_channels,
-                   parse_reference(reference, max_steps), parse_spacing(spacing))
+            raise ValueError(
+                f"This comparison has {len(names)} samplers x {len(steps)} step counts x {len(cfgs)} cfg "
+                f"scales = {cells} cells; at most {MAX_LANES} per request."
+            )
+        return cls(
+            tuple(names),
+            tuple(steps),
+            class_id,
+            tuple(cfgs),
+            seed,
+            cfg_channels,
+            parse_reference(reference, max_steps),
+            parse_spacing(spacing),
+        )
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -57,15 +76,29 @@ class ComparisonSpec:
     def from_dict(cls, data: dict) -> ComparisonSpec:
         """A spec from a PNG's parameters; a field that is missing or of the wrong kind is a ValueError."""
         try:
-            return cls.build(data["samplers"], list(data["steps"]), data["class_id"], int(data.get("seed", 0)),
-                             list(data.get("cfg_scales", (4.0,))), data.get("cfg_channels"), data.get("reference"),
-                             data.get("spacing"), max_steps=10**6)
+            return cls.build(
+                data["samplers"],
+                list(data["steps"]),
+                data["class_id"],
+                int(data.get("seed", 0)),
+                list(data["cfg_scales"]),
+                data.get("cfg_channels"),
+                data.get("reference"),
+                data.get("spacing"),
+                max_steps=10**6,
+            )
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"The comparison's parameters are incomplete or damaged ({type(exc).__name__}: {exc}).") from None
+            raise ValueError(
+                f"The comparison's parameters are incomplete or damaged ({type(exc).__name__}: {exc})."
+            ) from None
 
     def lanes(self) -> list[Lane]:
-        return [Lane(name, steps, self.class_id, self.seed, cfg, self.cfg_channels, self.spacing)
-                for cfg in self.cfg_scales for name in self.samplers for steps in self.steps]
+        return [
+            Lane(name, steps, self.class_id, self.seed, cfg, self.cfg_channels, self.spacing)
+            for cfg in self.cfg_scales
+            for name in self.samplers
+            for steps in self.steps
+        ]
 
 
 @dataclass
@@ -100,12 +133,18 @@ class Comparison:
     reference: list[Cell]  # one per cfg scale
     seconds: float
     grid: Image.Image | None = None
-    extra: dict = field(default_factory=dict)
 
     def table(self) -> list[dict]:
         return [
-            {"sampler": c.sampler, "steps": c.steps, "cfg": c.cfg_scale, "nfe": c.nfe, "seconds": round(c.seconds, 3),
-             "latent_rmse_to_ref": round(c.distance, 4), "pixel_rmse_to_ref": round(c.pixel_distance, 4)}
+            {
+                "sampler": c.sampler,
+                "steps": c.steps,
+                "cfg": c.cfg_scale,
+                "nfe": c.nfe,
+                "seconds": round(c.seconds, 3),
+                "latent_rmse_to_ref": round(c.distance, 4),
+                "pixel_rmse_to_ref": round(c.pixel_distance, 4),
+            }
             for c in self.cells
         ]
 
@@ -113,14 +152,12 @@ class Comparison:
         rows = self.table()
         header = "| sampler | steps | cfg | NFE | time (s) | latent RMSE to ref | pixel RMSE to ref |"
         lines = [header, "|---|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {r['sampler']} | {r['steps']} | {r['cfg']:g} | {r['nfe']} | {r['seconds']:.2f} | "
-                  f"{r['latent_rmse_to_ref']:.4f} | {r['pixel_rmse_to_ref']:.4f} |" for r in rows]
+        lines += [
+            f"| {r['sampler']} | {r['steps']} | {r['cfg']:g} | {r['nfe']} | {r['seconds']:.2f} | "
+            f"{r['latent_rmse_to_ref']:.4f} | {r['pixel_rmse_to_ref']:.4f} |"
+            for r in rows
+        ]
         return "\n".join(lines)
-
-
-def sigma_of(alphas_cumprod: np.ndarray, t: float) -> float:
-    ab = alpha_bar_at(alphas_cumprod, t)
-    return math.sqrt((1 - ab) / ab)
 
 
 def _default_reference(spec: ComparisonSpec) -> tuple[str, int]:
@@ -138,37 +175,46 @@ def run_comparison(
     """Sample every cell (plus the reference when it is not a cell) in one lock-step batch."""
     lanes = spec.lanes()
     ref_sampler, ref_steps = spec.reference or _default_reference(spec)
-    ref_lanes = [Lane(ref_sampler, ref_steps, spec.class_id, spec.seed, cfg, spec.cfg_channels, spec.spacing)
-                 for cfg in spec.cfg_scales]
-    extra = [lane for lane in ref_lanes if lane not in lanes]
+    ref_index = {}  # cfg scale -> position of its reference lane in the request (a cell, or appended)
+    for cfg in spec.cfg_scales:
+        match = [
+            i
+            for i, lane in enumerate(lanes)
+            if (lane.sampler, lane.steps, lane.cfg_scale) == (ref_sampler, ref_steps, cfg)
+        ]
+        if not match:
+            lanes.append(Lane(ref_sampler, ref_steps, spec.class_id, spec.seed, cfg, spec.cfg_channels, spec.spacing))
+        ref_index[cfg] = match[0] if match else len(lanes) - 1
     start = time.perf_counter()
-    results = sample(bundle, lanes + extra, callback=callback, cancel=cancel, budget=budget)
-    images = decode(bundle, torch.stack([r.latents for r in results]))
-    alphas = bundle_alphas(bundle)
-    by_lane = {}
-    for result, image in zip(results, images):
-        by_lane[result.lane] = Cell(
-            result.lane.sampler, result.lane.steps, result.lane.cfg_scale, image, result.latents, result.nfe,
-            result.seconds, result.timesteps, [sigma_of(alphas, t) for t in result.timesteps],
+    results = sample(bundle, lanes, callback=callback, cancel=cancel, budget=budget)
+    images = bundle.decode_images(torch.stack([r.latents for r in results]))
+    every = [
+        Cell(
+            r.lane.sampler.name,
+            r.lane.steps,
+            r.lane.cfg_scale,
+            image,
+            r.latents,
+            r.nfe,
+            r.seconds,
+            r.timesteps,
+            [bundle.sigma_at(t) for t in r.timesteps],
         )
-    resolved = [r.lane for r in results]
-    cells = [by_lane[lane] for lane in resolved[: len(lanes)]]
-    references = [by_lane[lane] for lane in resolved if (lane.sampler, lane.steps) == (ref_sampler, ref_steps)]
-    references = list({id(c): c for c in references}.values())
-    for cell in by_lane.values():
-        ref = next(r for r in references if r.cfg_scale == cell.cfg_scale)
+        for r, image in zip(results, images)
+    ]
+    for cell, cfg in zip(every, (lane.cfg_scale for lane in lanes)):
+        ref = every[ref_index[cfg]]
         cell.distance = latent_rmse(cell.latents, ref.latents)
         cell.pixel_distance = pixel_rmse(cell.image, ref.image)
         cell.is_reference = cell is ref
-    class_id = resolved[0].class_id
-    comparison = Comparison(spec, class_id, bundle.labels.name(class_id), cells, references, time.perf_counter() - start)
+    cells = every[: len(spec.lanes())]
+    class_id = results[0].lane.class_id
+    references = [every[ref_index[cfg]] for cfg in spec.cfg_scales]
+    comparison = Comparison(
+        spec, class_id, bundle.labels.name(class_id), cells, references, time.perf_counter() - start
+    )
     comparison.grid = comparison_grid(comparison)
     return comparison
-
-
-def bundle_alphas(bundle: DiTBundle) -> np.ndarray:
-    sched = samplers.get("ddim").build(bundle.scheduler_config)
-    return sched.alphas_cumprod.double().numpy()
 
 
 def comparison_grid(comparison: Comparison) -> Image.Image:

@@ -22,9 +22,11 @@ from tqdm import tqdm
 
 import samplers
 from dit_demo.lab.metrics import feature_stats, frechet_distance
-from dit_demo.runtime.engine import Lane, sample
-from dit_demo.runtime.loader import EMBEDDED_MODEL, DiTBundle, load_bundle
-from dit_demo.runtime.request import parse_names, parse_steps
+from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.engine import sample
+from dit_demo.runtime.loader import EMBEDDED_MODEL, load_bundle
+from dit_demo.runtime.parsing import parse_names, parse_steps
+from dit_demo.runtime.request import Lane
 from dit_demo.training.classifier import FashionClassifier
 from dit_demo.training.data import load_fashion_mnist
 
@@ -32,25 +34,21 @@ from dit_demo.training.data import load_fashion_mnist
 def to_classifier_input(bundle: DiTBundle, latents: torch.Tensor) -> torch.Tensor:
     """Decode latents to (N, 1, 32, 32) grayscale in [-1, 1], the classifier's input."""
     out = []
-    with torch.inference_mode():
-        for i in range(0, len(latents), 256):
-            z = latents[i : i + 256].to(bundle.device, bundle.vae.dtype) / bundle.vae.config.scaling_factor
-            x = bundle.vae.decode(z).sample.float().clamp(-1, 1).mean(1, keepdim=True)
-            out.append(F.interpolate(x, size=(32, 32), mode="bilinear", antialias=True).cpu() if x.shape[-1] != 32 else x.cpu())
+    for i in range(0, len(latents), 256):
+        x = bundle.decode(latents[i : i + 256], batch=256).mean(1, keepdim=True)  # (n, 1, H, W)
+        out.append(F.interpolate(x, size=(32, 32), mode="bilinear", antialias=True) if x.shape[-1] != 32 else x)
     return torch.cat(out)
 
 
 def vae_round_trip(bundle: DiTBundle, images: torch.Tensor) -> torch.Tensor:
     """Encode and decode real images: the best any sampler can do through this VAE."""
     size, channels = bundle.image_size, int(bundle.vae.config.in_channels)
-    x = images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
-    x = x.expand(-1, channels, -1, -1)
-    with torch.inference_mode():
-        latents = torch.cat([
-            bundle.vae.encode(x[i : i + 256].to(bundle.device, bundle.vae.dtype)).latent_dist.mean
-            for i in range(0, len(x), 256)
-        ])
-    return to_classifier_input(bundle, latents * bundle.vae.config.scaling_factor)
+    x = (
+        images
+        if images.shape[-1] == size
+        else F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
+    )
+    return to_classifier_input(bundle, bundle.encode(x.expand(-1, channels, -1, -1)))
 
 
 def balanced_subset(labels: torch.Tensor, classes: list[int], per_class: int) -> torch.Tensor:
@@ -65,8 +63,16 @@ def classify(classifier: FashionClassifier, images: torch.Tensor) -> tuple[torch
     return preds, feats.numpy()
 
 
-def evaluate(bundle: DiTBundle, classifier: FashionClassifier, rows: list[tuple[str, int]], per_class: int,
-             cfg: float, seed: int = 0, data_dir: str | None = None, progress: bool = True) -> list[dict]:
+def evaluate(
+    bundle: DiTBundle,
+    classifier: FashionClassifier,
+    rows: list[tuple[str, int]],
+    per_class: int,
+    cfg: float,
+    seed: int = 0,
+    data_dir: str | None = None,
+    progress: bool = True,
+) -> list[dict]:
     test_images, _ = load_fashion_mnist("test", data_dir)
     _, test_feats = classify(classifier, test_images)
     reference = feature_stats(test_feats)
@@ -78,8 +84,10 @@ def evaluate(bundle: DiTBundle, classifier: FashionClassifier, rows: list[tuple[
     train_images, train_labels = load_fashion_mnist("train", data_dir)
     idx = balanced_subset(train_labels, classes, per_class)
     real, real_labels = train_images[idx], train_labels[idx]
-    for key, label, images in (("real", "Real training images (reference)", real),
-                               ("vae", "VAE round trip of them (reference)", vae_round_trip(bundle, real))):
+    for key, label, images in (
+        ("real", "Real training images (reference)", real),
+        ("vae", "VAE round trip of them (reference)", vae_round_trip(bundle, real)),
+    ):
         preds, feats = classify(classifier, images)
         results.append(_row(key, label, 0, 0, preds, real_labels, feats, reference, 0.0))
     for name, steps in tqdm(rows, desc="evaluate", disable=not progress):
@@ -90,25 +98,53 @@ def evaluate(bundle: DiTBundle, classifier: FashionClassifier, rows: list[tuple[
         preds, feats = classify(classifier, to_classifier_input(bundle, latents))
         target = torch.tensor([lane.class_id for lane in lanes])
         sampler = samplers.get(name)
-        results.append(_row(name, sampler.label, steps, sampler.nfe(steps, bundle.scheduler_config),
-                            preds, target, feats, reference, seconds))
+        results.append(
+            _row(
+                name,
+                sampler.label,
+                steps,
+                sampler.nfe(steps, bundle.scheduler_config),
+                preds,
+                target,
+                feats,
+                reference,
+                seconds,
+            )
+        )
     return results
 
 
-def _row(name: str, label: str, steps: int, nfe: int, preds: torch.Tensor, target: torch.Tensor,
-         feats: np.ndarray, reference: tuple[np.ndarray, np.ndarray], seconds: float) -> dict:
+def _row(
+    name: str,
+    label: str,
+    steps: int,
+    nfe: int,
+    preds: torch.Tensor,
+    target: torch.Tensor,
+    feats: np.ndarray,
+    reference: tuple[np.ndarray, np.ndarray],
+    seconds: float,
+) -> dict:
     return {
-        "sampler": name, "label": label, "steps": steps, "nfe": nfe,
+        "sampler": name,
+        "label": label,
+        "steps": steps,
+        "nfe": nfe,
         "accuracy": float((preds == target).float().mean()),
         "frechet": frechet_distance(feature_stats(feats), reference) if len(feats) > 1 else float("nan"),
-        "seconds": seconds, "samples": len(target),
+        "seconds": seconds,
+        "samples": len(target),
     }
 
 
 def markdown(results: list[dict], cfg: float, per_class: int) -> str:
-    lines = [f"cfg {cfg:g}, {per_class} samples per class; Frechet distance on the classifier's 128-d features "
-             "against the 10k test images (lower is better)", "",
-             "| sampler | steps | NFE | class accuracy | Frechet distance | wall time (s) |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"cfg {cfg:g}, {per_class} samples per class; Frechet distance on the classifier's 128-d features "
+        "against the 10k test images (lower is better)",
+        "",
+        "| sampler | steps | NFE | class accuracy | Frechet distance | wall time (s) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         steps, nfe, secs = (r["steps"], r["nfe"], f"{r['seconds']:.1f}") if r["steps"] else ("–", "–", "–")
         lines.append(f"| {r['label']} | {steps} | {nfe} | {100 * r['accuracy']:.1f}% | {r['frechet']:.2f} | {secs} |")
@@ -123,8 +159,9 @@ def default_rows(names: list[str], steps: list[int], ddpm_steps: int) -> list[tu
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dit_demo.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m dit_demo.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=None, help="bundle folder or hub id (default: embedded model)")
     parser.add_argument("--classifier", default=None, help="classifier folder (default: the bundle's classifier/)")
     parser.add_argument("--samplers", default=",".join(samplers.names()))
@@ -139,7 +176,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         bundle = load_bundle(args.model, args.device, "fp32" if args.device in ("auto", "cpu") else "auto")
-        classifier_dir = Path(args.classifier) if args.classifier else bundle.extras.get("classifier_dir", EMBEDDED_MODEL / "classifier")
+        classifier_dir = (
+            Path(args.classifier)
+            if args.classifier
+            else bundle.extras.get("classifier_dir", EMBEDDED_MODEL / "classifier")
+        )
         classifier = FashionClassifier.load(classifier_dir)
         rows = default_rows(parse_names(args.samplers), parse_steps(args.steps), args.ddpm_steps)
         for name, _ in rows:
@@ -155,8 +196,14 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(results, cfg, args.per_class)
     (out / "evaluation.md").write_text(table + "\n")
-    meta = {"model": bundle.name, "cfg": cfg, "per_class": args.per_class, "seed": args.seed,
-            "total_seconds": time.perf_counter() - start, "torch_threads": torch.get_num_threads()}
+    meta = {
+        "model": bundle.name,
+        "cfg": cfg,
+        "per_class": args.per_class,
+        "seed": args.seed,
+        "total_seconds": time.perf_counter() - start,
+        "torch_threads": torch.get_num_threads(),
+    }
     (out / "evaluation.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=2))
     print(table)
     print(f"\nwrote {out / 'evaluation.md'} and {out / 'evaluation.json'} in {meta['total_seconds']:.0f}s")

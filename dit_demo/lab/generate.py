@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 
 from dit_demo.runtime.budget import Budget
-from dit_demo.runtime.engine import MAX_LANES, Lane, Progress, decode, sample
-from dit_demo.runtime.loader import DiTBundle
-from dit_demo.runtime.request import MAX_SEED, as_int
+from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.engine import Progress, sample
+from dit_demo.runtime.parsing import MAX_SEED, as_int
+from dit_demo.runtime.request import MAX_LANES, Lane
 
 
 @dataclass
@@ -27,8 +28,16 @@ class Generated:
         return f"{p['class_name']} | {p['sampler']} {p['steps']} steps | cfg {p['cfg_scale']:g} | seed {p['seed']}"
 
 
-def generation_lanes(classes: Sequence[int | str], sampler: str, steps: int, cfg_scale: float, seed: int,
-                     per_class: int = 1, cfg_channels: int | None = None, spacing: str | None = None) -> list[Lane]:
+def generation_lanes(
+    classes: Sequence[int | str],
+    sampler: str,
+    steps: int,
+    cfg_scale: float | None,
+    seed: int,
+    per_class: int = 1,
+    cfg_channels: int | None = None,
+    spacing: str | None = None,
+) -> list[Lane]:
     """Image j of every class uses seed + j, so classes can be compared on the same noise."""
     per_class = as_int("Images per class", per_class, 1, MAX_LANES)
     if isinstance(classes, (str, int)):
@@ -36,10 +45,14 @@ def generation_lanes(classes: Sequence[int | str], sampler: str, steps: int, cfg
     if not classes:
         raise ValueError("Choose at least one class.")
     if len(classes) * per_class > MAX_LANES:  # counted before any lane is built
-        raise ValueError(f"Batch too large: {len(classes)} classes x {per_class} images per class, "
-                         f"at most {MAX_LANES} images per request.")
+        raise ValueError(
+            f"Batch too large: {len(classes)} classes x {per_class} images per class, "
+            f"at most {MAX_LANES} images per request."
+        )
     seed = as_int("Seed", seed, 0, MAX_SEED - per_class)
-    return [Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels, spacing) for c in classes for j in range(per_class)]
+    return [
+        Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels, spacing) for c in classes for j in range(per_class)
+    ]
 
 
 def generate(
@@ -50,14 +63,20 @@ def generate(
     budget: Budget | None = None,
 ) -> list[Generated]:
     results = sample(bundle, lanes, callback=callback, cancel=cancel, budget=budget)
-    images = decode(bundle, torch.stack([r.latents for r in results]))
+    images = bundle.decode_images(torch.stack([r.latents for r in results]))
     out = []
     for result, image in zip(results, images):
         lane = result.lane
         params = {
-            "mode": "generate", "model": bundle.name, "sampler": lane.sampler, "steps": lane.steps,
-            "cfg_scale": lane.cfg_scale, "cfg_channels": lane.cfg_channels, "class_id": lane.class_id,
-            "class_name": bundle.labels.name(lane.class_id), "seed": lane.seed,
+            "mode": "generate",
+            "model": bundle.name,
+            "sampler": lane.sampler.name,
+            "steps": lane.steps,
+            "cfg_scale": lane.cfg_scale,
+            "cfg_channels": lane.cfg_channels,
+            "class_id": lane.class_id,
+            "class_name": bundle.labels.name(lane.class_id),
+            "seed": lane.seed,
         }
         if lane.spacing is not None:  # absent means the default grid, so older PNGs read the same
             params["spacing"] = lane.spacing

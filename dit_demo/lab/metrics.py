@@ -19,11 +19,6 @@ def pixel_rmse(a: Image.Image, b: Image.Image) -> float:
     return float(np.sqrt(((x - y) ** 2).mean()))
 
 
-def psnr(a: Image.Image, b: Image.Image) -> float:
-    rmse = pixel_rmse(a, b)
-    return float("inf") if rmse == 0 else float(20 * np.log10(1.0 / rmse))
-
-
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     features = np.asarray(features, dtype=np.float64)
     return features.mean(0), np.cov(features, rowvar=False)

@@ -36,7 +36,6 @@ _JSON_KINDS = {list: "a list", str: "a string", bool: "true or false", int: "a n
 _DROP_OURS = "Drop a PNG saved by this app."
 
 
-
 def png_info(parameters: dict) -> PngInfo:
     info = PngInfo()
     info.add_text(METADATA_KEY, json.dumps(parameters, sort_keys=True))

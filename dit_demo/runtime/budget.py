@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dit_demo.runtime.loader import DiTBundle
+from dit_demo.runtime.bundle import DiTBundle
 
 DEFAULT_MAX_SECONDS = 60.0
 LIMIT_HELP = "--max-request-seconds / DIT_MAX_REQUEST_SECONDS, 0 for no limit"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 
 class Labels:
@@ -51,7 +51,9 @@ class Labels:
             raise ValueError(f"Class id {item} is out of range; allowed ids are 0..{len(self.names) - 1}.")
         text = item.strip()
         if len(text) > 200:
-            raise ValueError(f"Class {text[:40]!r}... is {len(text)} characters long; no class name is longer than 200.")
+            raise ValueError(
+                f"Class {text[:40]!r}... is {len(text)} characters long; no class name is longer than 200."
+            )
         if not text:
             raise ValueError("Class is empty; give a class name or an id.")
         head, colon, rest = text.partition(":")
@@ -71,7 +73,6 @@ class Labels:
             return self._by_name[key]
         hint = self.suggest(text)
         did_you_mean = f" Did you mean: {', '.join(repr(h) for h in hint)}?" if hint else ""
-        raise ValueError(f"Unknown class {text!r}.{did_you_mean} Use a class name, a synonym or an id 0..{len(self.names) - 1}.")
-
-    def resolve_many(self, items: Iterable[str | int]) -> list[int]:
-        return [self.resolve(i) for i in items]
+        raise ValueError(
+            f"Unknown class {text!r}.{did_you_mean} Use a class name, a synonym or an id 0..{len(self.names) - 1}."
+        )

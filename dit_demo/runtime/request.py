@@ -1,253 +1,108 @@
-"""The request boundary: values from the UI, the CLI and the API -> checked Python values.
+"""The request layer: what a caller asks for (:class:`Lane`) -> what the engine runs (:class:`CheckedLane`).
 
-Everything a person (or a client) sends passes through one of these functions once, and every
-refusal is a ``ValueError`` whose message names the field, what was read and what is allowed.
-Texts and lists are sized before anything is built from them, so a hostile request costs no
-more memory than its own bytes.
+UI, CLI and API all end here. A ``Lane`` may name its sampler and class as text and leave the
+guidance and channels to the model; ``check_lanes`` resolves every field once, against the
+loaded model, and the engine accepts nothing else. ``Defaults`` is the one place the
+defaults come from: the model's ``model_index.json`` and the samplers' own metadata.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
-
-import numpy as np
+from dataclasses import dataclass
 
 import samplers
+from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.parsing import MAX_CFG, MAX_SEED, as_float, as_int, parse_cfg_channels, parse_spacing
+from samplers import Sampler
 
-MAX_AXIS = 16  # values per comparison axis (samplers, step counts, cfg scales)
-MAX_TEXT = 200  # characters in a list field (step counts, cfg scales, reference)
-MAX_CFG = 50.0
-MAX_SEED = 2**63 - 1
-SPACINGS = ("trailing", "linspace", "leading")  # diffusers' timestep_spacing values
-
-_DIGITS = re.compile(r"[0-9]+")  # ASCII only: "²".isdigit() is True but int("²") fails
-_INT_TEXT = re.compile(r"[+-]?[0-9]{1,30}")
-_RANGE = re.compile(r"([0-9]+)\s*-\s*([0-9]+)\s*(?:\(\s*\+\s*([0-9]+)\s*\)|\[\s*([0-9]+)\s*\])")
-STEPS_HELP = "numbers separated by commas (10,25,50), a range with a step (10-50 (+10)) or a range with a count (5-50 [4])"
+MAX_LANES = 64  # images per request
 
 
-def shown(value: object, limit: int = 40) -> str:
-    """repr() cut to ``limit`` characters: a message must not echo a 34 KB request back."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+@dataclass(frozen=True)
+class Lane:
+    """One image to make, as a caller writes it.
 
-
-def as_int(name: str, value: object, low: int, high: int) -> int:
-    """A whole number in [low, high] from an int, an integral float or a decimal string."""
-    allowed = f"a whole number between {low} and {high}"
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValueError(f"{name} is missing; give {allowed}.")
-    if isinstance(value, str):
-        text = value.strip()
-        if _INT_TEXT.fullmatch(text):
-            value = int(text)
-        else:
-            try:
-                value = float(text) if len(text) <= 40 else math.nan
-            except ValueError:
-                raise ValueError(f"{name} must be {allowed}, got {shown(value)}.") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be {allowed}, got {shown(value)}.")
-    if isinstance(value, (float, np.floating)):
-        if not math.isfinite(value) or not float(value).is_integer():
-            raise ValueError(f"{name} must be {allowed}, got {shown(value)}.")
-        value = int(value)
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {shown(int(value))}.")
-    return int(value)
-
-
-def as_float(name: str, value: object, low: float, high: float) -> float:
-    """A finite number in [low, high] from a number or a decimal string."""
-    allowed = f"a number between {low:g} and {high:g}"
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValueError(f"{name} is missing; give {allowed}.")
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, np.integer, np.floating)):
-        raise ValueError(f"{name} must be {allowed}, got {shown(value)}.")
-    try:
-        number = float(value) if not isinstance(value, str) or len(value) <= 40 else math.nan
-    except (ValueError, OverflowError):
-        raise ValueError(f"{name} must be {allowed}, got {shown(value)}.") from None
-    if not math.isfinite(number) or not low <= number <= high:
-        raise ValueError(f"{name} must be a finite number between {low:g} and {high:g}, got {shown(value)}.")
-    return number
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas that are not inside (...) or [...]; ``depth`` counts open brackets."""
-    parts, depth, current = [], 0, []
-    for char in text:
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append("".join(current).strip())
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current).strip())
-    return parts
-
-
-def _list_items(text: str, what: str, example: str) -> list[str]:
-    """Comma-separated items of a text field; an empty item is a typo, never silently dropped."""
-    if len(text) > MAX_TEXT:
-        raise ValueError(f"{what} text is {len(text)} characters long; at most {MAX_TEXT} are read (e.g. {example}).")
-    parts = _split_top_level(text)
-    if not any(parts):
-        raise ValueError(f"No {what.lower()} given; write e.g. {example}.")
-    if not all(parts):
-        raise ValueError(f"{what} {shown(text)} have an empty item between commas; write e.g. {example}.")
-    return parts
-
-
-def _step_number(token: str, part: str, max_steps: int) -> int:
-    if len(token) > len(str(max_steps)) or not 1 <= int(token) <= max_steps:
-        raise ValueError(f"Step count {shown(token, 20)} in {shown(part)} is out of range; this model takes 1 to {max_steps} steps.")
-    return int(token)
-
-
-def _parse_step_part(part: str, max_steps: int) -> list[int]:
-    if _DIGITS.fullmatch(part):
-        return [_step_number(part, part, max_steps)]
-    match = _RANGE.fullmatch(part)
-    if not match:
-        raise ValueError(f"Cannot read step counts {shown(part)}. Use {STEPS_HELP}.")
-    lo, hi = (_step_number(v, part, max_steps) for v in match.groups()[:2])
-    step, count = match.groups()[2:]
-    if hi < lo:
-        raise ValueError(f"Range {shown(part)} runs backwards; write the smaller number first.")
-    if step is not None:
-        if len(step) > 6 or not 1 <= int(step) <= max_steps:
-            raise ValueError(f"The step of range {shown(part)} must be between 1 and {max_steps}.")
-        values = range(lo, hi + 1, int(step))  # sized by the bounds above: at most max_steps items
-        if len(values) > MAX_AXIS:
-            raise ValueError(f"Range {shown(part)} gives {len(values)} step counts; at most {MAX_AXIS} per comparison.")
-        return list(values)
-    distinct = hi - lo + 1
-    low_count = 1 if lo == hi else 2  # "1-100000 [1]" would silently mean just 1
-    if len(count) > 3 or not low_count <= int(count) <= min(MAX_AXIS, distinct):
-        raise ValueError(
-            f"The count of range {shown(part)} must be between {low_count} and {min(MAX_AXIS, distinct)} "
-            f"({distinct} distinct step counts lie in it; at most {MAX_AXIS} per comparison)."
-        )
-    return [int(round(v)) for v in np.linspace(lo, hi, int(count))]
-
-
-def parse_steps(text: str | int | Sequence[int] | None, max_steps: int = 1000) -> list[int]:
-    """``"10,25,50"``, ``"10-50 (+10)"`` (every 10), ``"5-50 [4]"`` (4 evenly spaced) or a mix.
-
-    Duplicates are dropped and the order kept; every value lies in 1..``max_steps``.
+    ``class_id`` is an id, a name or a synonym; ``cfg_scale=None`` is the model's default;
+    ``cfg_channels`` None or 0 guides every latent channel, 3 is the original DiT code;
+    ``spacing`` picks the step grid: None is the sampler's default ("trailing": every sampler
+    starts at t = T - 1), "linspace" is DiT's own ``space_timesteps`` grid, "leading" diffusers' old default.
     """
-    if text is None:
-        raise ValueError(f"Step counts are missing; give {STEPS_HELP}.")
-    if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
-        text = [text]
-    if isinstance(text, str):
-        values = [v for part in _list_items(text, "Step counts", "10,25,50") for v in _parse_step_part(part, max_steps)]
-    elif isinstance(text, Sequence):
-        if len(text) > MAX_AXIS:
-            raise ValueError(f"Too many step counts ({len(text)}); at most {MAX_AXIS} per comparison.")
-        values = [as_int("Step count", v, 1, max_steps) for v in text]
-    else:
-        raise ValueError(f"Step counts must be text such as '10,25,50', got {shown(text)}.")
-    unique = list(dict.fromkeys(values))
-    if not unique:
-        raise ValueError(f"No step counts given; give {STEPS_HELP}.")
-    if len(unique) > MAX_AXIS:
-        raise ValueError(f"Too many step counts ({len(unique)}); at most {MAX_AXIS} per comparison.")
-    return unique
+
+    sampler: str
+    steps: int
+    class_id: int | str
+    seed: int = 0
+    cfg_scale: float | None = None
+    cfg_channels: int | None = None
+    spacing: str | None = None
 
 
-def parse_floats(text: str | float | Sequence[float] | None, what: str = "CFG scales", high: float = MAX_CFG) -> list[float]:
-    """A comma list of numbers in [0, high] (``"1.5,4"``), or a number, or a list of them."""
-    if text is None:
-        raise ValueError(f"{what} are missing; give one number or a comma list such as 1.5,4.")
-    if isinstance(text, (int, float, np.integer, np.floating)) and not isinstance(text, bool):
-        text = [text]
-    if isinstance(text, str):
-        items: Sequence = _list_items(text, what, "1.5,4")
-    elif isinstance(text, Sequence):
-        items = text
-    else:
-        raise ValueError(f"{what} must be text such as '1.5,4', got {shown(text)}.")
-    if len(items) > MAX_AXIS:
-        raise ValueError(f"Too many {what} ({len(items)}); at most {MAX_AXIS}.")
-    if not items:
-        raise ValueError(f"No {what} given; give one number or a comma list such as 1.5,4.")
-    singular = what[:-1] if what.endswith("s") else what
-    return list(dict.fromkeys(as_float(singular, v, 0.0, high) for v in items))
+@dataclass(frozen=True)
+class CheckedLane:
+    """A lane resolved against a model: every field has its final type and lies in range."""
+
+    sampler: Sampler
+    steps: int
+    class_id: int
+    seed: int
+    cfg_scale: float
+    cfg_channels: int  # how many latent channels get guidance (all of them unless 3 was asked for)
+    spacing: str | None = None
+
+    @property
+    def guided(self) -> bool:
+        return self.cfg_scale != 1.0
+
+    @property
+    def rows(self) -> int:
+        """Transformer rows per evaluation: the conditional one, plus the null class under guidance."""
+        return 2 if self.guided else 1
 
 
-def parse_names(text: str | Sequence[str] | None) -> list[str]:
-    """Registered sampler names from a comma list or a list; unknown names are refused together."""
-    if text is None or isinstance(text, str) and not text.strip():
-        raise ValueError(f"No samplers given; choose from {', '.join(samplers.names())}.")
-    if isinstance(text, str):
-        if len(text) > MAX_AXIS * 40:
-            raise ValueError(f"The sampler list is {len(text)} characters long; give at most {MAX_AXIS} names.")
-        items = text.split(",")
-    elif isinstance(text, Sequence):
-        items = list(text)
-    else:
-        raise ValueError(f"Samplers must be a list of names, got {shown(text)}.")
-    if len(items) > MAX_AXIS:  # counted before anything is looked up or built
-        raise ValueError(f"Too many samplers ({len(items)}); at most {MAX_AXIS} per comparison.")
-    if not all(isinstance(n, str) for n in items):
-        raise ValueError(f"Sampler names must be text, got {shown(items)}.")
-    names = list(dict.fromkeys(n.strip() for n in items if n.strip()))
-    if not names:
-        raise ValueError(f"No samplers given; choose from {', '.join(samplers.names())}.")
-    unknown = [n for n in names if n not in samplers.names()]
-    if unknown:
-        listed = ", ".join(shown(n, 30) for n in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
-        raise ValueError(f"Unknown sampler {listed}; available: {', '.join(samplers.names())}.")
-    return names
+def check_lane(bundle: DiTBundle, lane: Lane) -> CheckedLane:
+    """Resolve one lane against ``bundle``; ``ValueError`` naming the field and what is allowed."""
+    sampler = samplers.get(lane.sampler)
+    class_id = bundle.labels.resolve(lane.class_id)
+    if class_id >= bundle.num_classes:
+        raise ValueError(f"Class id {class_id} is out of range; the model has classes 0..{bundle.num_classes - 1}.")
+    cfg = bundle.default_cfg if lane.cfg_scale is None else lane.cfg_scale
+    return CheckedLane(
+        sampler=sampler,
+        steps=as_int(f"Steps for {sampler.name}", lane.steps, 1, bundle.num_train_timesteps),
+        class_id=class_id,
+        seed=as_int("Seed", lane.seed, 0, MAX_SEED),
+        cfg_scale=as_float("CFG scale", cfg, 0.0, MAX_CFG),
+        cfg_channels=parse_cfg_channels(lane.cfg_channels, bundle.latent_channels),
+        spacing=parse_spacing(lane.spacing),
+    )
 
 
-def parse_reference(text: str | Sequence | None, max_steps: int = 1000) -> tuple[str, int] | None:
-    """``"ddim@250"`` -> ("ddim", 250); empty -> None (the comparison picks its own reference)."""
-    if text is None or isinstance(text, str) and not text.strip():
-        return None
-    example = "ddim@250 (sampler@steps)"
-    if isinstance(text, str):
-        if len(text) > MAX_TEXT or "@" not in text:
-            raise ValueError(f"Reference {shown(text)} must look like {example}.")
-        name, _, steps = (p.strip() for p in text.partition("@"))
-    elif isinstance(text, Sequence) and len(text) == 2:
-        name, steps = text
-    else:
-        raise ValueError(f"Reference {shown(text)} must look like {example}.")
-    (name,) = parse_names([str(name)])
-    return name, as_int(f"The reference's step count ({shown(steps, 20)} in {shown(text)})", steps, 1, max_steps)
-
-
-def parse_cfg_channels(value: object, latent_channels: int) -> int:
-    """Channels that get guidance: 0, None or "" mean all of them; 3 is the original DiT code."""
-    allowed = sorted({latent_channels, min(3, latent_channels)})
-    if value is None or value == "" or (not isinstance(value, bool) and value in (0, "0")):
-        return latent_channels
-    try:
-        channels = as_int("cfg_channels", value, 0, latent_channels)
-    except ValueError:
-        channels = -1
-    if channels not in allowed:
+def check_lanes(bundle: DiTBundle, lanes: Sequence[Lane], max_lanes: int = MAX_LANES) -> list[CheckedLane]:
+    """Check a whole request once, at the boundary: its size first, then every lane."""
+    if not lanes:
         raise ValueError(
-            f"cfg_channels must be one of {allowed} (all latent channels, or 3 as in the original DiT; 0 also means all), "
-            f"got {shown(value)}."
+            "Nothing to sample: the request has no lanes (give at least one sampler, step count and class)."
         )
-    return channels
+    if len(lanes) > max_lanes:
+        raise ValueError(f"Batch too large: {len(lanes)} images requested, at most {max_lanes} per request.")
+    return [check_lane(bundle, lane) for lane in lanes]
 
 
-def parse_spacing(value: object) -> str | None:
-    """The step grid: None keeps the sampler's default ("trailing": every sampler starts at t = T - 1)."""
-    if value is None or value == "":
-        return None
-    if value not in SPACINGS:
-        raise ValueError(
-            f"Step spacing must be one of {', '.join(SPACINGS)} (linspace is DiT's own grid), got {shown(value)}."
-        )
-    return str(value)
+@dataclass(frozen=True)
+class Defaults:
+    """What the UI shows and the CLI uses when a field is left out, for one loaded model."""
+
+    cfg: float
+    max_steps: int
+    sampler: str = "dpmpp_2m"
+    compare_samplers: tuple[str, ...] = ("ddim", "dpmpp_2m", "euler")
+    compare_steps: str = "10,25,50"
+
+    @classmethod
+    def for_bundle(cls, bundle: DiTBundle) -> Defaults:
+        return cls(cfg=bundle.default_cfg, max_steps=bundle.num_train_timesteps)
+
+    def steps_for(self, sampler: str | None = None) -> int:
+        """The sampler's own recommended step count (its metadata), capped at the model's."""
+        return min(samplers.get(sampler or self.sampler).default_steps, self.max_steps)

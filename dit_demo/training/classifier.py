@@ -19,12 +19,24 @@ class FashionClassifier(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
             nn.Flatten(),  # (N, 64 * 8 * 8)
-            nn.Dropout(0.3), nn.Linear(64 * 8 * 8, self.feature_dim), nn.ReLU(),
+            nn.Dropout(0.3),
+            nn.Linear(64 * 8 * 8, self.feature_dim),
+            nn.ReLU(),
         )
         self.head = nn.Linear(self.feature_dim, num_classes)
 

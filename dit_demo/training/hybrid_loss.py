@@ -67,15 +67,20 @@ def discretized_gaussian_log_likelihood(x, means, log_scales) -> torch.Tensor:
     log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
     log_one_minus_cdf_min = torch.log((1.0 - cdf_min).clamp(min=1e-12))
     log_probs = torch.where(
-        x < -0.999, log_cdf_plus,
+        x < -0.999,
+        log_cdf_plus,
         torch.where(x > 0.999, log_one_minus_cdf_min, torch.log((cdf_plus - cdf_min).clamp(min=1e-12))),
     )
     return log_probs
 
 
 def hybrid_loss(
-    diffusion: GaussianDiffusion, model_output: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor,
-    t: torch.Tensor, noise: torch.Tensor,
+    diffusion: GaussianDiffusion,
+    model_output: torch.Tensor,
+    x0: torch.Tensor,
+    xt: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Mean over the batch of MSE(eps) + L_vlb (bits per dim), DiT's default (lambda = 1, plain MSE)."""
     channels = x0.shape[1]

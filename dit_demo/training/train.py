@@ -17,77 +17,23 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
+from diffusers import AutoencoderKL, DiTTransformer2DModel
 from tqdm import tqdm
 
 from dit_demo.runtime.loader import save_bundle
+from dit_demo.training.architecture import (
+    DEFAULT_CFG,
+    NUM_TRAIN_TIMESTEPS,
+    Checkpoint,
+    autocast,
+    build_dit,
+    build_scheduler,
+    build_vae,
+    pick_device,
+)
 from dit_demo.training.classifier import FashionClassifier
 from dit_demo.training.data import CLASS_NAMES, load_fashion_mnist
 from dit_demo.training.hybrid_loss import GaussianDiffusion, hybrid_loss
-
-LATENT_CHANNELS = 4
-NUM_TRAIN_TIMESTEPS = 1000
-DEFAULT_CFG = 1.5  # chosen with the evaluator: >= 90% class accuracy at DPM-Solver++ 25 steps, lower Frechet distance than 2.0
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on GPUs and on CPUs with native bf16; plain fp32 elsewhere (bf16 emulation is slower)."""
-    enabled = device.type == "cuda" or cpu_has_bf16()
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def build_vae(width: int = 32) -> AutoencoderKL:
-    # three blocks = two downsamplings: padded 32x32 image -> 4x8x8 latent
-    return AutoencoderKL(
-        in_channels=1, out_channels=1, latent_channels=LATENT_CHANNELS, sample_size=32,
-        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(width // 2, width, width * 2), layers_per_block=1,
-        norm_num_groups=8, mid_block_add_attention=False,
-    )
-
-
-def build_dit(hidden: int = 128, layers: int = 6, heads: int = 4, num_classes: int = 10) -> DiTTransformer2DModel:
-    return DiTTransformer2DModel(
-        num_attention_heads=heads, attention_head_dim=hidden // heads, in_channels=LATENT_CHANNELS,
-        out_channels=2 * LATENT_CHANNELS,  # eps + learned variance
-        num_layers=layers, sample_size=8, patch_size=2, num_embeds_ada_norm=num_classes,
-    )
-
-
-def build_scheduler() -> DDPMScheduler:
-    # DiT's training schedule; samplers override what they need at run time
-    return DDPMScheduler(
-        num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
-        variance_type="learned_range", clip_sample=False, timestep_spacing="trailing",  # every sampler starts at t = T - 1
-    )
-
-
-class Checkpoint:
-    """Resumable training state in one file (loaded with weights_only, no arbitrary pickle)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def load(self) -> dict | None:
-        return torch.load(self.path, weights_only=True) if self.path.is_file() else None
-
-    def save(self, state: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.path)  # atomic: a kill mid-save never leaves a broken checkpoint
 
 
 def dit_learning_rate(step: int, steps: int, base: float, warmup: int = 500, cooldown: int = 0) -> float:
@@ -160,7 +106,12 @@ def train_vae(args, device) -> AutoencoderKL:
     vae.eval()
     # latent-diffusion recipe: scale latents to unit variance, measured on the data
     with torch.no_grad():
-        z = torch.cat([vae.encode(images[i : i + 512].to(device)).latent_dist.mean for i in range(0, min(len(images), 10000), 512)])
+        z = torch.cat(
+            [
+                vae.encode(images[i : i + 512].to(device)).latent_dist.mean
+                for i in range(0, min(len(images), 10000), 512)
+            ]
+        )
     vae.register_to_config(scaling_factor=float(1.0 / z.flatten().std()))
     print(f"[vae] scaling_factor = {vae.config.scaling_factor:.5f}")
     return vae.cpu()
@@ -250,12 +201,15 @@ def train_dit(args, device, vae: AutoencoderKL) -> tuple[DiTTransformer2DModel, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dit_demo.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m dit_demo.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("stage", choices=["all", "vae", "classifier", "dit"])
     parser.add_argument("--out", type=Path, default=Path("dit_demo/weights/fashion-mnist"))
     parser.add_argument("--work", type=Path, default=Path("runs/fashion-mnist"))
-    parser.add_argument("--data-dir", default=None, help="folder with the IDX files (default $DIT_FASHION_MNIST or Debian's)")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder with the IDX files (default $DIT_FASHION_MNIST or Debian's)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images (smoke tests)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
@@ -265,7 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vae-kl", type=float, default=1e-4)
     parser.add_argument("--classifier-steps", type=int, default=3000)
     parser.add_argument("--dit-steps", type=int, default=16000)
-    parser.add_argument("--dit-cooldown", type=int, default=4000, help="last N steps decay the learning rate linearly to 0")
+    parser.add_argument(
+        "--dit-cooldown", type=int, default=4000, help="last N steps decay the learning rate linearly to 0"
+    )
     parser.add_argument("--dit-batch", type=int, default=128)
     parser.add_argument("--dit-lr", type=float, default=5e-4)
     parser.add_argument("--dit-hidden", type=int, default=128)
@@ -297,8 +253,14 @@ def main(argv: list[str] | None = None) -> None:
         vae = AutoencoderKL.from_pretrained(vae_dir)
         dit, info = train_dit(args, device, vae)
         id2label = {str(i): name for i, name in enumerate(CLASS_NAMES)}
-        save_bundle(args.out, transformer=dit, vae=vae, scheduler=build_scheduler(), id2label=id2label,
-                    default_cfg_scale=DEFAULT_CFG)
+        save_bundle(
+            args.out,
+            transformer=dit,
+            vae=vae,
+            scheduler=build_scheduler(),
+            id2label=id2label,
+            default_cfg_scale=DEFAULT_CFG,
+        )
         times["dit"] = time.perf_counter() - start
         print(f"[dit] {info['params'] / 1e6:.2f} M parameters")
     log = args.work / "times.json"

@@ -1,0 +1,100 @@
+"""What every tab shares: the model slot, the per-request work limit and the widgets' common parts."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+
+import samplers
+from dit_demo.app.model_slot import ModelSlot
+from dit_demo.runtime.budget import Budget, CostModel
+from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.engine import Progress
+from dit_demo.runtime.request import Defaults
+
+CFG_CHANNEL_CHOICES = [("all latent channels (4)", 0), ("first 3, as the original DiT code", 3)]
+PREVIEW_INTERVAL = (
+    0.25  # seconds between live previews at least; streaming.stream spaces them further when they cost more
+)
+MODEL_EVENTS = {"concurrency_id": "model", "concurrency_limit": 1}  # one model, one job at a time
+
+
+class CostCache:
+    """The measured cost of the loaded model (measured at load, so no request pays for it), and
+    the server's overhead around the engine, learned from the requests it serves."""
+
+    START_OVERHEAD = 2.0  # measured 1.5-2.5x on the embedded model on 2 cores (previews, event loop)
+
+    def __init__(self):
+        self._cost: tuple[DiTBundle, CostModel] | None = None  # the bundle is kept so its identity is unique
+        self.overhead = self.START_OVERHEAD
+        self._lock = threading.Lock()
+
+    def get(self, bundle: DiTBundle) -> CostModel:
+        with self._lock:
+            if self._cost is None or self._cost[0] is not bundle:  # one model at a time is loaded
+                self._cost = (bundle, CostModel.measure(bundle))
+            return dataclasses.replace(self._cost[1], overhead=self.overhead)
+
+    def observe(self, budget: Budget | None, seconds: float) -> None:
+        """Fold a finished request's real duration into the overhead (long requests only: short ones are noise)."""
+        if budget is None or not budget.estimated or seconds < 2.0:
+            return
+        engine_estimate = budget.estimated / budget.cost.overhead
+        with self._lock:
+            self.overhead = min(10.0, max(1.0, 0.5 * self.overhead + 0.5 * seconds / engine_estimate))
+
+
+@dataclasses.dataclass
+class AppContext:
+    slot: ModelSlot
+    max_request_seconds: float
+    costs: CostCache = dataclasses.field(default_factory=CostCache)
+
+    def budget(self) -> Budget | None:
+        """A fresh budget for one request (None: no limit); measures the model on first use."""
+        if self.max_request_seconds <= 0:
+            return None
+        return Budget(self.max_request_seconds, self.costs.get(self.slot.get()))
+
+    def defaults(self) -> Defaults:
+        return Defaults.for_bundle(self.slot.get())
+
+
+def random_seed() -> int:
+    return random.randint(0, 2**31 - 1)
+
+
+def eta(progress: Progress) -> str:
+    if progress.nfe_done == 0:
+        return ""
+    remaining = progress.elapsed / progress.nfe_done * (progress.nfe_total - progress.nfe_done)
+    return (
+        f"round {progress.round}/{progress.total_rounds}, {progress.elapsed:.1f}s elapsed, about {remaining:.1f}s left"
+    )
+
+
+def class_choice(bundle: DiTBundle, class_id: int | str) -> str:
+    """The class picker's string ("id: name, synonyms") for a class id or name."""
+    return bundle.labels.choices()[list(bundle.labels.names).index(bundle.labels.resolve(class_id))]
+
+
+def channel_choice(cfg_channels) -> int:
+    """The radio's value for a stored cfg_channels: 3 is the paper's, anything else means all."""
+    return 3 if cfg_channels == 3 else 0
+
+
+def sampler_choices() -> list[tuple[str, str]]:
+    return [
+        (f"{s.label} ({s.nfe_per_step} NFE/step{', stochastic' if s.stochastic else ''})", s.name)
+        for s in samplers.all_samplers()
+    ]
+
+
+def sampler_info(name: str | None) -> str:
+    try:
+        s = samplers.get(name)
+    except ValueError:
+        return ""
+    return f"**{s.label}**: {s.description} Default {s.default_steps} steps. _{s.paper}_"

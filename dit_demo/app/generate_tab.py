@@ -1,0 +1,131 @@
+"""The Generate tab: classes x images per class with one sampler, live previews, PNGs that carry their parameters."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+
+from dit_demo.app.context import (
+    CFG_CHANNEL_CHOICES,
+    MODEL_EVENTS,
+    PREVIEW_INTERVAL,
+    AppContext,
+    eta,
+    random_seed,
+    sampler_choices,
+    sampler_info,
+)
+from dit_demo.app.errors import gpu, user_errors
+from dit_demo.app.outputs import save_output
+from dit_demo.app.preview import preview_images
+from dit_demo.app.streaming import stream
+from dit_demo.lab.generate import generate, generation_lanes
+from dit_demo.runtime.engine import Progress
+from dit_demo.runtime.parsing import MAX_CFG, MAX_SEED, as_float
+
+
+@dataclass
+class GenerateTab:
+    classes: gr.Dropdown
+    sampler: gr.Dropdown
+    steps: gr.Slider
+    cfg: gr.Slider
+    channels: gr.Radio
+    seed: gr.Number
+    per_class: gr.Slider
+
+
+def build_generate_tab(ctx: AppContext) -> GenerateTab:
+    """The tab's widgets (inside the current Blocks) and its events; /generate is the API."""
+    bundle, defaults = ctx.slot.get(), ctx.defaults()
+    choices = bundle.labels.choices()
+    with gr.Row():
+        with gr.Column(scale=2):
+            classes = gr.Dropdown(
+                choices,
+                value=[choices[0]],
+                multiselect=True,
+                filterable=True,
+                allow_custom_value=True,
+                label="Classes (type to search names and synonyms)",
+                elem_id="g-classes",
+            )
+            sampler = gr.Dropdown(
+                sampler_choices(), value=defaults.sampler, allow_custom_value=True, label="Sampler", elem_id="g-sampler"
+            )
+            info = gr.Markdown(sampler_info(defaults.sampler), elem_classes="sampler-info")
+            with gr.Row():
+                steps = gr.Slider(1, defaults.max_steps, value=defaults.steps_for(), step=1, label="Steps")
+                cfg = gr.Slider(0, MAX_CFG, value=defaults.cfg, step=0.125, label="CFG scale")
+            channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
+            with gr.Row():
+                seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
+                dice = gr.Button("🎲 random seed", size="sm")
+                per_class = gr.Slider(1, 8, value=1, step=1, label="Images per class")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="generate-btn")
+                stop = gr.Button("Stop", variant="stop", elem_id="generate-stop")
+        with gr.Column(scale=3):
+            preview = gr.Gallery(label="Live preview (current x0 estimate)", columns=4, height=220)
+            gallery = gr.Gallery(label="Images (PNG with parameters)", columns=4, format="png", elem_id="g-gallery")
+            summary = gr.Markdown()
+    tab = GenerateTab(classes, sampler, steps, cfg, channels, seed, per_class)
+
+    dice.click(random_seed, outputs=tab.seed, api_visibility="private")
+    # a new sampler brings its own recommended step count (its metadata), and says what it is
+    tab.sampler.change(
+        lambda name: (sampler_info(name), _default_steps(ctx, name)),
+        tab.sampler,
+        [info, tab.steps],
+        api_visibility="private",
+    )
+    inputs = [tab.classes, tab.sampler, tab.steps, tab.cfg, tab.channels, tab.seed, tab.per_class]
+    # preprocess=False: every payload reaches the request layer as sent, so a bad one gets our message
+    # (Gradio's own conversion would answer "abc" or NaN with a generic error)
+    event = run.click(
+        gpu(_on_generate(ctx)),
+        inputs,
+        [preview, gallery, summary],
+        api_name="generate",
+        preprocess=False,
+        **MODEL_EVENTS,
+    )
+    stop.click(None, cancels=[event], api_visibility="private")
+    return tab
+
+
+def _default_steps(ctx: AppContext, name: str | None):
+    try:
+        return ctx.defaults().steps_for(name)
+    except ValueError:  # a name typed into the box that is no sampler: leave the steps alone
+        return gr.skip()
+
+
+def _on_generate(ctx: AppContext):
+    @user_errors
+    def on_generate(classes, sampler, steps, cfg, channels, seed, per_class, progress=gr.Progress()):
+        bundle, limit = ctx.slot.get(), ctx.budget()
+        cfg = as_float("CFG scale", cfg, 0.0, MAX_CFG)  # the API must send one: None is not "the default" here
+        lanes = generation_lanes(classes, sampler, steps, cfg, 0 if seed is None else seed, per_class, channels)
+        start = time.perf_counter()
+        for item in stream(lambda callback, cancel: generate(bundle, lanes, callback, cancel, limit), PREVIEW_INTERVAL):
+            if isinstance(item, Progress):
+                progress(item.nfe_done / item.nfe_total, desc=eta(item))
+                yield (
+                    preview_images(bundle, [item.x0[k] for k in sorted(item.x0)]),
+                    gr.skip(),
+                    f"Sampling... {eta(item)}",
+                )
+                continue
+            seconds = time.perf_counter() - start
+            ctx.costs.observe(limit, seconds)
+            files = [(save_output(r.image, r.parameters, "dit"), r.caption()) for r in item]
+            yield (
+                gr.skip(),
+                files,
+                f"{len(item)} image(s), {item[0].nfe} NFE each, {seconds:.2f}s in all on {bundle.device}",
+            )
+
+    return on_generate

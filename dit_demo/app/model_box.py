@@ -1,0 +1,55 @@
+"""The model row: which model is loaded, and switching to another among an allowlist."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from dit_demo.app.compare_tab import CompareTab
+from dit_demo.app.context import MODEL_EVENTS, AppContext
+from dit_demo.app.errors import user_errors
+from dit_demo.app.generate_tab import GenerateTab
+from dit_demo.runtime.bundle import DiTBundle
+
+
+def loaded_text(bundle: DiTBundle) -> str:
+    return f"Loaded: **{bundle.name}** ({bundle.num_classes} classes, {bundle.image_size}px, {bundle.device})"
+
+
+def build_model_row(ctx: AppContext) -> tuple[gr.Dropdown, gr.Button, gr.Markdown]:
+    with gr.Row():
+        box = gr.Dropdown(
+            ctx.slot.allowed, value=ctx.slot.name, label="Model", scale=3, elem_id="model", allow_custom_value=True
+        )
+        button = gr.Button("Load model", scale=1, elem_id="load-model")
+        status = gr.Markdown(loaded_text(ctx.slot.get()))
+    return box, button, status
+
+
+def wire_model_row(ctx: AppContext, row, generate: GenerateTab, compare: CompareTab) -> None:
+    """/load_model: on success the class pickers and guidance follow the new model; on failure nothing changes."""
+    box, button, status = row
+
+    @user_errors
+    def on_load_model(name, progress=gr.Progress()):
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"Choose a model: one of {', '.join(ctx.slot.allowed)}.")
+        progress(0.1, desc=f"Loading {name} (downloads on first use)...")
+        bundle = ctx.slot.load(name)
+        progress(0.9, desc="Measuring the model's speed for the per-request limit...")
+        ctx.budget()
+        choices = bundle.labels.choices()
+        return (
+            loaded_text(bundle),
+            gr.Dropdown(choices=choices, value=[choices[0]]),
+            gr.Dropdown(choices=choices, value=choices[0]),
+            bundle.default_cfg,
+            f"{bundle.default_cfg:g}",
+        )
+
+    button.click(
+        on_load_model,
+        box,
+        [status, generate.classes, compare.class_, generate.cfg, compare.cfgs],
+        api_name="load_model",
+        **MODEL_EVENTS,
+    )

@@ -1,0 +1,40 @@
+"""The PNGs the app hands out, and keeping the disk they use bounded."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from PIL import Image
+
+from dit_demo.lab.pngmeta import save_png
+
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "dit_sampler_lab"
+OUTPUT_MAX_AGE = 3600  # seconds an output PNG stays on disk; Gradio's cache is swept on the same clock
+DELETE_CACHE = (600, OUTPUT_MAX_AGE)  # Gradio: every 10 minutes, delete its files older than an hour
+_last_sweep = [0.0]
+
+
+def sweep_outputs(folder: Path = OUTPUT_DIR, max_age: float = OUTPUT_MAX_AGE, now: float | None = None) -> int:
+    """Delete this app's PNGs older than ``max_age`` seconds (Gradio serves copies from its own cache)."""
+    now = time.time() if now is None else now
+    removed = 0
+    for path in folder.glob("*.png"):
+        try:
+            if now - path.stat().st_mtime > max_age:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # another worker swept it first
+            pass
+    return removed
+
+
+def save_output(image: Image.Image, parameters: dict, stem: str) -> str:
+    """A PNG carrying ``parameters``, in the app's output folder; old ones are swept at most once a minute."""
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    if time.time() - _last_sweep[0] > 60:
+        _last_sweep[0] = time.time()
+        sweep_outputs()
+    return str(save_png(image, OUTPUT_DIR / f"{stem}-{uuid.uuid4().hex[:8]}.png", parameters))

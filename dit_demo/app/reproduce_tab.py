@@ -1,0 +1,82 @@
+"""The Reproduce tab: a PNG made by the app puts its parameters back into the Generate or Compare tab."""
+
+from __future__ import annotations
+
+import gradio as gr
+from PIL import UnidentifiedImageError
+
+from dit_demo.app.compare_tab import CompareTab
+from dit_demo.app.context import AppContext, channel_choice, class_choice
+from dit_demo.app.errors import user_errors
+from dit_demo.app.generate_tab import GenerateTab
+from dit_demo.lab.compare import ComparisonSpec
+from dit_demo.lab.pngmeta import read_parameters
+
+
+def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, compare: CompareTab) -> None:
+    """The tab's widgets (inside the current Blocks) and its event; /reproduce is the API."""
+    gr.Markdown("Drop a PNG made by this app: its parameters go back into the Generate or Compare tab.")
+    upload = gr.File(label="PNG from DiT Sampler Lab", file_types=[".png"], type="filepath", elem_id="r-file")
+    message = gr.Markdown(elem_id="r-text")
+
+    @user_errors
+    def on_reproduce(path):
+        if not path:
+            raise ValueError("Drop a PNG saved by DiT Sampler Lab.")
+        try:
+            params = read_parameters(path)
+        except (OSError, UnidentifiedImageError):
+            raise ValueError("That file is not a readable PNG; drop a PNG saved by DiT Sampler Lab.") from None
+        try:
+            return restore(ctx, params, tabs, generate, compare, message)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(
+                f"This PNG's parameters are incomplete (field {exc} is missing or of the wrong kind); "
+                "it cannot be restored."
+            ) from None
+
+    # the API's outputs keep their order: the tab, the 7 Generate fields, the 7 Compare fields, the message
+    outputs = [tabs, *vars(generate).values(), *vars(compare).values(), message]
+    upload.upload(on_reproduce, upload, outputs, api_name="reproduce")
+
+
+def restore(ctx: AppContext, params: dict, tabs, generate: GenerateTab, compare: CompareTab, message) -> dict:
+    """New values for the form a PNG's ``params`` came from, keyed by component (the others stay as they are)."""
+    bundle = ctx.slot.get()
+    if params.get("mode") == "compare":
+        spec = ComparisonSpec.from_dict(params)
+        return {
+            tabs: gr.Tabs(selected="compare"),
+            compare.samplers: list(spec.samplers),
+            compare.steps: ",".join(map(str, spec.steps)),
+            compare.cfgs: ",".join(f"{c:g}" for c in spec.cfg_scales),
+            compare.class_: class_choice(bundle, spec.class_id),
+            compare.seed: spec.seed,
+            compare.channels: channel_choice(spec.cfg_channels),
+            compare.reference: f"{spec.reference[0]}@{spec.reference[1]}" if spec.reference else "",
+            message: f"Restored a comparison of {len(spec.samplers)} samplers x {len(spec.steps)} step counts."
+            + _spacing_note(spec.spacing),
+        }
+    if params.get("mode") == "generate":
+        return {
+            tabs: gr.Tabs(selected="generate"),
+            generate.classes: [class_choice(bundle, params["class_id"])],
+            generate.sampler: params["sampler"],
+            generate.steps: params["steps"],
+            generate.cfg: params["cfg_scale"],
+            generate.channels: channel_choice(params.get("cfg_channels")),
+            generate.seed: params["seed"],
+            generate.per_class: 1,
+            message: f"Restored: {params['class_name']}, {params['sampler']} {params['steps']} steps, "
+            f"seed {params['seed']}." + _spacing_note(params.get("spacing")),
+        }
+    raise ValueError(f"This PNG's parameters are of a kind this app cannot restore ({params.get('mode')!r}).")
+
+
+def _spacing_note(spacing: str | None) -> str:
+    if not spacing:
+        return ""
+    return (
+        f" It was made on the {spacing!r} step grid, which this page does not offer yet: the page runs the "
+        f"default grid; `python -m dit_demo ... --spacing {spacing}` repeats it exactly."
+    )

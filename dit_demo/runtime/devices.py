@@ -1,0 +1,48 @@
+"""Which device and dtype a model runs on: flags like "auto", "cuda:1", "bf16" -> torch objects."""
+
+from __future__ import annotations
+
+import torch
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def default_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    # half precision where the hardware is built for it; fp32 on CPUs (exact and not slower there)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def parse_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if dtype is None or dtype == "auto":
+        return default_dtype(device)
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}; allowed: auto, {', '.join(DTYPES)}.")
+    return DTYPES[dtype]
+
+
+def parse_device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == "auto":
+        return default_device()
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"Unknown device {device!r}; allowed: auto, cpu, cuda, cuda:N, mps.") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("Device 'cuda' was asked for but no CUDA GPU is available; use --device cpu.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("Device 'mps' was asked for but Apple MPS is not available; use --device cpu.")
+    return device
