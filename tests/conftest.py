@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
+from PIL import Image
+from png_helpers import PARAMS
 
+from dit_demo.lab.pngmeta import save_png
 from dit_demo.runtime.loader import load_bundle, save_bundle
 
 SHARED_LABELS = Path(__file__).resolve().parents[1] / "dit_demo" / "imagenet_id2label.json"
@@ -82,3 +85,9 @@ def pytest_sessionfinish(session, exitstatus):
 def embedded_bundle():
     """The model this project ships (Fashion-MNIST), as the app loads it by default."""
     return load_bundle(None, device="cpu", dtype="fp32")
+
+
+@pytest.fixture
+def saved(tmp_path) -> Path:
+    """A PNG saved by the app, carrying ``png_helpers.PARAMS``."""
+    return save_png(Image.new("RGB", (40, 30), "navy"), tmp_path / "out" / "saved.png", PARAMS)

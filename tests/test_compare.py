@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from PIL import Image
 
 from dit_demo.lab.compare import ComparisonSpec, run_comparison
@@ -84,3 +85,11 @@ def test_grid_layout_draws_labels():
     darkest = grid.convert("L").getextrema()[0]
     assert darkest < 100  # text was drawn
     assert grid.getpixel((grid.width - 5, grid.height // 2))[2] > 200  # the blue cell sits right
+
+
+def test_previews_show_the_cells_in_grid_order_and_not_the_extra_reference():
+    spec = ComparisonSpec.build("ddim,heun", "2,4", "Bag", cfg_text="1.5", reference="ddim@50")
+    x0 = {k: torch.full((4, 8, 8), float(k)) for k in (4, 0, 3)}  # lane 4 is the appended reference
+    previews = spec.cell_previews(x0)
+    assert [name for name, _ in previews] == ["ddim 2", "heun 4"]
+    assert [int(latent[0, 0, 0]) for _, latent in previews] == [0, 3]

@@ -130,16 +130,15 @@ def _on_compare(ctx: AppContext):
             reference,
             max_steps=bundle.num_train_timesteps,
         )
-        lane_names = [f"{lane.sampler} {lane.steps}" for lane in spec.lanes()]
         start = time.perf_counter()
         job = lambda callback, cancel: run_comparison(bundle, spec, callback, cancel, limit)  # noqa: E731
         for item in stream(job, PREVIEW_INTERVAL):
             if isinstance(item, Progress):
                 progress(item.nfe_done / item.nfe_total, desc=eta(item))
-                keys = sorted(k for k in item.x0 if k < len(lane_names))  # reference lanes are not cells
-                previews = preview_images(bundle, [item.x0[k] for k in keys], size=96)
+                names, latents = zip(*spec.cell_previews(item.x0)) if item.x0 else ((), ())
+                previews = preview_images(bundle, list(latents), size=96)
                 yield (
-                    list(zip(previews, [lane_names[k] for k in keys])),
+                    list(zip(previews, names)),
                     *(gr.skip(),) * 5,
                     f"Sampling all lanes in lock-step... {eta(item)}",
                 )

@@ -92,6 +92,15 @@ class ComparisonSpec:
                 f"The comparison's parameters are incomplete or damaged ({type(exc).__name__}: {exc})."
             ) from None
 
+    def cell_previews(self, x0: dict[int, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+        """("sampler steps", x0 latent) for each cell in a progress report, in grid order.
+
+        Lanes are numbered as :meth:`lanes` lists them; a reference lane that is not a cell runs
+        after them and has no place in the grid, so it is left out.
+        """
+        names = [f"{lane.sampler} {lane.steps}" for lane in self.lanes()]
+        return [(names[k], x0[k]) for k in sorted(x0) if k < len(names)]
+
     def lanes(self) -> list[Lane]:
         return [
             Lane(name, steps, self.class_id, self.seed, cfg, self.cfg_channels, self.spacing)
