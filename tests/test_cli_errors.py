@@ -52,3 +52,22 @@ def test_load_bundle_names_the_corrupt_weights_file(small_bundle_dir, tmp_path):
         load_bundle(folder, device="cpu", dtype="fp32")
     assert str(weights) in str(info.value) and "\n" not in str(info.value)
     assert info.value.__suppress_context__  # raised "from None": printing it shows no chained traceback
+
+
+def test_cli_validates_before_drawing_a_progress_bar():
+    """A bad request is one line on stderr: no empty progress bar, no traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "dit_demo", "generate", "Bag", "--steps", "0"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2
+    assert lines == ["error: Steps for dpmpp_2m must be between 1 and 1000, got 0."]

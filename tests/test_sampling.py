@@ -103,15 +103,21 @@ def test_ddpm_uses_the_variance_channels_and_ddim_does_not(small_bundle):
     torch.testing.assert_close(sample(edited, lanes("ddim"))[0].latents, plain_ddim.latents, atol=0, rtol=0)
 
 
-def test_one_ddpm_step_is_the_papers_formula(small_bundle):
-    """Posterior mean from eps; log-variance interpolated by (v + 1) / 2 (Nichol & Dhariwal eq. 15)."""
+@pytest.mark.parametrize("v_scale", [1.0, 3.0])
+def test_one_ddpm_step_is_the_papers_formula(small_bundle, v_scale):
+    """Posterior mean from eps; log-variance interpolated by (v + 1) / 2 (Nichol & Dhariwal eq. 15).
+
+    ``v_scale`` 3 lets the model's v leave [-1, 1], as trained models' outputs do: the interpolation
+    then extrapolates, and must still be the formula's.
+    """
     steps = 10
     sched = samplers.get("ddpm").build(small_bundle.scheduler_config, steps)
     t = int(sched.timesteps[3])
     t_prev = int(sched.timesteps[4])
     g = torch.Generator().manual_seed(0)
     x_t, eps, v = (torch.randn(1, 4, 8, 8, generator=g) for _ in range(3))
-    v = v.clamp(-1, 1)
+    v = v.clamp(-1, 1) if v_scale == 1.0 else v * v_scale
+    assert (v.abs() > 1).any() == (v_scale > 1)
     got = sched.step(torch.cat([eps, v], 1), t, x_t, generator=torch.Generator().manual_seed(7)).prev_sample
 
     betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
