@@ -14,10 +14,13 @@ from dit_demo.lab.compare import ComparisonSpec, run_comparison
 from dit_demo.lab.generate import generate, generation_lanes
 from dit_demo.lab.grid import make_grid
 from dit_demo.lab.pngmeta import save_png
+from dit_demo.runtime.devices import parse_device
+from dit_demo.runtime.levers import PRESETS, preset
 from dit_demo.runtime.loader import load_bundle
 from dit_demo.runtime.parsing import SPACINGS, parse_names, parse_steps
 from dit_demo.runtime.request import Defaults, check_lanes
 
+INTERVAL_HELP = "lo,hi: guidance only at noise levels lo < sigma <= hi (Kynkaanniemi et al. 2024), e.g. 0.28,5.42"
 SPACING_HELP = "step grid: trailing (default; every sampler starts at t = T-1), linspace (DiT's own grid), leading"
 
 
@@ -42,13 +45,35 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--dtype", default="auto", help="auto, fp32, bf16, fp16")
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="exact",
+        help="exact: no shortcuts; fast: every lever that keeps quality (bf16 where the hardware has it, unless --dtype is set)",
+    )
+
+
+def _load(args):
+    """The model, loaded in the preset's dtype unless --dtype names one, and the preset's levers."""
+    levers = preset(args.preset, parse_device(args.device))
+    dtype = levers.dtype if args.dtype == "auto" and levers.dtype else args.dtype
+    interval = getattr(args, "guidance_interval", None) or levers.guidance_interval
+    return load_bundle(args.model, args.device, dtype), interval
 
 
 def cmd_generate(args) -> None:
-    bundle = load_bundle(args.model, args.device, args.dtype)
+    bundle, interval = _load(args)
     steps = Defaults.for_bundle(bundle).steps_for(args.sampler) if args.steps is None else args.steps
     lanes = generation_lanes(
-        args.classes, args.sampler, steps, args.cfg, args.seed, args.batch, args.cfg_channels, args.spacing
+        args.classes,
+        args.sampler,
+        steps,
+        args.cfg,
+        args.seed,
+        args.batch,
+        args.cfg_channels,
+        args.spacing,
+        interval,
     )
     check_lanes(bundle, lanes)  # before the progress bar: a bad request prints one line, nothing else
     bar, callback = _progress_bar("generate")
@@ -70,7 +95,7 @@ def cmd_generate(args) -> None:
 
 
 def cmd_compare(args) -> None:
-    bundle = load_bundle(args.model, args.device, args.dtype)
+    bundle, interval = _load(args)
     cfg = Defaults.for_bundle(bundle).cfg if args.cfg is None else args.cfg
     spec = ComparisonSpec.build(
         args.samplers,
@@ -81,6 +106,7 @@ def cmd_compare(args) -> None:
         args.cfg_channels,
         args.reference,
         args.spacing,
+        interval,
         max_steps=bundle.num_train_timesteps,
     )
     check_lanes(bundle, spec.lanes())
@@ -105,9 +131,40 @@ def cmd_samplers(args) -> None:
         )
 
 
+def cmd_suite(args) -> None:
+    from dit_demo.lab import suite
+
+    device = parse_device(args.device)
+    quick = args.suite == "quick"
+    bundles = {"xl256-random": suite.xl256_random(device)}
+    if not quick:
+        bundles["embedded"] = load_bundle(None, device, "fp32")
+    print(f"models: {', '.join(b.name for b in bundles.values())}")
+    cpu_xl = device.type == "cpu"
+    data = suite.run_suite(
+        bundles,
+        ("single",) if quick else suite.WORKLOADS,
+        ("pipeline_fp32", "engine_exact", "engine_fast") if quick else suite.RUNNERS,
+        steps=10 if quick else 25,
+        grid_steps=(5, 10, 20) if cpu_xl else (10, 25, 50),
+        repeats=1 if quick else args.repeats,
+    )
+    print(suite.markdown(data))
+    for model, f in data["flops"].items():
+        print(
+            f"{model}: transformer {f['transformer_gflops_per_s']:.1f} GFLOP/s at {f['rows']} rows "
+            f"vs plain matmul {f['matmul_gflops_per_s']:.1f} GFLOP/s"
+        )
+    if args.json:
+        suite.write_json(data, args.json)
+        print(f"wrote {args.json}")
+
+
 def cmd_bench(args) -> None:
     from dit_demo.lab.bench import format_bench, run_bench
 
+    if args.suite:
+        return cmd_suite(args)
     bundle = load_bundle(args.model, args.device, args.dtype)
     max_steps = bundle.num_train_timesteps
     print(
@@ -132,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--batch", type=int, default=1, help="images per class (seeds seed, seed+1, ...)")
     gen.add_argument("--spacing", choices=SPACINGS, default=None, help=SPACING_HELP)
+    gen.add_argument("--guidance-interval", default=None, help=INTERVAL_HELP)
     gen.add_argument("--out", default="out/generate.png")
     _add_model_args(gen)
     gen.set_defaults(func=cmd_generate)
@@ -149,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         "--reference", default=None, help="sampler@steps, e.g. ddim@250 (default: highest-step deterministic cell)"
     )
     cmp_.add_argument("--spacing", choices=SPACINGS, default=None, help=SPACING_HELP)
+    cmp_.add_argument("--guidance-interval", default=None, help=INTERVAL_HELP)
     cmp_.add_argument("--out", default="out/compare.png")
     _add_model_args(cmp_)
     cmp_.set_defaults(func=cmd_compare)
@@ -161,6 +220,13 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--steps", default="10,25,50")
     bench.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own)")
     bench.add_argument("--repeats", type=int, default=1)
+    bench.add_argument(
+        "--suite",
+        choices=("quick", "full"),
+        default=None,
+        help="DiTPipeline vs engine exact/fast on DiT-XL/2-256 (random weights) and the embedded model",
+    )
+    bench.add_argument("--json", default=None, help="with --suite: write the results as JSON here")
     _add_model_args(bench)
     bench.set_defaults(func=cmd_bench)
 

@@ -16,7 +16,14 @@ from dit_demo.lab.metrics import latent_rmse, pixel_rmse
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import Progress, sample
-from dit_demo.runtime.parsing import parse_floats, parse_names, parse_reference, parse_spacing, parse_steps
+from dit_demo.runtime.parsing import (
+    parse_floats,
+    parse_interval,
+    parse_names,
+    parse_reference,
+    parse_spacing,
+    parse_steps,
+)
 from dit_demo.runtime.request import MAX_LANES, Lane
 
 
@@ -32,6 +39,7 @@ class ComparisonSpec:
     cfg_channels: int | None = None
     reference: tuple[str, int] | None = None  # (sampler, steps); default: highest-step deterministic cell
     spacing: str | None = None  # step grid for every lane; None: each sampler's default
+    guidance_interval: tuple[float, float] | None = None  # noise levels where guidance runs; None: all
 
     @classmethod
     def build(
@@ -44,6 +52,7 @@ class ComparisonSpec:
         cfg_channels=None,
         reference=None,
         spacing=None,
+        guidance_interval=None,
         max_steps: int = 1000,
     ) -> ComparisonSpec:
         """Parse the user-facing forms (comma lists, ranges) into a spec, sized before any lane exists."""
@@ -63,13 +72,15 @@ class ComparisonSpec:
             cfg_channels,
             parse_reference(reference, max_steps),
             parse_spacing(spacing),
+            parse_interval(guidance_interval),
         )
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["reference"] = list(self.reference) if self.reference else None
-        if self.spacing is None:  # absent means the default grid, so older PNGs read the same
-            del data["spacing"]
+        for key in ("spacing", "guidance_interval"):  # absent means the default, so older PNGs read the same
+            if data[key] is None:
+                del data[key]
         return data
 
     @classmethod
@@ -85,6 +96,7 @@ class ComparisonSpec:
                 data.get("cfg_channels"),
                 data.get("reference"),
                 data.get("spacing"),
+                data.get("guidance_interval"),
                 max_steps=10**6,
             )
         except (KeyError, TypeError) as exc:
@@ -103,7 +115,7 @@ class ComparisonSpec:
 
     def lanes(self) -> list[Lane]:
         return [
-            Lane(name, steps, self.class_id, self.seed, cfg, self.cfg_channels, self.spacing)
+            Lane(name, steps, self.class_id, self.seed, cfg, self.cfg_channels, self.spacing, self.guidance_interval)
             for cfg in self.cfg_scales
             for name in self.samplers
             for steps in self.steps
@@ -192,7 +204,18 @@ def run_comparison(
             if (lane.sampler, lane.steps, lane.cfg_scale) == (ref_sampler, ref_steps, cfg)
         ]
         if not match:
-            lanes.append(Lane(ref_sampler, ref_steps, spec.class_id, spec.seed, cfg, spec.cfg_channels, spec.spacing))
+            lanes.append(
+                Lane(
+                    ref_sampler,
+                    ref_steps,
+                    spec.class_id,
+                    spec.seed,
+                    cfg,
+                    spec.cfg_channels,
+                    spec.spacing,
+                    spec.guidance_interval,
+                )
+            )
         ref_index[cfg] = match[0] if match else len(lanes) - 1
     start = time.perf_counter()
     results = sample(bundle, lanes, callback=callback, cancel=cancel, budget=budget)

@@ -25,7 +25,7 @@ from dit_demo.lab.metrics import feature_stats, frechet_distance
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import sample
 from dit_demo.runtime.loader import EMBEDDED_MODEL, load_bundle
-from dit_demo.runtime.parsing import parse_names, parse_steps
+from dit_demo.runtime.parsing import parse_interval, parse_names, parse_steps
 from dit_demo.runtime.request import Lane
 from dit_demo.training.classifier import FashionClassifier
 from dit_demo.training.data import load_fashion_mnist
@@ -72,6 +72,7 @@ def evaluate(
     seed: int = 0,
     data_dir: str | None = None,
     progress: bool = True,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> list[dict]:
     test_images, _ = load_fashion_mnist("test", data_dir)
     _, test_feats = classify(classifier, test_images)
@@ -91,7 +92,11 @@ def evaluate(
         preds, feats = classify(classifier, images)
         results.append(_row(key, label, 0, 0, preds, real_labels, feats, reference, 0.0))
     for name, steps in tqdm(rows, desc="evaluate", disable=not progress):
-        lanes = [Lane(name, steps, c, seed + j, cfg) for c in classes for j in range(per_class)]
+        lanes = [
+            Lane(name, steps, c, seed + j, cfg, guidance_interval=guidance_interval)
+            for c in classes
+            for j in range(per_class)
+        ]
         start = time.perf_counter()
         latents = torch.stack([r.latents for r in sample(bundle, lanes, max_batch=2048, max_lanes=len(lanes))])
         seconds = time.perf_counter() - start
@@ -172,10 +177,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default=None, help="fp32 (default on CPUs), bf16, fp16, auto")
+    parser.add_argument("--guidance-interval", default=None, help="lo,hi: guidance only at lo < sigma <= hi")
     parser.add_argument("--out-dir", default="out/eval")
     args = parser.parse_args(argv)
     try:
-        bundle = load_bundle(args.model, args.device, "fp32" if args.device in ("auto", "cpu") else "auto")
+        dtype = args.dtype or ("fp32" if args.device in ("auto", "cpu") else "auto")
+        bundle = load_bundle(args.model, args.device, dtype)
+        interval = parse_interval(args.guidance_interval)
         classifier_dir = (
             Path(args.classifier)
             if args.classifier
@@ -191,7 +200,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {exc}") from None
     start = time.perf_counter()
     cfg = bundle.default_cfg if args.cfg is None else args.cfg
-    results = evaluate(bundle, classifier, rows, args.per_class, cfg, args.seed, args.data_dir)
+    results = evaluate(
+        bundle, classifier, rows, args.per_class, cfg, args.seed, args.data_dir, guidance_interval=interval
+    )
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(results, cfg, args.per_class)
@@ -203,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
         "seed": args.seed,
         "total_seconds": time.perf_counter() - start,
         "torch_threads": torch.get_num_threads(),
+        "dtype": str(bundle.dtype).removeprefix("torch."),
+        "guidance_interval": list(interval) if interval else None,
     }
     (out / "evaluation.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=2))
     print(table)

@@ -37,6 +37,7 @@ def generation_lanes(
     per_class: int = 1,
     cfg_channels: int | None = None,
     spacing: str | None = None,
+    guidance_interval: tuple[float, float] | str | None = None,
 ) -> list[Lane]:
     """Image j of every class uses seed + j, so classes can be compared on the same noise."""
     per_class = as_int("Images per class", per_class, 1, MAX_LANES)
@@ -51,7 +52,9 @@ def generation_lanes(
         )
     seed = as_int("Seed", seed, 0, MAX_SEED - per_class)
     return [
-        Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels, spacing) for c in classes for j in range(per_class)
+        Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels, spacing, guidance_interval)
+        for c in classes
+        for j in range(per_class)
     ]
 
 
@@ -80,5 +83,7 @@ def generate(
         }
         if lane.spacing is not None:  # absent means the default grid, so older PNGs read the same
             params["spacing"] = lane.spacing
+        if lane.guidance_interval is not None:  # absent means guidance at every step
+            params["guidance_interval"] = list(lane.guidance_interval)
         out.append(Generated(image, params, result.nfe, result.seconds))
     return out

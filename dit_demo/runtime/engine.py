@@ -67,6 +67,14 @@ class _LaneState:
         self.index = 0
         self.seconds = 0.0
         self.x_in = self.x
+        self.guided_now = lane.guided  # this round: guidance on (with an interval, it depends on sigma)
+
+    def start_round(self) -> None:
+        self.guided_now = self.lane.guided_at(self.bundle.sigma_at(float(self.t)))
+
+    @property
+    def rows_now(self) -> int:
+        return 2 if self.guided_now else 1
 
     @property
     def done(self) -> bool:
@@ -129,8 +137,9 @@ def _forward(bundle: DiTBundle, active: list[_LaneState], max_batch: int | None,
     """One batched transformer call for every row of every active lane: (rows, C or 2C, H, W) float32."""
     xs, ts, ys = [], [], []
     for s in active:
+        s.start_round()
         s.x_in = s.scheduler.scale_model_input(s.x, s.t)
-        for y in [s.lane.class_id] + ([bundle.null_class] if s.lane.guided else []):  # cond row, then null row
+        for y in [s.lane.class_id] + ([bundle.null_class] if s.guided_now else []):  # cond row, then null row
             xs.append(s.x_in)
             ts.append(float(s.t))
             ys.append(y)
@@ -177,15 +186,15 @@ def run(
             row = 0
             for s in active:
                 tick = time.perf_counter()
-                model_out = _guide(out[row], s.lane, out[row + 1] if s.lane.guided else None)
-                row += s.lane.rows
+                model_out = _guide(out[row], s.lane, out[row + 1] if s.guided_now else None)
+                row += s.rows_now
                 if not s.reads_variance:
                     model_out = model_out[:channels]  # eps only: the variance channels are not this sampler's
                 if callback is not None:
                     progress.x0[s.position] = s.x0_estimate(model_out[:channels]).float().cpu()
                 s.step(model_out)
                 nfe_done += 1
-                s.seconds += row_seconds * s.lane.rows + (time.perf_counter() - tick)
+                s.seconds += row_seconds * s.rows_now + (time.perf_counter() - tick)
             if callback is not None:
                 progress.nfe_done, progress.elapsed = nfe_done, time.perf_counter() - start
                 callback(progress)

@@ -259,3 +259,23 @@ def parse_spacing(value: object) -> str | None:
             f"Step spacing must be one of {', '.join(SPACINGS)} (linspace is DiT's own grid), got {shown(value)}."
         )
     return str(value)
+
+
+def parse_interval(value: object) -> tuple[float, float] | None:
+    """A guidance interval of noise levels, "lo,hi" in sigma (hi may be "inf"); None or "" means everywhere."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    example = "0.28,5.42 (guidance only where 0.28 < sigma <= 5.42)"
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence) or len(items) != 2:
+        raise ValueError(f"A guidance interval is two noise levels lo,hi, e.g. {example}; got {shown(value)}.")
+    lo = as_float("The guidance interval's low end", items[0], 0.0, 1e6)
+    high_text = str(items[1]).strip().lower()
+    hi = (
+        math.inf
+        if high_text in ("inf", "infinity")
+        else as_float("The guidance interval's high end", items[1], 0.0, 1e6)
+    )
+    if not lo < hi:
+        raise ValueError(f"A guidance interval needs lo < hi, e.g. {example}; got {shown(value)}.")
+    return lo, hi

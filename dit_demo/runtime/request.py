@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 import samplers
 from dit_demo.runtime.bundle import DiTBundle
-from dit_demo.runtime.parsing import MAX_CFG, MAX_SEED, as_float, as_int, parse_cfg_channels, parse_spacing
+from dit_demo.runtime.parsing import (
+    MAX_CFG,
+    MAX_SEED,
+    as_float,
+    as_int,
+    parse_cfg_channels,
+    parse_interval,
+    parse_spacing,
+)
 from samplers import Sampler
 
 MAX_LANES = 64  # images per request
@@ -27,6 +35,8 @@ class Lane:
     ``cfg_channels`` None or 0 guides every latent channel, 3 is the original DiT code;
     ``spacing`` picks the step grid: None is the sampler's default ("trailing": every sampler
     starts at t = T - 1), "linspace" is DiT's own ``space_timesteps`` grid, "leading" diffusers' old default.
+    ``guidance_interval`` (lo, hi) applies guidance only at noise levels lo < sigma <= hi
+    (Kynkaanniemi et al. 2024); elsewhere only the conditional row runs. None: at every step.
     """
 
     sampler: str
@@ -36,6 +46,7 @@ class Lane:
     cfg_scale: float | None = None
     cfg_channels: int | None = None
     spacing: str | None = None
+    guidance_interval: tuple[float, float] | str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,10 +60,19 @@ class CheckedLane:
     cfg_scale: float
     cfg_channels: int  # how many latent channels get guidance (all of them unless 3 was asked for)
     spacing: str | None = None
+    guidance_interval: tuple[float, float] | None = None
 
     @property
     def guided(self) -> bool:
+        """Whether guidance runs at all (it may still be limited to an interval of noise levels)."""
         return self.cfg_scale != 1.0
+
+    def guided_at(self, sigma: float) -> bool:
+        """Whether the step at noise level ``sigma`` runs the null row too."""
+        if not self.guided or self.guidance_interval is None:
+            return self.guided
+        lo, hi = self.guidance_interval
+        return lo < sigma <= hi
 
     @property
     def rows(self) -> int:
@@ -75,6 +95,7 @@ def check_lane(bundle: DiTBundle, lane: Lane) -> CheckedLane:
         cfg_scale=as_float("CFG scale", cfg, 0.0, MAX_CFG),
         cfg_channels=parse_cfg_channels(lane.cfg_channels, bundle.latent_channels),
         spacing=parse_spacing(lane.spacing),
+        guidance_interval=parse_interval(lane.guidance_interval),
     )
 
 

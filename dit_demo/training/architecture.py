@@ -8,19 +8,13 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 
+from dit_demo.runtime.levers import has_native_bf16
+
 LATENT_CHANNELS = 4
 NUM_TRAIN_TIMESTEPS = 1000
 DEFAULT_CFG = (
     1.5  # chosen with the evaluator: >= 90% class accuracy at DPM-Solver++ 25 steps, lower Frechet distance than 2.0
 )
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def pick_device() -> torch.device:
@@ -29,7 +23,7 @@ def pick_device() -> torch.device:
 
 def autocast(device: torch.device):
     """bf16 autocast on GPUs and on CPUs with native bf16; plain fp32 elsewhere (bf16 emulation is slower)."""
-    enabled = device.type == "cuda" or cpu_has_bf16()
+    enabled = device.type == "cuda" or has_native_bf16("cpu")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 

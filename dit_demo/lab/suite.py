@@ -1,0 +1,276 @@
+"""The speed suite: DiTPipeline against the engine (exact and fast), same process, same weights.
+
+    python -m dit_demo bench --suite quick --json out/bench.json
+
+Models: ``xl256-random`` (DiT-XL/2-256's architecture and an sd-vae-shaped VAE, built here with
+random weights: right for timing, meaningless for images) and ``embedded``. Workloads: ``single``
+(one image, DPM-Solver++ 2M, cfg 4), ``batch8`` (8 classes at once) and ``grid3x3`` (3 samplers
+x 3 step counts, one seed). Runners are interleaved and the median of the repeats is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import diffusers
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, DiTPipeline, DiTTransformer2DModel
+
+import samplers
+from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.engine import sample
+from dit_demo.runtime.labels import Labels
+from dit_demo.runtime.levers import preset
+from dit_demo.runtime.request import Lane
+
+RUNNERS = ("pipeline_fp32", "pipeline_half", "engine_exact", "engine_fast")
+WORKLOADS = ("single", "batch8", "grid3x3")
+GRID_SAMPLERS = ("ddim", "dpmpp_2m", "dpmpp_3m")  # samplers DiTPipeline runs correctly, so it can fill the grid too
+CFG = 4.0
+
+
+def xl256_random(device: torch.device) -> DiTBundle:
+    """DiT-XL/2-256's transformer and sd-vae-ft-ema's VAE, shapes only (random weights)."""
+    torch.manual_seed(0)
+    transformer = DiTTransformer2DModel(
+        num_attention_heads=16,
+        attention_head_dim=72,
+        in_channels=4,
+        out_channels=8,
+        num_layers=28,
+        sample_size=32,
+        patch_size=2,
+        num_embeds_ada_norm=1000,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=2,
+        sample_size=256,
+    )
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
+    labels = Labels.from_id2label({str(i): f"class {i}" for i in range(1000)})
+    transformer.to(device).eval().requires_grad_(False)
+    vae.to(device).eval().requires_grad_(False)
+    name = "DiT-XL/2-256 architecture, random weights (timing only)"
+    return DiTBundle(name, transformer, vae, dict(scheduler.config), labels, device, torch.float32)
+
+
+def half_dtype(device: torch.device) -> torch.dtype:
+    return torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
+
+
+def in_dtype(bundle: DiTBundle, dtype: torch.dtype, vae_too: bool) -> DiTBundle:
+    """The bundle with its transformer (and VAE) in ``dtype``: copies, so the fp32 one stays as it was."""
+    import copy
+
+    vae = copy.deepcopy(bundle.vae).to(dtype) if vae_too else bundle.vae
+    return replace(bundle, transformer=copy.deepcopy(bundle.transformer).to(dtype), vae=vae, dtype=dtype)
+
+
+def workload_cells(workload: str, bundle: DiTBundle, steps: int, grid_steps: tuple[int, ...]) -> list[list[Lane]]:
+    """The engine's requests: one request per list. The pipeline runs each inner list cell by cell."""
+    classes = list(range(min(8, bundle.num_classes)))
+    if workload == "single":
+        return [[Lane("dpmpp_2m", steps, classes[-1], 0, CFG)]]
+    if workload == "batch8":
+        return [[Lane("dpmpp_2m", steps, c, 0, CFG) for c in classes]]
+    if workload == "grid3x3":
+        return [[Lane(name, n, classes[-1], 0, CFG) for name in GRID_SAMPLERS for n in grid_steps]]
+    raise ValueError(f"Unknown workload {workload!r}; choose from {', '.join(WORKLOADS)}.")
+
+
+def _pipeline_job(bundle: DiTBundle, lanes: list[Lane]) -> Callable[[], object] | None:
+    """DiTPipeline filling the same cells (batch8: one call with 8 labels), or None where it cannot."""
+    if bundle.null_class != 1000:
+        return None  # DiTPipeline hard-codes the null class 1000: it cannot guide other class counts
+    groups = [lanes] if len({(lane.sampler, lane.steps) for lane in lanes}) == 1 else [[lane] for lane in lanes]
+
+    def job():
+        for group in groups:
+            first = group[0]
+            pipe = DiTPipeline(
+                transformer=bundle.transformer,
+                vae=bundle.vae,
+                scheduler=samplers.get(first.sampler).build(bundle.scheduler_config),
+            )
+            pipe.set_progress_bar_config(disable=True)
+            pipe(
+                [lane.class_id for lane in group],
+                guidance_scale=CFG,
+                num_inference_steps=first.steps,
+                generator=torch.Generator("cpu").manual_seed(0),
+                output_type="pt",
+            )
+
+    return job
+
+
+def _engine_job(bundle: DiTBundle, lanes: list[Lane]) -> Callable[[], object]:
+    def job():
+        bundle.decode_images(torch.stack([r.latents for r in sample(bundle, lanes)]))
+
+    return job
+
+
+def runner_jobs(bundle: DiTBundle, lanes: list[Lane], runners: tuple[str, ...]) -> dict[str, Callable | None]:
+    """Each runner's job for one workload; None where a runner cannot run it (said in the results)."""
+    fast = preset("fast", bundle.device)
+    fast_lanes = [replace(lane, guidance_interval=fast.guidance_interval) for lane in lanes]
+    jobs: dict[str, Callable | None] = {}
+    for runner in runners:
+        if runner == "pipeline_fp32":
+            jobs[runner] = _pipeline_job(bundle, lanes)
+        elif runner == "pipeline_half":
+            jobs[runner] = _pipeline_job(in_dtype(bundle, half_dtype(bundle.device), vae_too=True), lanes)
+        elif runner == "engine_exact":
+            jobs[runner] = _engine_job(bundle, lanes)
+        elif runner == "engine_fast":
+            fast_bundle = in_dtype(bundle, torch.bfloat16, vae_too=True) if fast.dtype == "bf16" else bundle
+            jobs[runner] = _engine_job(fast_bundle, fast_lanes)
+        else:
+            raise ValueError(f"Unknown runner {runner!r}; choose from {', '.join(RUNNERS)}.")
+    return jobs
+
+
+def time_interleaved(jobs: dict[str, Callable | None], repeats: int) -> dict[str, float | None]:
+    """Median seconds per runner; the runners take turns so drift hits them alike. One warm-up each."""
+    runnable = {name: job for name, job in jobs.items() if job is not None}
+    for job in runnable.values():
+        job()
+    times: dict[str, list[float]] = {name: [] for name in runnable}
+    for _ in range(repeats):
+        for name, job in runnable.items():
+            start = time.perf_counter()
+            job()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times[name]) if name in times else None for name in jobs}
+
+
+def flops_check(bundle: DiTBundle, rows: int = 2) -> dict:
+    """The transformer's achieved FLOP/s next to a plain matmul of its hidden size, in the same run."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(rows, *bundle.latent_shape, device=bundle.device, dtype=bundle.dtype)
+    t = torch.full((rows,), 500.0, device=bundle.device)
+    y = torch.zeros(rows, dtype=torch.long, device=bundle.device)
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as counter:
+            bundle.transformer(x, timestep=t, class_labels=y)
+        flops = counter.get_total_flops()
+        seconds = min(_seconds(lambda: bundle.transformer(x, timestep=t, class_labels=y)) for _ in range(3))
+        hidden = bundle.transformer.config.num_attention_heads * bundle.transformer.config.attention_head_dim
+        tokens = rows * (bundle.latent_size // bundle.transformer.config.patch_size) ** 2
+        a = torch.randn(tokens, hidden, device=bundle.device, dtype=bundle.dtype)
+        b = torch.randn(hidden, 4 * hidden, device=bundle.device, dtype=bundle.dtype)
+        mm = min(_seconds(lambda: a @ b) for _ in range(5))
+    return {
+        "rows": rows,
+        "transformer_gflop": flops / 1e9,
+        "transformer_gflops_per_s": flops / seconds / 1e9,
+        "matmul_gflops_per_s": 2 * tokens * hidden * 4 * hidden / mm / 1e9,
+    }
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "threads": torch.get_num_threads(),
+        "fast_preset": preset("fast", "cuda" if gpu else "cpu").describe(),
+    }
+
+
+def run_suite(
+    bundles: dict[str, DiTBundle],
+    workloads: tuple[str, ...],
+    runners: tuple[str, ...],
+    steps: int,
+    grid_steps: tuple[int, ...],
+    repeats: int = 1,
+    progress: Callable[[str], None] = print,
+) -> dict:
+    """Every (model, workload, runner) timed; the result validates against the schema in the README."""
+    results, flops = [], {}
+    for model, bundle in bundles.items():
+        flops[model] = flops_check(bundle)
+        for workload in workloads:
+            for lanes in workload_cells(workload, bundle, steps, grid_steps):
+                jobs = runner_jobs(bundle, lanes, runners)
+                timed = time_interleaved(jobs, repeats)
+                nfe = sum(samplers.get(lane.sampler).nfe(lane.steps, bundle.scheduler_config) for lane in lanes)
+                for runner, seconds in timed.items():
+                    note = "" if seconds is not None else "DiTPipeline hard-codes the null class 1000"
+                    results.append(
+                        {
+                            "model": model,
+                            "workload": workload,
+                            "runner": runner,
+                            "seconds": seconds,
+                            "images": len(lanes),
+                            "nfe": nfe,
+                            "note": note,
+                        }
+                    )
+                    progress(f"{model} {workload} {runner}: " + (f"{seconds:.3f}s" if seconds is not None else note))
+    return {
+        "machine": machine(),
+        "repeats": repeats,
+        "steps": steps,
+        "grid_steps": list(grid_steps),
+        "results": results,
+        "flops": flops,
+    }
+
+
+def markdown(data: dict) -> str:
+    """The README's table from a suite's JSON: seconds per runner and the ratios to DiTPipeline fp32."""
+    rows = {}
+    for r in data["results"]:
+        rows.setdefault((r["model"], r["workload"]), {})[r["runner"]] = r["seconds"]
+    runners = [name for name in RUNNERS if any(name in v for v in rows.values())]
+    lines = [
+        "| model | workload | " + " | ".join(f"{r} (s)" for r in runners) + " | fast vs pipeline fp32 |",
+        "|---|---|" + "---:|" * (len(runners) + 1),
+    ]
+    for (model, workload), secs in rows.items():
+        cells = [f"{secs[r]:.3f}" if secs.get(r) is not None else "n/a" for r in runners]
+        base, fast = secs.get("pipeline_fp32"), secs.get("engine_fast")
+        ratio = f"{base / fast:.2f}x" if base and fast else "-"
+        lines.append(f"| {model} | {workload} | " + " | ".join(cells) + f" | {ratio} |")
+    return "\n".join(lines)
+
+
+def write_json(data: dict, path: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
