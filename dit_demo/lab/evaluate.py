@@ -73,6 +73,7 @@ def evaluate(
     data_dir: str | None = None,
     progress: bool = True,
     guidance_interval: tuple[float, float] | None = None,
+    cache_threshold: float | None = None,
 ) -> list[dict]:
     test_images, _ = load_fashion_mnist("test", data_dir)
     _, test_feats = classify(classifier, test_images)
@@ -93,7 +94,7 @@ def evaluate(
         results.append(_row(key, label, 0, 0, preds, real_labels, feats, reference, 0.0))
     for name, steps in tqdm(rows, desc="evaluate", disable=not progress):
         lanes = [
-            Lane(name, steps, c, seed + j, cfg, guidance_interval=guidance_interval)
+            Lane(name, steps, c, seed + j, cfg, guidance_interval=guidance_interval, cache_threshold=cache_threshold)
             for c in classes
             for j in range(per_class)
         ]
@@ -179,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default=None, help="fp32 (default on CPUs), bf16, fp16, auto")
     parser.add_argument("--guidance-interval", default=None, help="lo,hi: guidance only at lo < sigma <= hi")
+    parser.add_argument("--cache-threshold", type=float, default=None, help="first-block cache threshold (0: off)")
     parser.add_argument("--out-dir", default="out/eval")
     args = parser.parse_args(argv)
     try:
@@ -201,7 +203,15 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     cfg = bundle.default_cfg if args.cfg is None else args.cfg
     results = evaluate(
-        bundle, classifier, rows, args.per_class, cfg, args.seed, args.data_dir, guidance_interval=interval
+        bundle,
+        classifier,
+        rows,
+        args.per_class,
+        cfg,
+        args.seed,
+        args.data_dir,
+        guidance_interval=interval,
+        cache_threshold=args.cache_threshold,
     )
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -216,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         "torch_threads": torch.get_num_threads(),
         "dtype": str(bundle.dtype).removeprefix("torch."),
         "guidance_interval": list(interval) if interval else None,
+        "cache_threshold": args.cache_threshold,
     }
     (out / "evaluation.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=2))
     print(table)

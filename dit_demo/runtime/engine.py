@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.request import MAX_LANES, CheckedLane, Lane, check_lanes
@@ -133,16 +134,20 @@ def _check_cancel(cancel: threading.Event | None, message: str) -> None:
         raise Cancelled(message)
 
 
-def _forward(bundle: DiTBundle, active: list[_LaneState], max_batch: int | None, cancel, where: str) -> torch.Tensor:
+def _forward(
+    bundle: DiTBundle, active: list[_LaneState], max_batch: int | None, cancel, where: str, cache: BlockCache | None
+) -> torch.Tensor:
     """One batched transformer call for every row of every active lane: (rows, C or 2C, H, W) float32."""
-    xs, ts, ys = [], [], []
+    xs, ts, ys, keys, thresholds = [], [], [], [], []
     for s in active:
         s.start_round()
         s.x_in = s.scheduler.scale_model_input(s.x, s.t)
-        for y in [s.lane.class_id] + ([bundle.null_class] if s.guided_now else []):  # cond row, then null row
+        for kind, y in enumerate([s.lane.class_id] + ([bundle.null_class] if s.guided_now else [])):  # cond, null
             xs.append(s.x_in)
             ts.append(float(s.t))
             ys.append(y)
+            keys.append((s.position, kind))
+            thresholds.append(s.lane.cache_threshold)
     x = torch.cat(xs).to(bundle.dtype)  # (rows, C, H, W)
     t = torch.tensor(ts, device=bundle.device)
     y = torch.tensor(ys, device=bundle.device, dtype=torch.long)
@@ -151,9 +156,11 @@ def _forward(bundle: DiTBundle, active: list[_LaneState], max_batch: int | None,
     for i in range(0, len(xs), chunk):
         if i:  # big rounds stop between chunks too
             _check_cancel(cancel, f"Stopped during {where}.")
-        outs.append(
-            bundle.transformer(x[i : i + chunk], timestep=t[i : i + chunk], class_labels=y[i : i + chunk]).sample
-        )
+        part = slice(i, i + chunk)
+        if cache is None:
+            outs.append(bundle.transformer(x[part], timestep=t[part], class_labels=y[part]).sample)
+        else:
+            outs.append(cache.forward(bundle.transformer, x[part], t[part], y[part], keys[part], thresholds[part]))
     return torch.cat(outs).float()
 
 
@@ -164,11 +171,15 @@ def run(
     cancel: threading.Event | None = None,
     max_batch: int | None = 64,
     budget: Budget | None = None,
+    cache: BlockCache | None = None,
 ) -> list[LaneResult]:
     """Run checked lanes to completion in lock-step; results are in the order of ``lanes``.
 
     With a ``budget`` the request is refused, before any sampling, when its estimated cost is over it.
+    Lanes with a cache threshold share one :class:`BlockCache` (pass one in to read its counts).
     """
+    if cache is None and any(lane.cache_threshold > 0 for lane in lanes):
+        cache = BlockCache()
     states = [_LaneState(bundle, lane, i) for i, lane in enumerate(lanes)]
     if budget is not None:
         budget.check([(len(s.timesteps), s.lane.rows) for s in states], max_batch)
@@ -180,7 +191,7 @@ def run(
             _check_cancel(cancel, f"Stopped after {round_index} of {total_rounds} rounds.")
             active = [s for s in states if not s.done]
             tick = time.perf_counter()
-            out = _forward(bundle, active, max_batch, cancel, f"round {round_index + 1} of {total_rounds}")
+            out = _forward(bundle, active, max_batch, cancel, f"round {round_index + 1} of {total_rounds}", cache)
             row_seconds = (time.perf_counter() - tick) / len(out)
             progress = Progress(round_index + 1, total_rounds, 0, nfe_total, 0.0)
             row = 0

@@ -37,6 +37,8 @@ class Lane:
     starts at t = T - 1), "linspace" is DiT's own ``space_timesteps`` grid, "leading" diffusers' old default.
     ``guidance_interval`` (lo, hi) applies guidance only at noise levels lo < sigma <= hi
     (Kynkaanniemi et al. 2024); elsewhere only the conditional row runs. None: at every step.
+    ``cache_threshold`` > 0 lets a step reuse the later transformer blocks of an earlier one
+    where the first block's output changed less than that (``runtime/block_cache.py``).
     """
 
     sampler: str
@@ -47,6 +49,7 @@ class Lane:
     cfg_channels: int | None = None
     spacing: str | None = None
     guidance_interval: tuple[float, float] | str | None = None
+    cache_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class CheckedLane:
     cfg_channels: int  # how many latent channels get guidance (all of them unless 3 was asked for)
     spacing: str | None = None
     guidance_interval: tuple[float, float] | None = None
+    cache_threshold: float = 0.0  # reuse the later blocks where the first changed less than this; 0: never
 
     @property
     def guided(self) -> bool:
@@ -96,6 +100,9 @@ def check_lane(bundle: DiTBundle, lane: Lane) -> CheckedLane:
         cfg_channels=parse_cfg_channels(lane.cfg_channels, bundle.latent_channels),
         spacing=parse_spacing(lane.spacing),
         guidance_interval=parse_interval(lane.guidance_interval),
+        cache_threshold=as_float(
+            "Cache threshold", 0.0 if lane.cache_threshold is None else lane.cache_threshold, 0, 1
+        ),
     )
 
 

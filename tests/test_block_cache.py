@@ -1,0 +1,54 @@
+"""Reuse across steps (first-block cache): neutral at threshold 0, bounded, and per lane."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dit_demo.runtime import block_cache
+from dit_demo.runtime.block_cache import BlockCache
+from dit_demo.runtime.engine import run
+from dit_demo.runtime.request import Lane, check_lanes
+
+
+def _lanes(bundle, threshold, names=("dpmpp_2m", "ddpm", "heun")):
+    return check_lanes(bundle, [Lane(n, 12, 3, seed=2, cfg_scale=4.0, cache_threshold=threshold) for n in names])
+
+
+def test_threshold_zero_through_the_cache_is_the_exact_path(small_bundle):
+    exact = run(small_bundle, _lanes(small_bundle, 0.0))
+    cache = BlockCache()
+    cached = run(small_bundle, _lanes(small_bundle, 0.0), cache=cache)
+    assert cache.reused == 0 and cache.computed == sum(r.nfe for r in exact) * 2  # every row went through it
+    for a, b in zip(exact, cached):
+        torch.testing.assert_close(a.latents, b.latents, rtol=1e-6, atol=1e-6)
+
+
+def test_a_threshold_reuses_rows_but_never_more_than_max_reuses_in_a_row(small_bundle):
+    cache = BlockCache(record=True)
+    results = run(small_bundle, _lanes(small_bundle, 1.0), cache=cache)  # 1.0: reuse whenever allowed
+    assert cache.reused > 0 and cache.computed > 0
+    streak: dict = {}
+    for keys, reused in cache.seen:
+        for key, hit in zip(keys, reused):
+            streak[key] = streak.get(key, 0) + 1 if hit else 0
+            assert streak[key] <= block_cache.MAX_REUSES
+    assert max(streak.values()) >= 1 and all(torch.isfinite(r.latents).all() for r in results)
+
+
+def test_the_threshold_is_per_lane(small_bundle):
+    exact_alone = run(small_bundle, _lanes(small_bundle, 0.0, names=("ddim",)))[0]
+    mixed = check_lanes(
+        small_bundle,
+        [Lane("ddim", 12, 3, seed=2, cfg_scale=4.0), Lane("ddim", 12, 3, seed=2, cfg_scale=4.0, cache_threshold=1.0)],
+    )
+    untouched, shortcut = run(small_bundle, mixed)
+    scale = exact_alone.latents.abs().max()
+    assert ((untouched.latents - exact_alone.latents).abs().max() / scale) < 1e-5  # batch rounding only
+    assert not torch.allclose(shortcut.latents, exact_alone.latents, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("value", [-0.1, 2, "lots"])
+def test_bad_thresholds_are_explained(small_bundle, value):
+    with pytest.raises(ValueError, match="Cache threshold must be"):
+        check_lanes(small_bundle, [Lane("ddim", 4, 1, cache_threshold=value)])
