@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from app import create_app
+from dit_demo.app.screenshot import CHROMIUM_ARGS
 from dit_demo.lab.grid import upscale
 from dit_demo.lab.pngmeta import read_parameters
 
@@ -77,17 +78,7 @@ def test_browser_runs_a_comparison_by_clicking(app_url, tmp_path):
             pytest.fail("Chromium (apt-get install chromium) and playwright are required in CI")
         pytest.skip("needs Debian's chromium and the playwright package")
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=browser_path,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(app_url)
         page.get_by_role("tab", name="Compare").click()

@@ -71,7 +71,8 @@ class _LaneState:
         self.guided_now = lane.guided  # this round: guidance on (with an interval, it depends on sigma)
 
     def start_round(self) -> None:
-        self.guided_now = self.lane.guided_at(self.bundle.sigma_at(float(self.t)))
+        if self.lane.guidance_interval is not None:  # only then does guidance depend on the noise level
+            self.guided_now = self.lane.guided_at(self.bundle.sigma_at(float(self.t)))
 
     @property
     def rows_now(self) -> int:
@@ -82,7 +83,8 @@ class _LaneState:
         return self.index >= len(self.timesteps)
 
     @property
-    def t(self):
+    def t(self) -> torch.Tensor:
+        """This round's model timestep (fractional for sigma-space samplers)."""
         return self.timesteps[self.index]
 
     def x0_estimate(self, eps: torch.Tensor) -> torch.Tensor:
