@@ -82,16 +82,15 @@ def test_browser_runs_a_comparison_by_clicking(app_url, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(app_url)
         page.get_by_role("tab", name="Compare").click()
-        page.locator("#c-steps textarea").fill("4,8")
-        page.locator("#compare-btn").click()
-        page.locator("#compare-grid img").wait_for(timeout=120_000)
+        page.locator("#cmp-steps textarea").fill("4,8")
+        page.locator("#cmp-run").click()
+        page.locator("#cmp-grid img").wait_for(timeout=120_000)
         page.locator("#distance-plot canvas, #distance-plot svg").first.wait_for(timeout=60_000)
-        page.locator("#compare-summary").get_by_text("lock-step batched").wait_for(timeout=60_000)
+        page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=60_000)
         shot = tmp_path / "compare.png"
-        page.locator("#compare-summary").get_by_text("6 cells").wait_for(timeout=10_000)  # 3 samplers x 2 counts
+        page.locator("#cmp-status").get_by_text("6 cells").wait_for(timeout=10_000)  # 3 samplers x 2 counts
         grid_size = page.evaluate(
-            "(() => { const i = document.querySelector('#compare-grid img');"
-            " return [i.naturalWidth, i.naturalHeight]; })()"
+            "(() => { const i = document.querySelector('#cmp-grid img'); return [i.naturalWidth, i.naturalHeight]; })()"
         )
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
@@ -146,3 +145,36 @@ def test_reproduce_says_when_a_png_used_another_step_grid(client, tmp_path, smal
     path = save_png(made.image, tmp_path / "linspace.png", made.parameters)
     message = client.predict(handle_file(str(path)), api_name="/reproduce")[-1]
     assert "Restored: Bag, ddpm 3 steps" in message and "'linspace' step grid" in message
+
+
+def test_browser_previews_stay_visible_while_sampling_and_stop_says_where(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(app_url)
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#cmp-steps textarea").fill("600,1000")  # 1000 rounds: several seconds on the tiny test model
+        page.locator("#cmp-run").click()
+        page.locator("#cmp-status").get_by_text("Sampling all lanes").wait_for(timeout=60_000)
+        page.locator("#cmp-preview img").first.wait_for(timeout=30_000)
+        first = page.locator("#cmp-preview img").evaluate_all("imgs => imgs.map(i => i.src)")
+        page.wait_for_timeout(1200)
+        later = page.locator("#cmp-preview img").evaluate_all("imgs => imgs.map(i => i.src)")
+        # what a person sees at the centre of a preview while it updates: the image, not a progress overlay
+        on_top = page.evaluate(
+            "(() => { const r = document.querySelector('#cmp-preview img').getBoundingClientRect();"
+            " const e = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);"
+            " return e.tagName + (e.closest('.wrap.default') ? ' overlay' : ''); })()"
+        )
+        page.locator("#cmp-stop").click()
+        page.locator("#cmp-status").get_by_text("Stopped at round").wait_for(timeout=30_000)
+        kept = page.locator("#cmp-preview img").count()
+        browser.close()
+    assert on_top == "IMG"
+    assert first and later and first != later
+    assert kept > 0
+    assert not [e for e in errors if "favicon" not in e]

@@ -13,7 +13,7 @@ from dit_demo.app.outputs import DELETE_CACHE
 from dit_demo.app.reproduce_tab import build_reproduce_tab
 from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS
 
-CSS = "#compare-grid img {image-rendering: pixelated;} .sampler-info {font-size: 0.9em;}"
+CSS = "#cmp-grid img {image-rendering: pixelated;} .sampler-info {font-size: 0.9em;}"
 
 
 def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: float = DEFAULT_MAX_SECONDS) -> gr.Blocks:

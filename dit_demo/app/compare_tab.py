@@ -17,6 +17,7 @@ from dit_demo.app.context import (
     eta,
     random_seed,
     sampler_choices,
+    stopped_status,
 )
 from dit_demo.app.errors import gpu, user_errors
 from dit_demo.app.outputs import save_output
@@ -50,11 +51,11 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
                 multiselect=True,
                 allow_custom_value=True,
                 label="Samplers (rows)",
-                elem_id="c-samplers",
+                elem_id="cmp-samplers",
             )
             steps = gr.Textbox(
                 defaults.compare_steps,
-                elem_id="c-steps",
+                elem_id="cmp-steps",
                 label="Step counts (columns): 10,25,50 or 10-50 (+10) or 5-50 [4]",
             )
             cfgs = gr.Textbox(
@@ -65,28 +66,28 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
             )
             with gr.Row():
                 seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
-                dice = gr.Button("🎲", size="sm")
+                dice = gr.Button("🎲 random seed", size="sm")
             channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
             reference = gr.Textbox(
                 "", label="Reference (sampler@steps, e.g. ddim@250; empty = highest-step deterministic cell)"
             )
             with gr.Row():
-                run = gr.Button("Compare", variant="primary", elem_id="compare-btn")
-                stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
+                run = gr.Button("Compare", variant="primary", elem_id="cmp-run")
+                stop = gr.Button("Stop", variant="stop", elem_id="cmp-stop")
         with gr.Column(scale=3):
-            preview = gr.Gallery(label="Live: every lane's x0 estimate", columns=6, height=260, elem_id="c-preview")
+            preview = gr.Gallery(label="Live: every lane's x0 estimate", columns=6, height=260, elem_id="cmp-preview")
             grid = gr.Image(
                 label="Grid (PNG with the comparison spec)",
                 type="filepath",
                 format="png",
-                elem_id="compare-grid",
+                elem_id="cmp-grid",
                 buttons=["download", "fullscreen"],
             )
-            summary = gr.Markdown(elem_id="compare-summary")
+            summary = gr.Markdown(elem_id="cmp-status")
     with gr.Row():
         cells = gr.Gallery(label="Cells", columns=6, format="png", elem_id="c-cells")
     with gr.Row():
-        table = gr.Dataframe(label="Per cell: NFE, time, distance to the reference", elem_id="c-table")
+        table = gr.Dataframe(label="Per cell: NFE, time, distance to the reference", elem_id="cmp-table")
     with gr.Row():
         dist_plot = gr.LinePlot(
             x="nfe",
@@ -112,13 +113,13 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
     inputs = [samplers_box, steps, cfgs, class_, seed, channels, reference]
     outputs = [preview, grid, cells, table, dist_plot, sigma_plot, summary]
     event = run.click(gpu(_on_compare(ctx)), inputs, outputs, api_name="compare", preprocess=False, **MODEL_EVENTS)
-    stop.click(None, cancels=[event], api_visibility="private")
+    stop.click(stopped_status, summary, summary, cancels=[event], api_visibility="private")
     return tab
 
 
 def _on_compare(ctx: AppContext):
     @user_errors
-    def on_compare(sampler_names, steps_text, cfg_text, class_item, seed, channels, reference, progress=gr.Progress()):
+    def on_compare(sampler_names, steps_text, cfg_text, class_item, seed, channels, reference):
         bundle, limit = ctx.slot.get(), ctx.budget()
         spec = ComparisonSpec.build(
             sampler_names,
@@ -134,7 +135,6 @@ def _on_compare(ctx: AppContext):
         job = lambda callback, cancel: run_comparison(bundle, spec, callback, cancel, limit)  # noqa: E731
         for item in stream(job, PREVIEW_INTERVAL):
             if isinstance(item, Progress):
-                progress(item.nfe_done / item.nfe_total, desc=eta(item))
                 names, latents = zip(*spec.cell_previews(item.x0)) if item.x0 else ((), ())
                 previews = preview_images(bundle, list(latents), size=96)
                 yield (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 import threading
 
 import samplers
@@ -17,7 +18,9 @@ CFG_CHANNEL_CHOICES = [("all latent channels (4)", 0), ("first 3, as the origina
 PREVIEW_INTERVAL = (
     0.25  # seconds between live previews at least; streaming.stream spaces them further when they cost more
 )
-MODEL_EVENTS = {"concurrency_id": "model", "concurrency_limit": 1}  # one model, one job at a time
+# one model, one job at a time; progress is written on each tab's status line, not drawn over the
+# outputs, so the live previews stay visible while a job runs
+MODEL_EVENTS = {"concurrency_id": "model", "concurrency_limit": 1, "show_progress": "hidden"}
 
 
 class CostCache:
@@ -73,6 +76,13 @@ def eta(progress: Progress) -> str:
     return (
         f"round {progress.round}/{progress.total_rounds}, {progress.elapsed:.1f}s elapsed, about {remaining:.1f}s left"
     )
+
+
+def stopped_status(status: str | None) -> str:
+    """The status line after Stop: where the run was (its last "round r/n"), and that the previews stay."""
+    match = re.search(r"round (\d+)/(\d+)", status or "")
+    where = f" at round {match[1]} of {match[2]}" if match else ""
+    return f"Stopped{where}. The previews show where each image was; nothing was saved."
 
 
 def class_choice(bundle: DiTBundle, class_id: int | str) -> str:

@@ -16,6 +16,7 @@ from dit_demo.app.context import (
     random_seed,
     sampler_choices,
     sampler_info,
+    stopped_status,
 )
 from dit_demo.app.errors import gpu, user_errors
 from dit_demo.app.outputs import save_output
@@ -50,14 +51,20 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                 filterable=True,
                 allow_custom_value=True,
                 label="Classes (type to search names and synonyms)",
-                elem_id="g-classes",
+                elem_id="gen-classes",
             )
             sampler = gr.Dropdown(
-                sampler_choices(), value=defaults.sampler, allow_custom_value=True, label="Sampler", elem_id="g-sampler"
+                sampler_choices(),
+                value=defaults.sampler,
+                allow_custom_value=True,
+                label="Sampler",
+                elem_id="gen-sampler",
             )
             info = gr.Markdown(sampler_info(defaults.sampler), elem_classes="sampler-info")
             with gr.Row():
-                steps = gr.Slider(1, defaults.max_steps, value=defaults.steps_for(), step=1, label="Steps")
+                steps = gr.Slider(
+                    1, defaults.max_steps, value=defaults.steps_for(), step=1, label="Steps", elem_id="gen-steps"
+                )
                 cfg = gr.Slider(0, MAX_CFG, value=defaults.cfg, step=0.125, label="CFG scale")
             channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
             with gr.Row():
@@ -65,12 +72,14 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                 dice = gr.Button("🎲 random seed", size="sm")
                 per_class = gr.Slider(1, 8, value=1, step=1, label="Images per class")
             with gr.Row():
-                run = gr.Button("Generate", variant="primary", elem_id="generate-btn")
-                stop = gr.Button("Stop", variant="stop", elem_id="generate-stop")
+                run = gr.Button("Generate", variant="primary", elem_id="gen-run")
+                stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
         with gr.Column(scale=3):
-            preview = gr.Gallery(label="Live preview (current x0 estimate)", columns=4, height=220)
-            gallery = gr.Gallery(label="Images (PNG with parameters)", columns=4, format="png", elem_id="g-gallery")
-            summary = gr.Markdown()
+            preview = gr.Gallery(
+                label="Live preview (current x0 estimate)", columns=4, height=220, elem_id="gen-preview"
+            )
+            gallery = gr.Gallery(label="Images (PNG with parameters)", columns=4, format="png", elem_id="gen-images")
+            summary = gr.Markdown(elem_id="gen-status")
     tab = GenerateTab(classes, sampler, steps, cfg, channels, seed, per_class)
 
     dice.click(random_seed, outputs=tab.seed, api_visibility="private")
@@ -92,7 +101,7 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
         preprocess=False,
         **MODEL_EVENTS,
     )
-    stop.click(None, cancels=[event], api_visibility="private")
+    stop.click(stopped_status, summary, summary, cancels=[event], api_visibility="private")
     return tab
 
 
@@ -105,14 +114,13 @@ def _default_steps(ctx: AppContext, name: str | None):
 
 def _on_generate(ctx: AppContext):
     @user_errors
-    def on_generate(classes, sampler, steps, cfg, channels, seed, per_class, progress=gr.Progress()):
+    def on_generate(classes, sampler, steps, cfg, channels, seed, per_class):
         bundle, limit = ctx.slot.get(), ctx.budget()
         cfg = as_float("CFG scale", cfg, 0.0, MAX_CFG)  # the API must send one: None is not "the default" here
         lanes = generation_lanes(classes, sampler, steps, cfg, 0 if seed is None else seed, per_class, channels)
         start = time.perf_counter()
         for item in stream(lambda callback, cancel: generate(bundle, lanes, callback, cancel, limit), PREVIEW_INTERVAL):
             if isinstance(item, Progress):
-                progress(item.nfe_done / item.nfe_total, desc=eta(item))
                 yield (
                     preview_images(bundle, [item.x0[k] for k in sorted(item.x0)]),
                     gr.skip(),

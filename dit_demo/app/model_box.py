@@ -18,8 +18,9 @@ def loaded_text(bundle: DiTBundle) -> str:
 def build_model_row(ctx: AppContext) -> tuple[gr.Dropdown, gr.Button, gr.Markdown]:
     with gr.Row():
         box = gr.Dropdown(
-            ctx.slot.allowed, value=ctx.slot.name, label="Model", scale=3, elem_id="model", allow_custom_value=True
+            ctx.slot.allowed, value=ctx.slot.name, label="Model", scale=3, elem_id="model", allow_custom_value=False
         )
+        # only the offered models can load, so the box takes no typed value it would then reject
         button = gr.Button("Load model", scale=1, elem_id="load-model")
         status = gr.Markdown(loaded_text(ctx.slot.get()))
     return box, button, status
@@ -51,5 +52,6 @@ def wire_model_row(ctx: AppContext, row, generate: GenerateTab, compare: Compare
         box,
         [status, generate.classes, compare.class_, generate.cfg, compare.cfgs],
         api_name="load_model",
-        **MODEL_EVENTS,
+        preprocess=False,  # a name that is not offered gets our message, not Gradio's
+        **{**MODEL_EVENTS, "show_progress": "full"},  # loading has no previews to keep visible
     )
