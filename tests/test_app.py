@@ -178,3 +178,26 @@ def test_browser_previews_stay_visible_while_sampling_and_stop_says_where(app_ur
     assert first and later and first != later
     assert kept > 0
     assert not [e for e in errors if "favicon" not in e]
+
+
+def test_browser_class_picker_enter_takes_the_match_and_errors_stay(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)
+        picker = page.locator("#gen-classes input")
+        picker.fill("sneak")
+        picker.press("Enter")
+        page.wait_for_timeout(500)
+        chips = [t.replace("×", "").strip() for t in page.locator("#gen-classes .token").all_inner_texts()]
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#cmp-steps textarea").fill("five")
+        page.locator("#cmp-run").click()
+        page.get_by_text("Cannot read step counts 'five'").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(12_000)  # Gradio's default toast would be gone by now
+        still_there = page.get_by_text("Cannot read step counts 'five'").first.is_visible()
+        browser.close()
+    assert chips[-1] == "7: Sneaker" and "sneak" not in chips
+    assert still_there

@@ -130,6 +130,10 @@ CASES = [
     (*gen(classes=[]), "Choose at least one class"),
     (*gen(classes=None), "Choose at least one class"),
     (*gen(classes=["Coat", "Shrit"]), "Did you mean: 'Shirt'"),
+    (
+        *gen(classes=["Cot", "Shrit"]),
+        "2 of the classes are not this model's: Unknown class 'Cot'. Did you mean: 'Coat'",
+    ),
     (*gen(per_class=0), "Images per class must be between 1 and 64"),
     (*gen(classes=["Coat"] * 9, per_class=8), "9 classes x 8 images per class, at most 64"),
     (*gen(channels="3.5"), "cfg_channels must be one of [3, 4]"),
@@ -162,9 +166,10 @@ def _free_port() -> int:
 def client(small_bundle_dir):
     from gradio_client import Client
 
-    # 1 s of estimated work per request: the tiny test model answers the good requests here in
-    # milliseconds, while 64 Heun lanes of 1000 steps with guidance cost it several seconds
-    demo = create_app(str(small_bundle_dir), "cpu", "fp32", max_request_seconds=1.0)
+    # 5 s of estimated work per request: the tiny test model answers the good requests here in
+    # milliseconds (even counted 4x for the server's overhead), while 64 Heun lanes of 1000 steps
+    # with guidance cost it well over 10 s
+    demo = create_app(str(small_bundle_dir), "cpu", "fp32", max_request_seconds=5.0)
     port = _free_port()
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **LAUNCH_SETTINGS)
     yield Client(f"http://127.0.0.1:{port}/", verbose=False)

@@ -69,3 +69,20 @@ def test_the_app_limits_uploads_and_cleans_gradios_cache(small_bundle_dir):
     assert LAUNCH_SETTINGS["max_file_size"] == MAX_PNG_BYTES
     frequency, age = demo.delete_cache
     assert 0 < frequency <= age <= 2 * 3600
+
+
+def test_the_learned_overhead_ignores_short_requests_and_stays_bounded():
+    from dit_demo.app.context import CostCache
+
+    costs, cost = CostCache(), CostModel(0.01, 0.001, 0.0, overhead=2.0)
+    small = Budget(60, cost)
+    small.check([(10, 2)])  # 0.24 s estimated: dominated by fixed costs, so it teaches nothing
+    costs.observe(small, 30.0)
+    assert costs.overhead == CostCache.START_OVERHEAD
+    big = Budget(60, cost)
+    big.check([(500, 2)])  # 12 s estimated (6 s for the engine alone)
+    for _ in range(10):
+        costs.observe(big, 600.0)  # a machine that was busy with something else
+    assert 3.9 < costs.overhead <= 4.0
+    costs.observe(big, 6.0)
+    assert 1.0 <= costs.overhead < 4.0

@@ -13,7 +13,11 @@ from dit_demo.app.outputs import DELETE_CACHE
 from dit_demo.app.reproduce_tab import build_reproduce_tab
 from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS
 
-CSS = "#cmp-grid img {image-rendering: pixelated;} .sampler-info {font-size: 0.9em;}"
+# small models make 32 px images: scale them up with hard pixels, not a blur, and whole
+CSS = (
+    "#cmp-grid img, #gen-images img, #gen-preview img, #cmp-preview img, #c-cells img"
+    " {image-rendering: pixelated; object-fit: contain;} .sampler-info {font-size: 0.9em;}"
+)
 
 
 def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: float = DEFAULT_MAX_SECONDS) -> gr.Blocks:

@@ -49,7 +49,7 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
                 sampler_choices(),
                 value=list(defaults.compare_samplers),
                 multiselect=True,
-                allow_custom_value=True,
+                allow_custom_value=False,
                 label="Samplers (rows)",
                 elem_id="cmp-samplers",
             )
@@ -62,7 +62,7 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
                 f"{defaults.cfg:g}", label="CFG scale(s): one value, or a comma list for a cfg axis", elem_id="c-cfg"
             )
             class_ = gr.Dropdown(
-                choices, value=choices[0], filterable=True, allow_custom_value=True, label="Class", elem_id="c-class"
+                choices, value=choices[0], filterable=True, allow_custom_value=False, label="Class", elem_id="c-class"
             )
             with gr.Row():
                 seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)

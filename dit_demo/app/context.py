@@ -41,12 +41,21 @@ class CostCache:
             return dataclasses.replace(self._cost[1], overhead=self.overhead)
 
     def observe(self, budget: Budget | None, seconds: float) -> None:
-        """Fold a finished request's real duration into the overhead (long requests only: short ones are noise)."""
-        if budget is None or not budget.estimated or seconds < 2.0:
+        """Fold a finished request's real duration into the overhead.
+
+        Only requests the engine itself should take a second or more for count: shorter ones are
+        dominated by fixed costs (starting the stream, saving PNGs) that say nothing about a big
+        request. Each observation counts at most 4x and the overhead stays in [1, 4], so one slow
+        moment (another process on the cores) cannot lock the server into refusing small requests.
+        """
+        if budget is None or not budget.estimated:
             return
         engine_estimate = budget.estimated / budget.cost.overhead
+        if engine_estimate < 1.0:
+            return
+        ratio = min(4.0, max(1.0, seconds / engine_estimate))
         with self._lock:
-            self.overhead = min(10.0, max(1.0, 0.5 * self.overhead + 0.5 * seconds / engine_estimate))
+            self.overhead = min(4.0, max(1.0, 0.5 * self.overhead + 0.5 * ratio))
 
 
 @dataclasses.dataclass

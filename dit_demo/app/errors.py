@@ -24,11 +24,13 @@ except ImportError:
 
 def as_gr_error(exc: Exception) -> gr.Error:
     if isinstance(exc, (ValueError, FileNotFoundError)):
-        return gr.Error(str(exc), print_exception=False)
+        # duration=None: the message stays until closed (a 10 s toast is gone before people read it)
+        return gr.Error(str(exc), duration=None, print_exception=False)
     log.exception("request failed")
     return gr.Error(
         f"Something went wrong inside the app ({type(exc).__name__}); nothing was changed. "
         "Please report it with the inputs you used.",
+        duration=None,
         print_exception=False,
     )
 

@@ -49,14 +49,14 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                 value=[choices[0]],
                 multiselect=True,
                 filterable=True,
-                allow_custom_value=True,
+                allow_custom_value=False,
                 label="Classes (type to search names and synonyms)",
                 elem_id="gen-classes",
             )
             sampler = gr.Dropdown(
                 sampler_choices(),
                 value=defaults.sampler,
-                allow_custom_value=True,
+                allow_custom_value=False,
                 label="Sampler",
                 elem_id="gen-sampler",
             )
@@ -117,6 +117,8 @@ def _on_generate(ctx: AppContext):
     def on_generate(classes, sampler, steps, cfg, channels, seed, per_class):
         bundle, limit = ctx.slot.get(), ctx.budget()
         cfg = as_float("CFG scale", cfg, 0.0, MAX_CFG)  # the API must send one: None is not "the default" here
+        if isinstance(classes, list):
+            bundle.labels.resolve_all(classes)  # every bad class named at once, not the first only
         lanes = generation_lanes(classes, sampler, steps, cfg, 0 if seed is None else seed, per_class, channels)
         start = time.perf_counter()
         for item in stream(lambda callback, cancel: generate(bundle, lanes, callback, cancel, limit), PREVIEW_INTERVAL):

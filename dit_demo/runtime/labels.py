@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 
 class Labels:
@@ -76,3 +76,18 @@ class Labels:
         raise ValueError(
             f"Unknown class {text!r}.{did_you_mean} Use a class name, a synonym or an id 0..{len(self.names) - 1}."
         )
+
+    def resolve_all(self, items: Sequence[str | int]) -> list[int]:
+        """Every item's class id; one ValueError naming every item that is not a class, not just the first."""
+        ids, problems = [], []
+        for item in items:
+            try:
+                ids.append(self.resolve(item))
+            except ValueError as exc:
+                problems.append(str(exc))
+        if len(problems) > 1:
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise ValueError(f"{len(problems)} of the classes are not this model's: " + " ".join(problems[:5]) + more)
+        if problems:
+            raise ValueError(problems[0])
+        return ids
