@@ -9,7 +9,7 @@ import socket
 import pytest
 from PIL import Image
 
-from app import create_app
+from app import LAUNCH_SETTINGS, create_app
 from dit_demo.app.screenshot import CHROMIUM_ARGS
 from dit_demo.lab.grid import upscale
 from dit_demo.lab.pngmeta import read_parameters
@@ -25,7 +25,7 @@ def _free_port() -> int:
 def app_url(small_bundle_dir):
     demo = create_app(str(small_bundle_dir), "cpu", "fp32")
     port = _free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **LAUNCH_SETTINGS)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 
@@ -45,6 +45,11 @@ def test_generate_endpoint_returns_pngs_with_parameters(client):
     params = read_parameters(first)
     assert (params["class_name"], params["sampler"], params["steps"], params["seed"]) == ("Sneaker", "ddim", 4, 7)
     assert gallery[0]["caption"].startswith("Sneaker | ddim 4 steps")
+    # the downloaded file says what it is
+    assert [os.path.basename(g["image"]) for g in gallery[:2]] == [
+        "sneaker_ddim_4_cfg3_seed7.png",
+        "sneaker_ddim_4_cfg3_seed8.png",
+    ]
 
 
 def test_compare_endpoint_two_samplers_by_two_step_counts(client):
@@ -56,6 +61,7 @@ def test_compare_endpoint_two_samplers_by_two_step_counts(client):
     assert 2 * cell < grid.width < 2 * cell + 400
     assert 2 * cell < grid.height < 2 * cell + 250
     assert read_parameters(grid)["samplers"] == ["ddim", "heun"]
+    assert os.path.basename(grid_path) == "coat_compare_ddim-heun_seed5.png"
     assert len(cells) == 4
     for item in cells:
         assert "NFE" in item["caption"] and item["caption"].rstrip().split("|")[3].strip().endswith("s")
@@ -180,7 +186,7 @@ def test_browser_previews_stay_visible_while_sampling_and_stop_says_where(app_ur
     assert not [e for e in errors if "favicon" not in e]
 
 
-def test_browser_class_picker_enter_takes_the_match_and_errors_stay(app_url):
+def test_browser_enter_takes_the_match_ctrl_enter_runs_and_errors_stay(app_url):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -193,6 +199,9 @@ def test_browser_class_picker_enter_takes_the_match_and_errors_stay(app_url):
         page.wait_for_timeout(500)
         chips = [t.replace("×", "").strip() for t in page.locator("#gen-classes .token").all_inner_texts()]
         page.get_by_role("tab", name="Compare").click()
+        page.locator("#cmp-steps textarea").fill("2,3")
+        page.locator("#cmp-steps textarea").press("Control+Enter")  # runs the tab in view
+        page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=60_000)
         page.locator("#cmp-steps textarea").fill("five")
         page.locator("#cmp-run").click()
         page.get_by_text("Cannot read step counts 'five'").first.wait_for(timeout=30_000)

@@ -52,13 +52,17 @@ def test_measured_cost_is_positive_and_grows_with_rows(small_bundle):
 def test_old_output_files_are_swept(tmp_path):
     from dit_demo.app.outputs import sweep_outputs
 
-    old, new = tmp_path / "old.png", tmp_path / "new.png"
-    old.write_bytes(b"x")
-    new.write_bytes(b"x")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    old, old_flat, new = tmp_path / "a" / "old.png", tmp_path / "old.png", tmp_path / "b" / "new.png"
+    for path in (old, old_flat, new):
+        path.write_bytes(b"x")
     hour_ago = time.time() - 3700
-    os.utime(old, (hour_ago, hour_ago))
-    assert sweep_outputs(tmp_path, max_age=3600) == 1
-    assert not old.exists() and new.exists()
+    for path in (old, old_flat):
+        os.utime(path, (hour_ago, hour_ago))
+    assert sweep_outputs(tmp_path, max_age=3600) == 2
+    assert not old.exists() and not old_flat.exists() and new.exists()
+    assert not (tmp_path / "a").exists() and (tmp_path / "b").exists()  # emptied folders go too
 
 
 def test_the_app_limits_uploads_and_cleans_gradios_cache(small_bundle_dir):

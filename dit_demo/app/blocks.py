@@ -20,6 +20,20 @@ CSS = (
 )
 
 
+# Ctrl+Enter (Cmd+Enter on a Mac) runs the tab in view, from any field of it
+SHORTCUTS_JS = """
+() => {
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+    for (const id of ["gen-run", "cmp-run"]) {
+      const button = document.getElementById(id);
+      if (button && button.offsetParent !== null) { event.preventDefault(); button.click(); return; }
+    }
+  });
+}
+"""
+
+
 def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: float = DEFAULT_MAX_SECONDS) -> gr.Blocks:
     """The app; each request may cost at most ``max_request_seconds`` of estimated work (0: no limit)."""
     ctx = AppContext(slot, max_request_seconds)

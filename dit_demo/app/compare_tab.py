@@ -20,7 +20,7 @@ from dit_demo.app.context import (
     stopped_status,
 )
 from dit_demo.app.errors import gpu, user_errors
-from dit_demo.app.outputs import save_output
+from dit_demo.app.outputs import file_name, save_output
 from dit_demo.app.preview import preview_images
 from dit_demo.app.streaming import stream
 from dit_demo.lab.compare import Comparison, ComparisonSpec, run_comparison
@@ -152,7 +152,8 @@ def _on_compare(ctx: AppContext):
 def comparison_outputs(model_name: str, comparison: Comparison):
     """The Compare tab's outputs (grid, cells, table, two plots, summary) from a finished comparison."""
     spec = comparison.spec
-    grid_path = save_output(comparison.grid, {"mode": "compare", "model": model_name, **spec.to_dict()}, "compare")
+    name = file_name(comparison.class_name, "compare", "-".join(spec.samplers), f"seed{spec.seed}")
+    grid_path = save_output(comparison.grid, {"mode": "compare", "model": model_name, **spec.to_dict()}, name)
     cells = [(c.image, f"{c.caption()} | cfg {c.cfg_scale:g}") for c in comparison.cells]
     multi_cfg = len(spec.cfg_scales) > 1
     dist = pd.DataFrame(

@@ -19,7 +19,7 @@ from dit_demo.app.context import (
     stopped_status,
 )
 from dit_demo.app.errors import gpu, user_errors
-from dit_demo.app.outputs import save_output
+from dit_demo.app.outputs import file_name, save_output
 from dit_demo.app.preview import preview_images
 from dit_demo.app.streaming import stream
 from dit_demo.lab.generate import generate, generation_lanes
@@ -131,7 +131,7 @@ def _on_generate(ctx: AppContext):
                 continue
             seconds = time.perf_counter() - start
             ctx.costs.observe(limit, seconds)
-            files = [(save_output(r.image, r.parameters, "dit"), r.caption()) for r in item]
+            files = [(save_output(r.image, r.parameters, _name(r.parameters)), r.caption()) for r in item]
             yield (
                 gr.skip(),
                 files,
@@ -139,3 +139,7 @@ def _on_generate(ctx: AppContext):
             )
 
     return on_generate
+
+
+def _name(p: dict) -> str:
+    return file_name(p["class_name"], p["sampler"], p["steps"], f"cfg{p['cfg_scale']:g}", f"seed{p['seed']}")

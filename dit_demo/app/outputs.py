@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 import uuid
@@ -18,23 +19,35 @@ _last_sweep = [0.0]
 
 
 def sweep_outputs(folder: Path = OUTPUT_DIR, max_age: float = OUTPUT_MAX_AGE, now: float | None = None) -> int:
-    """Delete this app's PNGs older than ``max_age`` seconds (Gradio serves copies from its own cache)."""
+    """Delete this app's PNGs older than ``max_age`` seconds, and folders left empty (Gradio serves copies)."""
     now = time.time() if now is None else now
     removed = 0
-    for path in folder.glob("*.png"):
+    for path in [*folder.glob("*.png"), *folder.glob("*/*.png")]:
         try:
             if now - path.stat().st_mtime > max_age:
                 path.unlink()
                 removed += 1
         except FileNotFoundError:  # another worker swept it first
             pass
+    for sub in folder.glob("*/"):
+        try:
+            sub.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
     return removed
 
 
-def save_output(image: Image.Image, parameters: dict, stem: str) -> str:
-    """A PNG carrying ``parameters``, in the app's output folder; old ones are swept at most once a minute."""
+def file_name(*parts: object) -> str:
+    """A file name that says what the image is: ``sneaker_dpmpp_2m_25_seed0.png``."""
+    text = "_".join(str(p) for p in parts if p not in (None, ""))
+    return re.sub(r"[^a-z0-9_.]+", "-", text.lower()).strip("-_.")[:120] + ".png"
+
+
+def save_output(image: Image.Image, parameters: dict, name: str) -> str:
+    """A PNG carrying ``parameters``, named ``name`` in a folder of its own (two users may ask for the same
+    image at once); old outputs are swept at most once a minute."""
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     if time.time() - _last_sweep[0] > 60:
         _last_sweep[0] = time.time()
         sweep_outputs()
-    return str(save_png(image, OUTPUT_DIR / f"{stem}-{uuid.uuid4().hex[:8]}.png", parameters))
+    return str(save_png(image, OUTPUT_DIR / uuid.uuid4().hex[:12] / name, parameters))
