@@ -13,7 +13,7 @@ from PIL.PngImagePlugin import PngInfo
 from png_helpers import PARAMS, join_chunks, png_bytes, split_chunks, with_text
 
 from dit_demo.lab import pngmeta as grid
-from dit_demo.lab.pngmeta import METADATA_KEY, png_info, read_parameters
+from dit_demo.lab.pngmeta import METADATA_KEY, png_info, read_parameters, save_png
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,15 +30,33 @@ def test_round_trip_through_path_bytes_and_image(saved):
         assert read_parameters(image) == PARAMS
 
 
-def test_save_png_writes_what_pillow_writes_with_one_text_chunk_before_idat(saved):
+def test_save_png_writes_what_pillow_writes_with_our_text_chunks_before_idat(saved):
     info = PngInfo()
     info.add_text(METADATA_KEY, json.dumps(PARAMS, sort_keys=True))
+    info.add_itxt("parameters", "comparison, class \nSteps: 10 / 20, Sampler: ddim / heun, Seed: 9")
     buffer = io.BytesIO()
     Image.new("RGB", (40, 30), "navy").save(buffer, format="PNG", pnginfo=info)
     assert saved.read_bytes() == buffer.getvalue()
     assert png_info(PARAMS).chunks == info.chunks
     kinds = [kind for kind, _ in split_chunks(saved.read_bytes())]
-    assert kinds.index(b"tEXt") < kinds.index(b"IDAT")  # where Pillow puts text; other tools may put it after
+    assert kinds.index(b"tEXt") < kinds.index(b"iTXt") < kinds.index(b"IDAT")  # other tools may put text after
+
+
+def test_png_info_tools_see_the_settings_a1111_style(tmp_path):
+    params = {
+        "mode": "generate",
+        "class_name": "Sneaker",
+        "sampler": "dpmpp_2m",
+        "steps": 25,
+        "cfg_scale": 1.5,
+        "seed": 3,
+        "model": "embedded Fashion-MNIST DiT",
+    }
+    path = save_png(Image.new("RGB", (8, 8)), tmp_path / "a.png", params)
+    assert Image.open(path).info["parameters"] == (
+        "Sneaker\nSteps: 25, Sampler: dpmpp_2m, CFG scale: 1.5, Seed: 3, Model: embedded Fashion-MNIST DiT"
+    )
+    assert read_parameters(path) == params  # ours is still the one read back
 
 
 def test_text_chunk_after_the_pixel_data_is_found(saved, tmp_path):

@@ -37,9 +37,48 @@ _DROP_OURS = "Drop a PNG saved by this app."
 
 
 def png_info(parameters: dict) -> PngInfo:
+    """Our JSON, and the same settings as an A1111-style ``parameters`` line, which PNG-info tools show."""
     info = PngInfo()
     info.add_text(METADATA_KEY, json.dumps(parameters, sort_keys=True))
+    text = a1111_text(parameters)
+    if text:
+        info.add_itxt("parameters", text)  # iTXt: UTF-8, class names may need it
     return info
+
+
+def a1111_text(p: dict) -> str | None:
+    """The settings in the layout of A1111's ``parameters`` chunk: a first line, then "Key: value, ..."."""
+    if p.get("mode") == "generate":
+        fields = {
+            "Steps": p.get("steps"),
+            "Sampler": p.get("sampler"),
+            "CFG scale": p.get("cfg_scale"),
+            "Seed": p.get("seed"),
+            "Model": p.get("model"),
+            "Schedule type": p.get("spacing"),
+        }
+        first = str(p.get("class_name", p.get("class_id", "")))
+    elif p.get("mode") == "compare":
+        fields = {
+            "Steps": _joined(p.get("steps")),
+            "Sampler": _joined(p.get("samplers")),
+            "CFG scale": _joined(p.get("cfg_scales")),
+            "Seed": p.get("seed"),
+            "Model": p.get("model"),
+            "Schedule type": p.get("spacing"),
+        }
+        first = f"comparison, class {p.get('class_id', '')}"
+    else:
+        return None
+    return (
+        first
+        + "\n"
+        + ", ".join(f"{k}: {v:g}" if isinstance(v, float) else f"{k}: {v}" for k, v in fields.items() if v is not None)
+    )
+
+
+def _joined(values) -> str | None:
+    return None if values is None else " / ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
 def save_png(image: Image.Image, path: str | Path, parameters: dict) -> Path:
