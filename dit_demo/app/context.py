@@ -15,9 +15,8 @@ from dit_demo.runtime.engine import Progress
 from dit_demo.runtime.request import Defaults
 
 CFG_CHANNEL_CHOICES = [("all latent channels (4)", 0), ("first 3, as the original DiT code", 3)]
-PREVIEW_INTERVAL = (
-    0.25  # seconds between live previews at least; streaming.stream spaces them further when they cost more
-)
+# seconds between live previews at least; streaming.stream spaces them further when they cost more
+PREVIEW_INTERVAL = 0.25
 # one model, one job at a time; progress is written on each tab's status line, not drawn over the
 # outputs, so the live previews stay visible while a job runs
 MODEL_EVENTS = {"concurrency_id": "model", "concurrency_limit": 1, "show_progress": "hidden"}

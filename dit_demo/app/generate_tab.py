@@ -117,9 +117,9 @@ def _on_generate(ctx: AppContext):
     def on_generate(classes, sampler, steps, cfg, channels, seed, per_class):
         bundle, limit = ctx.slot.get(), ctx.budget()
         cfg = as_float("CFG scale", cfg, 0.0, MAX_CFG)  # the API must send one: None is not "the default" here
-        if isinstance(classes, list):
-            bundle.labels.resolve_all(classes)  # every bad class named at once, not the first only
         lanes = generation_lanes(classes, sampler, steps, cfg, 0 if seed is None else seed, per_class, channels)
+        if isinstance(classes, list):  # counted above; now every bad class is named at once, not the first only
+            bundle.labels.resolve_all(classes)
         start = time.perf_counter()
         for item in stream(lambda callback, cancel: generate(bundle, lanes, callback, cancel, limit), PREVIEW_INTERVAL):
             if isinstance(item, Progress):
