@@ -32,25 +32,24 @@ def _timed(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
-def _pipeline_seconds(bundle: DiTBundle, lane: Lane, repeats: int) -> float:
-    pipe = DiTPipeline(
-        transformer=bundle.transformer,
-        vae=bundle.vae,
-        scheduler=samplers.get(lane.sampler).build(bundle.scheduler_config),
-    )
+def run_pipeline(bundle: DiTBundle, lanes: list[Lane]) -> None:
+    """DiTPipeline for lanes that share sampler, steps, cfg and seed: one call, one class label per lane."""
+    first = lanes[0]
+    scheduler = samplers.get(first.sampler).build(bundle.scheduler_config)
+    pipe = DiTPipeline(transformer=bundle.transformer, vae=bundle.vae, scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
+    pipe(
+        [lane.class_id for lane in lanes],
+        guidance_scale=first.cfg_scale,
+        num_inference_steps=first.steps,
+        generator=torch.Generator("cpu").manual_seed(first.seed),
+        output_type="pt",
+    )
 
-    def run_pipeline():
-        generator = torch.Generator("cpu").manual_seed(lane.seed)
-        pipe(
-            [lane.class_id],
-            guidance_scale=lane.cfg_scale,
-            num_inference_steps=lane.steps,
-            generator=generator,
-            output_type="pt",
-        )
 
-    return _timed(run_pipeline, repeats)
+def run_engine(bundle: DiTBundle, lanes: list[Lane]) -> None:
+    """The engine on the same lanes, decoding too, since the pipeline always decodes."""
+    bundle.decode_images(torch.stack([r.latents for r in sample(bundle, lanes)]))
 
 
 def run_bench(
@@ -68,9 +67,6 @@ def run_bench(
     lanes = [Lane(n, s, 0, 0, cfg) for n in names for s in steps]
     sample(bundle, lanes[:1])  # warm-up: first-call allocations are not what we measure
 
-    def engine_cells(cells: list[Lane]) -> None:  # the pipeline always decodes, so the engine does too
-        bundle.decode_images(torch.stack([r.latents for r in sample(bundle, cells)]))
-
     rows = []
     for lane in lanes:
         fair = lane.sampler in PIPELINE_FAIR
@@ -79,11 +75,11 @@ def run_bench(
                 "sampler": lane.sampler,
                 "steps": lane.steps,
                 "nfe": samplers.get(lane.sampler).nfe(lane.steps, bundle.scheduler_config),
-                "engine_s": _timed(lambda lane=lane: engine_cells([lane]), repeats),
-                "pipeline_s": _pipeline_seconds(bundle, lane, repeats) if fair else float("nan"),
+                "engine_s": _timed(lambda lane=lane: run_engine(bundle, [lane]), repeats),
+                "pipeline_s": _timed(lambda lane=lane: run_pipeline(bundle, [lane]), repeats) if fair else float("nan"),
             }
         )
-    batched = _timed(lambda: engine_cells(lanes), repeats)
+    batched = _timed(lambda: run_engine(bundle, lanes), repeats)
     return {
         "model": bundle.name,
         "device": str(bundle.device),

@@ -20,11 +20,12 @@ from dataclasses import replace
 
 import diffusers
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, DiTPipeline, DiTTransformer2DModel
+from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 
 import samplers
+from dit_demo.lab.bench import run_engine, run_pipeline
 from dit_demo.runtime.bundle import DiTBundle
-from dit_demo.runtime.engine import sample
+from dit_demo.runtime.devices import default_dtype
 from dit_demo.runtime.labels import Labels
 from dit_demo.runtime.levers import preset
 from dit_demo.runtime.request import Lane
@@ -67,7 +68,8 @@ def xl256_random(device: torch.device) -> DiTBundle:
 
 
 def half_dtype(device: torch.device) -> torch.dtype:
-    return torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
+    """DiTPipeline's half precision: what the loader picks on a GPU (bf16, else fp16); bf16 on a CPU."""
+    return default_dtype(device) if device.type == "cuda" else torch.bfloat16
 
 
 def in_dtype(bundle: DiTBundle, dtype: torch.dtype, vae_too: bool) -> DiTBundle:
@@ -98,27 +100,7 @@ def _pipeline_job(bundle: DiTBundle, lanes: list[Lane]) -> Callable[[], object] 
 
     def job():
         for group in groups:
-            first = group[0]
-            pipe = DiTPipeline(
-                transformer=bundle.transformer,
-                vae=bundle.vae,
-                scheduler=samplers.get(first.sampler).build(bundle.scheduler_config),
-            )
-            pipe.set_progress_bar_config(disable=True)
-            pipe(
-                [lane.class_id for lane in group],
-                guidance_scale=CFG,
-                num_inference_steps=first.steps,
-                generator=torch.Generator("cpu").manual_seed(0),
-                output_type="pt",
-            )
-
-    return job
-
-
-def _engine_job(bundle: DiTBundle, lanes: list[Lane]) -> Callable[[], object]:
-    def job():
-        bundle.decode_images(torch.stack([r.latents for r in sample(bundle, lanes)]))
+            run_pipeline(bundle, group)
 
     return job
 
@@ -134,10 +116,10 @@ def runner_jobs(bundle: DiTBundle, lanes: list[Lane], runners: tuple[str, ...]) 
         elif runner == "pipeline_half":
             jobs[runner] = _pipeline_job(in_dtype(bundle, half_dtype(bundle.device), vae_too=True), lanes)
         elif runner == "engine_exact":
-            jobs[runner] = _engine_job(bundle, lanes)
+            jobs[runner] = lambda lanes=lanes: run_engine(bundle, lanes)
         elif runner == "engine_fast":
             fast_bundle = in_dtype(bundle, torch.bfloat16, vae_too=True) if fast.dtype == "bf16" else bundle
-            jobs[runner] = _engine_job(fast_bundle, fast_lanes)
+            jobs[runner] = lambda b=fast_bundle, lanes=fast_lanes: run_engine(b, lanes)
         else:
             raise ValueError(f"Unknown runner {runner!r}; choose from {', '.join(RUNNERS)}.")
     return jobs

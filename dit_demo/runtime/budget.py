@@ -36,16 +36,16 @@ class CostModel:
     @classmethod
     def measure(cls, bundle: DiTBundle, rows: int = 3) -> CostModel:
         """Time one forward of 1 and of ``rows`` rows, and one decode (after a warm-up of each)."""
-        shape = (1, bundle.latent_channels, bundle.latent_size, bundle.latent_size)
-        x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(bundle.device, bundle.dtype)
+        x = torch.randn((1, *bundle.latent_shape), generator=torch.Generator().manual_seed(0))
+        x = x.to(bundle.device, bundle.dtype)
 
         def forward(n: int) -> None:
             t = torch.full((n,), 500.0, device=bundle.device)
             y = torch.zeros(n, dtype=torch.long, device=bundle.device)
             bundle.transformer(x.expand(n, -1, -1, -1), timestep=t, class_labels=y)
 
-        def decode() -> None:
-            bundle.vae.decode(x.to(bundle.vae.dtype) / bundle.vae.config.scaling_factor)
+        def decode() -> None:  # the path every request takes: latents -> images
+            bundle.decode_images(x.float())
 
         with torch.inference_mode():
             forward(1), decode()  # first calls pay for allocations and kernel selection
