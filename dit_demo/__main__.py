@@ -15,12 +15,11 @@ from dit_demo.lab.generate import generate, generation_lanes
 from dit_demo.lab.grid import make_grid
 from dit_demo.lab.pngmeta import save_png
 from dit_demo.runtime.devices import parse_device
-from dit_demo.runtime.levers import PRESETS, preset
+from dit_demo.runtime.levers import add_lever_args, levers_from_args, load_with_levers
 from dit_demo.runtime.loader import load_bundle
 from dit_demo.runtime.parsing import SPACINGS, parse_names, parse_steps
 from dit_demo.runtime.request import Defaults, check_lanes
 
-INTERVAL_HELP = "lo,hi: guidance only at noise levels lo < sigma <= hi (Kynkaanniemi et al. 2024), e.g. 0.28,5.42"
 SPACING_HELP = "step grid: trailing (default; every sampler starts at t = T-1), linspace (DiT's own grid), leading"
 
 
@@ -44,25 +43,18 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         "--model", default=None, help="local folder or hub id (default: the embedded Fashion-MNIST model)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    parser.add_argument("--dtype", default="auto", help="auto, fp32, bf16, fp16")
-    parser.add_argument(
-        "--preset",
-        choices=PRESETS,
-        default="exact",
-        help="exact: no shortcuts; fast: every lever that keeps quality (bf16 where the hardware has it, unless --dtype is set)",
-    )
+    add_lever_args(parser)
 
 
-def _load(args):
-    """The model, loaded in the preset's dtype unless --dtype names one, and the preset's levers."""
-    levers = preset(args.preset, parse_device(args.device))
-    dtype = levers.dtype if args.dtype == "auto" and levers.dtype else args.dtype
-    interval = getattr(args, "guidance_interval", None) or levers.guidance_interval
-    return load_bundle(args.model, args.device, dtype), interval
+def _load(args) -> tuple:
+    """The model with the request's model levers applied (dtype, int8), and the levers."""
+    device = parse_device(args.device)
+    levers = levers_from_args(args, device)
+    return load_with_levers(args.model, device, levers), levers
 
 
 def cmd_generate(args) -> None:
-    bundle, interval = _load(args)
+    bundle, levers = _load(args)
     steps = Defaults.for_bundle(bundle).steps_for(args.sampler) if args.steps is None else args.steps
     lanes = generation_lanes(
         args.classes,
@@ -73,7 +65,8 @@ def cmd_generate(args) -> None:
         args.batch,
         args.cfg_channels,
         args.spacing,
-        interval,
+        levers.guidance_interval,
+        levers.cache_threshold,
     )
     check_lanes(bundle, lanes)  # before the progress bar: a bad request prints one line, nothing else
     bar, callback = _progress_bar("generate")
@@ -95,7 +88,7 @@ def cmd_generate(args) -> None:
 
 
 def cmd_compare(args) -> None:
-    bundle, interval = _load(args)
+    bundle, levers = _load(args)
     cfg = Defaults.for_bundle(bundle).cfg if args.cfg is None else args.cfg
     spec = ComparisonSpec.build(
         args.samplers,
@@ -106,7 +99,8 @@ def cmd_compare(args) -> None:
         args.cfg_channels,
         args.reference,
         args.spacing,
-        interval,
+        levers.guidance_interval,
+        levers.cache_threshold,
         max_steps=bundle.num_train_timesteps,
     )
     check_lanes(bundle, spec.lanes())
@@ -136,9 +130,10 @@ def cmd_suite(args) -> None:
 
     device = parse_device(args.device)
     quick = args.suite == "quick"
+    embedded = load_bundle(None, device, "fp32")  # timed in the full suite; its cache decisions replay on XL
     bundles = {"xl256-random": suite.xl256_random(device)}
     if not quick:
-        bundles["embedded"] = load_bundle(None, device, "fp32")
+        bundles["embedded"] = embedded
     print(f"models: {', '.join(b.name for b in bundles.values())}")
     cpu_xl = device.type == "cpu"
     data = suite.run_suite(
@@ -148,7 +143,11 @@ def cmd_suite(args) -> None:
         steps=10 if quick else 25,
         grid_steps=(5, 10, 20) if cpu_xl else (10, 25, 50),
         repeats=1 if quick else args.repeats,
+        recorder=embedded,
     )
+    if not quick:
+        print("quality of each lever on the embedded model (evaluator, 1000 samples)...")
+        data["quality"] = suite.quality(embedded)
     print(suite.markdown(data))
     for model, f in data["flops"].items():
         print(
@@ -165,7 +164,7 @@ def cmd_bench(args) -> None:
 
     if args.suite:
         return cmd_suite(args)
-    bundle = load_bundle(args.model, args.device, args.dtype)
+    bundle, _ = _load(args)
     max_steps = bundle.num_train_timesteps
     print(
         format_bench(
@@ -189,7 +188,6 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--batch", type=int, default=1, help="images per class (seeds seed, seed+1, ...)")
     gen.add_argument("--spacing", choices=SPACINGS, default=None, help=SPACING_HELP)
-    gen.add_argument("--guidance-interval", default=None, help=INTERVAL_HELP)
     gen.add_argument("--out", default="out/generate.png")
     _add_model_args(gen)
     gen.set_defaults(func=cmd_generate)
@@ -207,7 +205,6 @@ def main(argv: list[str] | None = None) -> None:
         "--reference", default=None, help="sampler@steps, e.g. ddim@250 (default: highest-step deterministic cell)"
     )
     cmp_.add_argument("--spacing", choices=SPACINGS, default=None, help=SPACING_HELP)
-    cmp_.add_argument("--guidance-interval", default=None, help=INTERVAL_HELP)
     cmp_.add_argument("--out", default="out/compare.png")
     _add_model_args(cmp_)
     cmp_.set_defaults(func=cmd_compare)

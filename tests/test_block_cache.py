@@ -52,3 +52,18 @@ def test_the_threshold_is_per_lane(small_bundle):
 def test_bad_thresholds_are_explained(small_bundle, value):
     with pytest.raises(ValueError, match="Cache threshold must be"):
         check_lanes(small_bundle, [Lane("ddim", 4, 1, cache_threshold=value)])
+
+
+def test_a_replay_takes_the_recorded_decisions_on_another_model(small_bundle, imagenet_bundle):
+    recorder = BlockCache(record=True)
+    original = run(small_bundle, _lanes(small_bundle, 0.2), cache=recorder)
+    decisions = recorder.decisions()
+    assert 0 < recorder.reused < recorder.computed + recorder.reused
+    # the same model replaying its own decisions gives its own images
+    again = run(small_bundle, _lanes(small_bundle, 0.2), cache=BlockCache(replay=decisions))
+    for a, b in zip(original, again):
+        torch.testing.assert_close(a.latents, b.latents, rtol=1e-6, atol=1e-6)
+    # another model (other weights, 1000 classes) reuses exactly the same rows at the same calls
+    replayer = BlockCache(replay=decisions, record=True)
+    run(imagenet_bundle, _lanes(imagenet_bundle, 0.0), cache=replayer)
+    assert replayer.decisions() == decisions and replayer.reused == recorder.reused

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 
 from dit_demo.lab import suite
+from dit_demo.runtime.levers import preset
+from dit_demo.runtime.request import Lane
+
+_EMPTY_SUITE = {"machine": suite.machine(), "steps": 25, "grid_steps": [5], "repeats": 1, "results": []}
 
 
 def test_suite_json_has_the_schema(imagenet_bundle, small_bundle, tmp_path):
@@ -33,3 +37,32 @@ def test_suite_json_has_the_schema(imagenet_bundle, small_bundle, tmp_path):
         assert f["transformer_gflop"] > 0 and f["transformer_gflops_per_s"] > 0 and f["matmul_gflops_per_s"] > 0
     table = suite.markdown(data)
     assert "| tiny1000 | grid3x3 |" in table and "| tiny10 | single |" in table and "n/a" in table
+
+
+def test_the_fast_runner_on_random_weights_replays_a_trained_models_cache_decisions(imagenet_bundle, small_bundle):
+    data = suite.run_suite(
+        {"tiny-random": imagenet_bundle},
+        ("single",),
+        ("engine_exact", "engine_fast"),
+        steps=8,
+        grid_steps=(2,),
+        progress=lambda _: None,
+        recorder=small_bundle,
+    )
+    fast = next(r for r in data["results"] if r["runner"] == "engine_fast")
+    if preset("fast").cache_threshold:
+        assert fast["note"].startswith(f"first-block cache decisions replayed from {small_bundle.name}")
+    jobs, note = suite.runner_jobs(imagenet_bundle, [Lane("dpmpp_2m", 8, 7, 0, 4.0)], ("engine_fast",), None)
+    assert note == ""  # nothing to replay from: the fast runner takes its own decisions
+
+
+def test_quality_rows_compare_each_lever_with_exact_on_the_same_seeds(embedded_bundle):
+    rows = suite.quality(embedded_bundle, per_class=2, steps=4)
+    assert [r["preset"] for r in rows] == list(suite.quality_levers(embedded_bundle.device))
+    assert len({r["fd_exact"] for r in rows}) == 1 and len({r["accuracy_exact"] for r in rows}) == 1
+    for r in rows:
+        assert set(r) >= {"model", "preset", "samples", "fd", "accuracy", "fd_exact", "accuracy_exact"}
+        assert r["model"] == "embedded" and r["samples"] == 20 and r["fd"] > 0 and 0 <= r["accuracy"] <= 1
+    assert any(r["fd"] != r["fd_exact"] for r in rows)  # the levers changed something
+    table = suite.markdown({**_EMPTY_SUITE, "quality": rows})
+    assert "| engine_fast |" in table and "passes" in table

@@ -16,9 +16,10 @@ import torch
 from diffusers import DiTPipeline
 
 import samplers
+from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.bundle import DiTBundle
-from dit_demo.runtime.engine import sample
-from dit_demo.runtime.request import Lane
+from dit_demo.runtime.engine import run, sample
+from dit_demo.runtime.request import Lane, check_lanes
 
 PIPELINE_FAIR = {"ddim", "dpmpp_2m", "dpmpp_3m"}  # DiTPipeline is a valid reference for these
 
@@ -47,9 +48,14 @@ def run_pipeline(bundle: DiTBundle, lanes: list[Lane]) -> None:
     )
 
 
-def run_engine(bundle: DiTBundle, lanes: list[Lane]) -> None:
-    """The engine on the same lanes, decoding too, since the pipeline always decodes."""
-    bundle.decode_images(torch.stack([r.latents for r in sample(bundle, lanes)]))
+def run_engine(bundle: DiTBundle, lanes: list[Lane], replay: dict | None = None) -> None:
+    """The engine on the same lanes, decoding too, since the pipeline always decodes.
+
+    ``replay``: first-block cache decisions recorded on another model (``BlockCache.decisions``).
+    """
+    cache = BlockCache(replay=replay) if replay is not None else None
+    results = run(bundle, check_lanes(bundle, lanes), cache=cache)
+    bundle.decode_images(torch.stack([r.latents for r in results]))
 
 
 def run_bench(

@@ -17,6 +17,7 @@ from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import Progress, sample
 from dit_demo.runtime.parsing import (
+    as_float,
     parse_floats,
     parse_interval,
     parse_names,
@@ -40,6 +41,7 @@ class ComparisonSpec:
     reference: tuple[str, int] | None = None  # (sampler, steps); default: highest-step deterministic cell
     spacing: str | None = None  # step grid for every lane; None: each sampler's default
     guidance_interval: tuple[float, float] | None = None  # noise levels where guidance runs; None: all
+    cache_threshold: float = 0.0  # first-block cache threshold for every lane; 0: every block runs
 
     @classmethod
     def build(
@@ -53,6 +55,7 @@ class ComparisonSpec:
         reference=None,
         spacing=None,
         guidance_interval=None,
+        cache_threshold=None,
         max_steps: int = 1000,
     ) -> ComparisonSpec:
         """Parse the user-facing forms (comma lists, ranges) into a spec, sized before any lane exists."""
@@ -73,13 +76,14 @@ class ComparisonSpec:
             parse_reference(reference, max_steps),
             parse_spacing(spacing),
             parse_interval(guidance_interval),
+            0.0 if cache_threshold is None else as_float("Cache threshold", cache_threshold, 0, 1),
         )
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["reference"] = list(self.reference) if self.reference else None
-        for key in ("spacing", "guidance_interval"):  # absent means the default, so older PNGs read the same
-            if data[key] is None:
+        for key in ("spacing", "guidance_interval", "cache_threshold"):  # absent: the default, as in older PNGs
+            if not data[key]:
                 del data[key]
         return data
 
@@ -97,6 +101,7 @@ class ComparisonSpec:
                 data.get("reference"),
                 data.get("spacing"),
                 data.get("guidance_interval"),
+                data.get("cache_threshold"),
                 max_steps=10**6,
             )
         except (KeyError, TypeError) as exc:
@@ -113,12 +118,23 @@ class ComparisonSpec:
         names = [f"{lane.sampler} {lane.steps}" for lane in self.lanes()]
         return [(names[k], x0[k]) for k in sorted(x0) if k < len(names)]
 
+    def lane(self, sampler: str, steps: int, cfg: float) -> Lane:
+        """One cell's lane: everything but the sampler, steps and cfg comes from the spec."""
+        return Lane(
+            sampler,
+            steps,
+            self.class_id,
+            self.seed,
+            cfg,
+            self.cfg_channels,
+            self.spacing,
+            self.guidance_interval,
+            self.cache_threshold,
+        )
+
     def lanes(self) -> list[Lane]:
         return [
-            Lane(name, steps, self.class_id, self.seed, cfg, self.cfg_channels, self.spacing, self.guidance_interval)
-            for cfg in self.cfg_scales
-            for name in self.samplers
-            for steps in self.steps
+            self.lane(name, steps, cfg) for cfg in self.cfg_scales for name in self.samplers for steps in self.steps
         ]
 
 
@@ -204,18 +220,7 @@ def run_comparison(
             if (lane.sampler, lane.steps, lane.cfg_scale) == (ref_sampler, ref_steps, cfg)
         ]
         if not match:
-            lanes.append(
-                Lane(
-                    ref_sampler,
-                    ref_steps,
-                    spec.class_id,
-                    spec.seed,
-                    cfg,
-                    spec.cfg_channels,
-                    spec.spacing,
-                    spec.guidance_interval,
-                )
-            )
+            lanes.append(spec.lane(ref_sampler, ref_steps, cfg))
         ref_index[cfg] = match[0] if match else len(lanes) - 1
     start = time.perf_counter()
     results = sample(bundle, lanes, callback=callback, cancel=cancel, budget=budget)

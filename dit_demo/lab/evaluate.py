@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,11 @@ from tqdm import tqdm
 import samplers
 from dit_demo.lab.metrics import feature_stats, frechet_distance
 from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.devices import parse_device
 from dit_demo.runtime.engine import sample
-from dit_demo.runtime.loader import EMBEDDED_MODEL, load_bundle
-from dit_demo.runtime.parsing import parse_interval, parse_names, parse_steps
+from dit_demo.runtime.levers import add_lever_args, levers_from_args, load_with_levers
+from dit_demo.runtime.loader import EMBEDDED_MODEL
+from dit_demo.runtime.parsing import parse_names, parse_steps
 from dit_demo.runtime.request import Lane
 from dit_demo.training.classifier import FashionClassifier
 from dit_demo.training.data import load_fashion_mnist
@@ -63,6 +66,14 @@ def classify(classifier: FashionClassifier, images: torch.Tensor) -> tuple[torch
     return preds, feats.numpy()
 
 
+@lru_cache(maxsize=2)
+def test_set_stats(classifier: FashionClassifier, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Feature mean and covariance of the 10k test images: what every row is measured against
+    (kept, since a lever sweep evaluates many rows with one classifier)."""
+    test_images, _ = load_fashion_mnist("test", data_dir)
+    return feature_stats(classify(classifier, test_images)[1])
+
+
 def evaluate(
     bundle: DiTBundle,
     classifier: FashionClassifier,
@@ -74,24 +85,17 @@ def evaluate(
     progress: bool = True,
     guidance_interval: tuple[float, float] | None = None,
     cache_threshold: float | None = None,
+    references: bool = True,
 ) -> list[dict]:
-    test_images, _ = load_fashion_mnist("test", data_dir)
-    _, test_feats = classify(classifier, test_images)
-    reference = feature_stats(test_feats)
+    """A row per (sampler, steps), after two reference rows (left out with ``references=False``)."""
+    reference = test_set_stats(classifier, data_dir)
     classes = list(range(bundle.num_classes))
     results = []
     # reference rows at the same N: real training images (FD noise floor at this N) and their VAE
     # round trip (the floor for any sampler of this latent model); a sampler row near these is as
     # good as the measurement can tell
-    train_images, train_labels = load_fashion_mnist("train", data_dir)
-    idx = balanced_subset(train_labels, classes, per_class)
-    real, real_labels = train_images[idx], train_labels[idx]
-    for key, label, images in (
-        ("real", "Real training images (reference)", real),
-        ("vae", "VAE round trip of them (reference)", vae_round_trip(bundle, real)),
-    ):
-        preds, feats = classify(classifier, images)
-        results.append(_row(key, label, 0, 0, preds, real_labels, feats, reference, 0.0))
+    if references:
+        results += _reference_rows(bundle, classifier, classes, per_class, reference, data_dir)
     for name, steps in tqdm(rows, desc="evaluate", disable=not progress):
         lanes = [
             Lane(name, steps, c, seed + j, cfg, guidance_interval=guidance_interval, cache_threshold=cache_threshold)
@@ -118,6 +122,20 @@ def evaluate(
             )
         )
     return results
+
+
+def _reference_rows(bundle, classifier, classes, per_class, reference, data_dir) -> list[dict]:
+    train_images, train_labels = load_fashion_mnist("train", data_dir)
+    idx = balanced_subset(train_labels, classes, per_class)
+    real, real_labels = train_images[idx], train_labels[idx]
+    rows = []
+    for key, label, images in (
+        ("real", "Real training images (reference)", real),
+        ("vae", "VAE round trip of them (reference)", vae_round_trip(bundle, real)),
+    ):
+        preds, feats = classify(classifier, images)
+        rows.append(_row(key, label, 0, 0, preds, real_labels, feats, reference, 0.0))
+    return rows
 
 
 def _row(
@@ -178,15 +196,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default=None, help="fp32 (default on CPUs), bf16, fp16, auto")
-    parser.add_argument("--guidance-interval", default=None, help="lo,hi: guidance only at lo < sigma <= hi")
-    parser.add_argument("--cache-threshold", type=float, default=None, help="first-block cache threshold (0: off)")
+    add_lever_args(parser)
     parser.add_argument("--out-dir", default="out/eval")
     args = parser.parse_args(argv)
     try:
-        dtype = args.dtype or ("fp32" if args.device in ("auto", "cpu") else "auto")
-        bundle = load_bundle(args.model, args.device, dtype)
-        interval = parse_interval(args.guidance_interval)
+        device = parse_device(args.device)
+        levers = levers_from_args(args, device)
+        bundle = load_with_levers(args.model, device, levers)
         classifier_dir = (
             Path(args.classifier)
             if args.classifier
@@ -210,8 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg,
         args.seed,
         args.data_dir,
-        guidance_interval=interval,
-        cache_threshold=args.cache_threshold,
+        guidance_interval=levers.guidance_interval,
+        cache_threshold=levers.cache_threshold,
     )
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -225,8 +241,9 @@ def main(argv: list[str] | None = None) -> None:
         "total_seconds": time.perf_counter() - start,
         "torch_threads": torch.get_num_threads(),
         "dtype": str(bundle.dtype).removeprefix("torch."),
-        "guidance_interval": list(interval) if interval else None,
-        "cache_threshold": args.cache_threshold,
+        "levers": levers.describe(),
+        "guidance_interval": list(levers.guidance_interval) if levers.guidance_interval else None,
+        "cache_threshold": levers.cache_threshold,
     }
     (out / "evaluation.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=2))
     print(table)

@@ -38,6 +38,7 @@ def generation_lanes(
     cfg_channels: int | None = None,
     spacing: str | None = None,
     guidance_interval: tuple[float, float] | str | None = None,
+    cache_threshold: float | None = None,
 ) -> list[Lane]:
     """Image j of every class uses seed + j, so classes can be compared on the same noise."""
     per_class = as_int("Images per class", per_class, 1, MAX_LANES)
@@ -52,7 +53,7 @@ def generation_lanes(
         )
     seed = as_int("Seed", seed, 0, MAX_SEED - per_class)
     return [
-        Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels, spacing, guidance_interval)
+        Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels, spacing, guidance_interval, cache_threshold)
         for c in classes
         for j in range(per_class)
     ]
@@ -85,5 +86,9 @@ def generate(
             params["spacing"] = lane.spacing
         if lane.guidance_interval is not None:  # absent means guidance at every step
             params["guidance_interval"] = list(lane.guidance_interval)
+        if lane.cache_threshold:  # absent means every block runs at every step
+            params["cache_threshold"] = lane.cache_threshold
+        if "levers" in bundle.extras:  # the model-level shortcuts (int8, bf16) that produced it
+            params["model_levers"] = bundle.extras["levers"]
         out.append(Generated(image, params, result.nfe, result.seconds))
     return out

@@ -6,6 +6,10 @@ Models: ``xl256-random`` (DiT-XL/2-256's architecture and an sd-vae-shaped VAE, 
 random weights: right for timing, meaningless for images) and ``embedded``. Workloads: ``single``
 (one image, DPM-Solver++ 2M, cfg 4), ``batch8`` (8 classes at once) and ``grid3x3`` (3 samplers
 x 3 step counts, one seed). Runners are interleaved and the median of the repeats is kept.
+
+``engine_fast`` runs the fast preset's levers. Where one of them decides from the model's outputs
+(the first-block cache), random weights would make meaningless decisions, so the XL stand-in
+replays the decisions the trained embedded model makes on the same lanes (said in the results).
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 
 import samplers
 from dit_demo.lab.bench import run_engine, run_pipeline
+from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.devices import default_dtype
+from dit_demo.runtime.engine import run
 from dit_demo.runtime.labels import Labels
-from dit_demo.runtime.levers import preset
-from dit_demo.runtime.request import Lane
+from dit_demo.runtime.levers import Levers, has_int8_kernels, has_native_bf16, preset, with_model_levers
+from dit_demo.runtime.request import Lane, check_lanes
 
 RUNNERS = ("pipeline_fp32", "pipeline_half", "engine_exact", "engine_fast")
 WORKLOADS = ("single", "batch8", "grid3x3")
@@ -72,14 +78,6 @@ def half_dtype(device: torch.device) -> torch.dtype:
     return default_dtype(device) if device.type == "cuda" else torch.bfloat16
 
 
-def in_dtype(bundle: DiTBundle, dtype: torch.dtype, vae_too: bool) -> DiTBundle:
-    """The bundle with its transformer (and VAE) in ``dtype``: copies, so the fp32 one stays as it was."""
-    import copy
-
-    vae = copy.deepcopy(bundle.vae).to(dtype) if vae_too else bundle.vae
-    return replace(bundle, transformer=copy.deepcopy(bundle.transformer).to(dtype), vae=vae, dtype=dtype)
-
-
 def workload_cells(workload: str, bundle: DiTBundle, steps: int, grid_steps: tuple[int, ...]) -> list[list[Lane]]:
     """The engine's requests: one request per list. The pipeline runs each inner list cell by cell."""
     classes = list(range(min(8, bundle.num_classes)))
@@ -105,24 +103,44 @@ def _pipeline_job(bundle: DiTBundle, lanes: list[Lane]) -> Callable[[], object] 
     return job
 
 
-def runner_jobs(bundle: DiTBundle, lanes: list[Lane], runners: tuple[str, ...]) -> dict[str, Callable | None]:
-    """Each runner's job for one workload; None where a runner cannot run it (said in the results)."""
+def recorded_decisions(recorder: DiTBundle, lanes: list[Lane]) -> dict:
+    """The first-block cache's reuse decisions of a trained model on these lanes (classes taken
+    modulo its class count), to be replayed by a model whose weights cannot make them."""
+    fast = preset("fast", recorder.device)
+    model = with_model_levers(recorder, fast)
+    own = [replace(lane, class_id=lane.class_id % recorder.num_classes, **fast.lane_fields()) for lane in lanes]
+    cache = BlockCache(record=True)
+    run(model, check_lanes(model, own), cache=cache)
+    return cache.decisions()
+
+
+def runner_jobs(
+    bundle: DiTBundle, lanes: list[Lane], runners: tuple[str, ...], recorder: DiTBundle | None = None
+) -> tuple[dict[str, Callable | None], str]:
+    """Each runner's job for one workload (None where a runner cannot run it), and a note on how
+    engine_fast's cache decisions were made. ``recorder``: the trained model whose decisions a
+    random-weights bundle replays."""
     fast = preset("fast", bundle.device)
-    fast_lanes = [replace(lane, guidance_interval=fast.guidance_interval) for lane in lanes]
+    fast_lanes = [replace(lane, **fast.lane_fields()) for lane in lanes]
+    replay, note = None, ""
+    if fast.cache_threshold and recorder is not None and recorder is not bundle:
+        replay = recorded_decisions(recorder, lanes)
+        reused = sum(map(sum, replay.values())) / max(1, sum(map(len, replay.values())))
+        note = f"first-block cache decisions replayed from {recorder.name} ({reused:.0%} of rows reuse)"
     jobs: dict[str, Callable | None] = {}
     for runner in runners:
         if runner == "pipeline_fp32":
             jobs[runner] = _pipeline_job(bundle, lanes)
         elif runner == "pipeline_half":
-            jobs[runner] = _pipeline_job(in_dtype(bundle, half_dtype(bundle.device), vae_too=True), lanes)
+            jobs[runner] = _pipeline_job(with_model_levers(bundle, Levers(dtype=half_dtype(bundle.device))), lanes)
         elif runner == "engine_exact":
             jobs[runner] = lambda lanes=lanes: run_engine(bundle, lanes)
         elif runner == "engine_fast":
-            fast_bundle = in_dtype(bundle, torch.bfloat16, vae_too=True) if fast.dtype == "bf16" else bundle
-            jobs[runner] = lambda b=fast_bundle, lanes=fast_lanes: run_engine(b, lanes)
+            model = with_model_levers(bundle, fast)
+            jobs[runner] = lambda b=model, lanes=fast_lanes: run_engine(b, lanes, replay)
         else:
             raise ValueError(f"Unknown runner {runner!r}; choose from {', '.join(RUNNERS)}.")
-    return jobs
+    return jobs, note
 
 
 def time_interleaved(jobs: dict[str, Callable | None], repeats: int) -> dict[str, float | None]:
@@ -200,18 +218,22 @@ def run_suite(
     grid_steps: tuple[int, ...],
     repeats: int = 1,
     progress: Callable[[str], None] = print,
+    recorder: DiTBundle | None = None,
 ) -> dict:
-    """Every (model, workload, runner) timed; the result validates against the schema in the README."""
+    """Every (model, workload, runner) timed; the result validates against the schema in the README.
+
+    ``recorder``: the trained model whose cache decisions random-weights bundles replay."""
     results, flops = [], {}
     for model, bundle in bundles.items():
         flops[model] = flops_check(bundle)
         for workload in workloads:
             for lanes in workload_cells(workload, bundle, steps, grid_steps):
-                jobs = runner_jobs(bundle, lanes, runners)
+                jobs, fast_note = runner_jobs(bundle, lanes, runners, recorder if "random" in model else None)
                 timed = time_interleaved(jobs, repeats)
                 nfe = sum(samplers.get(lane.sampler).nfe(lane.steps, bundle.scheduler_config) for lane in lanes)
                 for runner, seconds in timed.items():
                     note = "" if seconds is not None else "DiTPipeline hard-codes the null class 1000"
+                    note = fast_note if runner == "engine_fast" else note
                     results.append(
                         {
                             "model": model,
@@ -234,21 +256,123 @@ def run_suite(
     }
 
 
-def markdown(data: dict) -> str:
-    """The README's table from a suite's JSON: seconds per runner and the ratios to DiTPipeline fp32."""
-    rows = {}
+def quality_levers(device: torch.device) -> dict[str, Levers]:
+    """The fast preset and each lever on its own, as far as this device runs them natively."""
+    fast = preset("fast", device)
+    levers = {"engine_fast": fast, "cache_0.05": Levers(cache_threshold=0.05)}
+    levers["interval_0.28_5.42"] = Levers(guidance_interval=(0.28, 5.42))
+    if has_native_bf16(device):
+        levers["bf16"] = Levers(dtype="bf16")
+    if device.type == "cpu" and has_int8_kernels():
+        levers["int8"] = Levers(quantize="int8")
+    return levers
+
+
+def quality(embedded: DiTBundle, per_class: int = 100, sampler: str = "dpmpp_2m", steps: int = 25) -> list[dict]:
+    """Frechet distance and class accuracy of each lever against exact, same evaluator and seeds."""
+    from dit_demo.lab.evaluate import evaluate
+    from dit_demo.training.classifier import FashionClassifier
+
+    classifier = FashionClassifier.load(embedded.extras["classifier_dir"])
+    cfg = embedded.default_cfg
+
+    def score(levers: Levers) -> dict:
+        model = with_model_levers(embedded, levers)
+        return evaluate(model, classifier, [(sampler, steps)], per_class, cfg, progress=False, **levers.lane_fields())[
+            -1
+        ]
+
+    exact = score(Levers())
+    rows = []
+    for name, levers in quality_levers(embedded.device).items():
+        row = score(levers)
+        rows.append(
+            {
+                "model": "embedded",
+                "preset": name,
+                "levers": levers.describe(),
+                "sampler": sampler,
+                "steps": steps,
+                "cfg": cfg,
+                "samples": row["samples"],
+                "fd": row["frechet"],
+                "accuracy": row["accuracy"],
+                "seconds": row["seconds"],
+                "fd_exact": exact["frechet"],
+                "accuracy_exact": exact["accuracy"],
+                "seconds_exact": exact["seconds"],
+            }
+        )
+    return rows
+
+
+def _speed_table(data: dict) -> list[str]:
+    rows: dict = {}
+    notes: dict = {}
     for r in data["results"]:
-        rows.setdefault((r["model"], r["workload"]), {})[r["runner"]] = r["seconds"]
+        rows.setdefault((r["model"], r["workload"]), {})[r["runner"]] = r
     runners = [name for name in RUNNERS if any(name in v for v in rows.values())]
     lines = [
-        "| model | workload | " + " | ".join(f"{r} (s)" for r in runners) + " | fast vs pipeline fp32 |",
-        "|---|---|" + "---:|" * (len(runners) + 1),
+        "| model | workload | images | " + " | ".join(f"{r} (s)" for r in runners) + " | exact vs DiTPipeline fp32 "
+        "| fast vs DiTPipeline fp32 |",
+        "|---|---|---:|" + "---:|" * (len(runners) + 2),
     ]
-    for (model, workload), secs in rows.items():
-        cells = [f"{secs[r]:.3f}" if secs.get(r) is not None else "n/a" for r in runners]
-        base, fast = secs.get("pipeline_fp32"), secs.get("engine_fast")
-        ratio = f"{base / fast:.2f}x" if base and fast else "-"
-        lines.append(f"| {model} | {workload} | " + " | ".join(cells) + f" | {ratio} |")
+    for (model, workload), by_runner in rows.items():
+        secs = {name: r["seconds"] for name, r in by_runner.items()}
+        cells = [f"{secs[r]:.2f}" if secs.get(r) is not None else "n/a" for r in runners]
+        base = secs.get("pipeline_fp32")
+        ratios = [f"{base / secs[r]:.2f}x" if base and secs.get(r) else "-" for r in ("engine_exact", "engine_fast")]
+        images = next(iter(by_runner.values()))["images"]
+        lines.append(f"| {model} | {workload} | {images} | " + " | ".join(cells + ratios) + " |")
+        for r in by_runner.values():
+            if r.get("note"):
+                notes.setdefault(r["note"], []).append(f"{model}/{workload}/{r['runner']}")
+    lines += ["", *[f"- {', '.join(where)}: {note}." for note, where in notes.items()]]
+    return lines
+
+
+def _quality_table(quality: list[dict]) -> list[str]:
+    first = quality[0]
+    lines = [
+        f"Quality on the embedded model ({first['sampler']}, {first['steps']} steps, cfg {first['cfg']:g}, "
+        f"{first['samples']} samples, the same seeds as exact: {100 * first['accuracy_exact']:.1f}% class accuracy, "
+        f"Frechet distance {first['fd_exact']:.2f}, {first['seconds_exact']:.1f} s). The bar: Frechet distance "
+        "within 5% of exact and accuracy within 1 point.",
+        "",
+        "| lever | what it does | accuracy (points vs exact) | Frechet distance (vs exact) | sampling time (speed-up) "
+        "| passes |",
+        "|---|---|---:|---:|---:|:-:|",
+    ]
+    for q in quality:
+        points = 100 * (q["accuracy"] - q["accuracy_exact"])
+        fd = q["fd"] / q["fd_exact"] - 1
+        ok = "yes" if points >= -1 and fd <= 0.05 else "no"
+        lines.append(
+            f"| {q['preset']} | {q['levers']} | {100 * q['accuracy']:.1f}% ({points:+.1f}) | {q['fd']:.2f} "
+            f"({100 * fd:+.1f}%) | {q['seconds']:.1f} s ({q['seconds_exact'] / q['seconds']:.2f}x) | {ok} |"
+        )
+    return lines
+
+
+def markdown(data: dict) -> str:
+    """The README's performance section from a suite's JSON: machine, table, ratios, FLOP/s, quality."""
+    m = data["machine"]
+    lines = [
+        f"Measured on {m['cpu']} ({m['cores']} cores, {m['threads']} threads)"
+        + (f" with {m['gpu']}" if m["gpu"] else ", no GPU")
+        + f"; torch {m['torch']}, diffusers {m['diffusers']}; {data['steps']} steps (grid: "
+        f"{', '.join(map(str, data['grid_steps']))}), median of {data['repeats']} run(s) after a warm-up. "
+        f"Fast preset here: {m['fast_preset']}.",
+        "",
+        *_speed_table(data),
+    ]
+    for model, f in data.get("flops", {}).items():
+        lines.append(
+            f"- {model}: the transformer runs at {f['transformer_gflops_per_s']:.0f} GFLOP/s ({f['rows']} rows, fp32), "
+            f"a plain matmul of its size at {f['matmul_gflops_per_s']:.0f} GFLOP/s in the same run."
+        )
+    if data.get("quality"):
+        lines += ["", *_quality_table(data["quality"])]
     return "\n".join(lines)
 
 

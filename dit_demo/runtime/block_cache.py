@@ -7,6 +7,10 @@ the later blocks of adjacent steps differ about as much as the first one does. A
 ``MAX_REUSES`` steps in a row reuse, so drift stays bounded; threshold 0 never reuses.
 
 Rows are keyed by (lane, conditional or null), so lanes at different steps share one batch.
+
+The reuse decisions depend on the model's outputs, so on random weights (the speed suite's
+DiT-XL/2 stand-in) a threshold would skip everything or nothing. ``decisions()`` records what a
+trained model decided and ``BlockCache(replay=...)`` makes another model take the same decisions.
 """
 
 from __future__ import annotations
@@ -29,8 +33,26 @@ class BlockCache:
     rest: torch.Tensor | None = None  # (slots, tokens, hidden): the other blocks' residual then
     has: torch.Tensor | None = None  # (slots,) bool: the slot holds an evaluation
     streak: torch.Tensor | None = None  # (slots,) how many steps in a row the slot has been reused
-    record: bool = False  # keep every call's (keys, reuse mask) in ``seen``, for tests
+    record: bool = False  # keep every call's (keys, reuse mask) in ``seen``, for tests and replays
     seen: list = field(default_factory=list)
+    replay: dict | None = None  # row key -> reuse decision per call, from another model's ``decisions()``
+    calls: dict = field(default_factory=dict)  # row key -> how many times it has been evaluated
+
+    def decisions(self) -> dict:
+        """Row key -> the reuse decision of each of its calls, in order (needs ``record=True``)."""
+        out: dict = {}
+        for keys, reuse in self.seen:
+            for key, reused in zip(keys, reuse):
+                out.setdefault(key, []).append(reused)
+        return out
+
+    def _replayed(self, keys: list, device: torch.device) -> torch.Tensor:
+        wanted = []
+        for key in keys:
+            n = self.calls.get(key, 0)
+            plan = self.replay.get(key, [])
+            wanted.append(n < len(plan) and bool(plan[n]))
+        return torch.tensor(wanted, dtype=torch.bool, device=device)
 
     def _slots(self, keys: list, like: torch.Tensor) -> torch.Tensor:
         slots = torch.tensor([2 * lane + kind for lane, kind in keys], device=like.device)
@@ -57,7 +79,12 @@ class BlockCache:
         cached = self.first[slots]
         change = (first - cached).abs().mean((1, 2)) / cached.abs().mean((1, 2)).clamp_min(1e-12)
         limit = torch.tensor(thresholds, device=x.device, dtype=change.dtype)
-        reuse = self.has[slots] & (limit > 0) & (change < limit) & (self.streak[slots] < MAX_REUSES)
+        if self.replay is None:
+            reuse = self.has[slots] & (limit > 0) & (change < limit) & (self.streak[slots] < MAX_REUSES)
+        else:
+            reuse = self.has[slots] & self._replayed(keys, x.device)
+        for key in keys:
+            self.calls[key] = self.calls.get(key, 0) + 1
         out = h1.clone()
         todo = (~reuse).nonzero().flatten()
         if len(todo):

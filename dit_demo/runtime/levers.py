@@ -3,25 +3,48 @@
 A lever is an option of the request, not of a sampler: it changes how the engine runs any
 sampler. Each is measured for speed and quality in the README's performance section.
 
+- ``dtype``: the arithmetic of the transformer and the VAE; bf16 where the hardware has it
+  natively (CPUs with AVX-512 BF16 or AMX, GPUs). The scheduler math stays fp32.
+- ``quantize="int8"``: the transformer's linear layers with int8 weights (per output channel)
+  and int8 activations quantized per call (dynamic quantization, CPU only). DiT-XL/2 at 2 rows
+  is bound by reading its weights (a third of them are adaLN modulation), which int8 quarters.
 - ``guidance_interval``: classifier-free guidance only at noise levels lo < sigma <= hi
-  (Kynkaanniemi et al. 2024, "Applying guidance in a limited interval improves sample and
-  distribution quality in diffusion models"); outside it only the conditional row runs.
-- ``dtype``: the transformer's arithmetic; bf16 where the hardware has it natively (CPUs with
-  AVX-512 BF16 or AMX, GPUs), chosen when the model is loaded. The scheduler math stays fp32.
+  (Kynkaanniemi et al. 2024); outside it only the conditional row runs.
+- ``cache_threshold``: the first-block cache (``block_cache.py``) reuses the later blocks of an
+  earlier step where the first block's output changed by less than this.
+
+The first two change the model (``with_model_levers``); the last two are fields of each lane.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import copy
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 import torch
+from diffusers.utils import logging as diffusers_logging
 
-# Measured on the embedded model, DPM-Solver++ 2M, 25 steps, 1000 samples (README, "Speed levers"):
-# bf16 keeps the Frechet distance within 5% and class accuracy within 1 point of exact, so ``fast``
-# takes it. The guidance interval (0.28, 5.42] at the same cfg 1.5 costs 3 points of accuracy (its
-# Frechet distance improves); it meets the bar only with cfg raised to 2.0, a change of the request's
-# meaning that a preset must not make behind the user's back, so it stays a lever to opt into.
+from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.devices import parse_dtype
+from dit_demo.runtime.parsing import as_float, parse_interval
+
+# Measured on the embedded model, DPM-Solver++ 2M, 25 steps, 1000 samples, cfg 1.5 (README, "Speed
+# levers"); the bar is Frechet distance within 5% and class accuracy within 1 point of exact:
+# - bf16: 91.9% / 128.65 against 91.5% / 131.44, so ``fast`` takes it.
+# - int8: 91.5% / 127.81, so ``fast`` takes it on CPUs (3.6x the fp32 transformer on DiT-XL/2).
+# - the guidance interval (0.28, 5.42] at the same cfg costs 3 points of accuracy; it meets the bar
+#   only with cfg raised to 2.0, a change of the request's meaning that a preset must not make
+#   behind the user's back, so it stays a lever to opt into.
+# - the first-block cache at 0.05 with int8: 91.1% / 129.59 (35% of rows reuse), so ``fast`` takes it on
+#   CPUs; at 0.1, 89.7% fails. On GPUs it stays off: its per-row choices break CUDA-graph capture.
+FAST_CACHE_THRESHOLD = 0.05
+QUANTIZE = ("int8",)
+PRESETS = ("exact", "fast")
 
 
 def has_native_bf16(device: torch.device | str = "cpu") -> bool:
@@ -38,24 +61,50 @@ def has_native_bf16(device: torch.device | str = "cpu") -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@cache
+def has_int8_kernels() -> bool:
+    """Whether this torch still ships dynamic int8 quantization with an x86 or fbgemm backend."""
+    try:
+        _quantize_int8(torch.nn.Sequential(torch.nn.Linear(4, 4)))
+    except Exception:  # removed or unsupported in this build: the lever is simply unavailable
+        return False
+    return True
+
+
+def _quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    spec = {name: per_channel_dynamic_qconfig for name, m in module.named_modules() if isinstance(m, torch.nn.Linear)}
+    with warnings.catch_warnings():  # torch announces a future move of these kernels to torchao; they work today
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
+
+
 @dataclass(frozen=True)
 class Levers:
     """The shortcuts one request takes; the default takes none."""
 
+    dtype: str | torch.dtype | None = None  # None: the dtype the model was loaded with
+    quantize: str | None = None  # "int8": dynamic int8 linear layers (CPU)
     guidance_interval: tuple[float, float] | None = None
-    dtype: str | None = None  # None: the dtype the model was loaded with
+    cache_threshold: float = 0.0
 
     def describe(self) -> str:
         parts = []
+        if self.quantize:
+            parts.append(f"{self.quantize} linear layers")
+        if self.dtype:
+            parts.append(f"{self.dtype} {'VAE' if self.quantize else 'transformer and VAE'}")
         if self.guidance_interval:
             lo, hi = self.guidance_interval
             parts.append(f"guidance only at {lo:g} < sigma <= {hi:g}")
-        if self.dtype:
-            parts.append(f"{self.dtype} transformer")
+        if self.cache_threshold:
+            parts.append(f"first-block cache at {self.cache_threshold:g}")
         return ", ".join(parts) or "no shortcuts (exact)"
 
-
-PRESETS = ("exact", "fast")
+    def lane_fields(self) -> dict:
+        """The levers that live on each lane (``dataclasses.replace(lane, **levers.lane_fields())``)."""
+        return {"guidance_interval": self.guidance_interval, "cache_threshold": self.cache_threshold}
 
 
 def preset(name: str, device: torch.device | str = "cpu") -> Levers:
@@ -64,5 +113,104 @@ def preset(name: str, device: torch.device | str = "cpu") -> Levers:
     if name == "exact":
         return Levers()
     if name == "fast":
-        return Levers(dtype="bf16" if has_native_bf16(device) else None)
+        cpu = torch.device(device).type == "cpu"
+        return Levers(
+            dtype="bf16" if has_native_bf16(device) else None,
+            quantize="int8" if cpu and has_int8_kernels() else None,
+            cache_threshold=FAST_CACHE_THRESHOLD if cpu else 0.0,
+        )
     raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+
+
+def check_levers(levers: Levers, device: torch.device | str) -> Levers:
+    """The levers with their values checked against what this device can do; a clear error otherwise."""
+    if levers.quantize is not None:
+        if levers.quantize not in QUANTIZE:
+            raise ValueError(f"Unknown quantization {levers.quantize!r}; choose one of {', '.join(QUANTIZE)}.")
+        if torch.device(device).type != "cpu" or not has_int8_kernels():
+            raise ValueError("int8 quantization runs on CPUs only, with a torch that has its x86/fbgemm kernels.")
+    if levers.dtype is not None:
+        parse_dtype(levers.dtype, torch.device(device))  # raises with the allowed names
+    interval = parse_interval(levers.guidance_interval)
+    threshold = as_float("Cache threshold", levers.cache_threshold, 0, 1)
+    return replace(levers, guidance_interval=interval, cache_threshold=threshold)
+
+
+def with_model_levers(bundle: DiTBundle, levers: Levers, in_place: bool = False) -> DiTBundle:
+    """The bundle with its dtype and quantization levers applied (copies unless ``in_place``).
+
+    With int8 the transformer is quantized from fp32 weights (its other layers stay fp32, as the
+    int8 kernels take fp32 activations) and ``dtype`` applies to the VAE alone.
+    """
+    own = (lambda m: m) if in_place else copy.deepcopy
+    if levers.dtype:  # diffusers warns on every ``.to(dtype)`` that no module needs to stay fp32; none does
+        with _quiet_diffusers():
+            return _with_model_levers(bundle, levers, own)
+    return _with_model_levers(bundle, levers, own)
+
+
+@contextmanager
+def _quiet_diffusers():
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        diffusers_logging.set_verbosity(level)
+
+
+def _with_model_levers(bundle: DiTBundle, levers: Levers, own) -> DiTBundle:
+    transformer, vae, dtype = bundle.transformer, bundle.vae, bundle.dtype
+    target = parse_dtype(levers.dtype, torch.device(bundle.device)) if levers.dtype else None
+    if target is not None and vae.dtype != target:
+        vae = own(vae).to(target)
+    if levers.quantize == "int8":
+        transformer, dtype = _quantize_int8(own(transformer).float()), torch.float32
+    elif target is not None and dtype != target:
+        transformer, dtype = own(transformer).to(target), target
+    model_levers = Levers(dtype=levers.dtype, quantize=levers.quantize)
+    if model_levers == Levers():
+        return bundle
+    extras = {**bundle.extras, "levers": model_levers.describe()}  # what produced its images, for PNG metadata
+    return replace(bundle, transformer=transformer, vae=vae, dtype=dtype, extras=extras)
+
+
+def load_with_levers(model: str | None, device: torch.device | str, levers: Levers) -> DiTBundle:
+    """The model loaded for these levers: int8 is quantized from fp32 weights; another dtype is
+    loaded directly, without a copy."""
+    from dit_demo.runtime.loader import load_bundle
+
+    bundle = load_bundle(model, device, "fp32" if levers.quantize else levers.dtype)
+    return with_model_levers(bundle, levers, in_place=True)
+
+
+def add_lever_args(parser: argparse.ArgumentParser, preset_default: str = "exact") -> None:
+    """``--preset`` and one flag per lever; a flag given overrides the preset's value."""
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default=preset_default,
+        help="exact: no shortcuts; fast: every lever that keeps quality (int8 on CPUs, bf16 where native)",
+    )
+    parser.add_argument("--dtype", default=None, help="fp32, bf16, fp16 or auto (default: the preset's)")
+    parser.add_argument("--quantize", choices=("none", *QUANTIZE), default=None, help="int8 linear layers (CPU)")
+    parser.add_argument(
+        "--guidance-interval",
+        default=None,
+        help="lo,hi: guidance only at noise levels lo < sigma <= hi (Kynkaanniemi et al. 2024), e.g. 0.28,5.42",
+    )
+    parser.add_argument("--cache-threshold", type=float, default=None, help="first-block cache threshold (0: off)")
+
+
+def levers_from_args(args: argparse.Namespace, device: torch.device | str) -> Levers:
+    """The preset named by ``--preset``, with every lever flag that was given on top, checked."""
+    levers = preset(args.preset, device)
+    if args.dtype is not None:
+        levers = replace(levers, dtype=None if args.dtype == "auto" else args.dtype)
+    if args.quantize is not None:
+        levers = replace(levers, quantize=None if args.quantize == "none" else args.quantize)
+    if args.guidance_interval is not None:
+        levers = replace(levers, guidance_interval=args.guidance_interval)
+    if args.cache_threshold is not None:
+        levers = replace(levers, cache_threshold=args.cache_threshold)
+    return check_levers(levers, device)

@@ -1,0 +1,105 @@
+"""Speed levers: presets, flags over presets, the int8 and dtype model levers, and the fast preset's tolerance."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+import pytest
+import torch
+
+from dit_demo.lab.evaluate import classify, to_classifier_input
+from dit_demo.runtime import levers as levers_module
+from dit_demo.runtime.engine import sample
+from dit_demo.runtime.levers import (
+    Levers,
+    add_lever_args,
+    check_levers,
+    levers_from_args,
+    preset,
+    with_model_levers,
+)
+from dit_demo.runtime.request import Lane
+from dit_demo.training.classifier import FashionClassifier
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_lever_args(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_exact_preset_takes_no_shortcut_and_leaves_the_model_alone(small_bundle):
+    assert preset("exact") == Levers()
+    assert with_model_levers(small_bundle, Levers()) is small_bundle
+
+
+def test_flags_override_the_preset_and_are_checked():
+    fast = levers_from_args(_args("--preset", "fast"), "cpu")
+    assert fast == check_levers(preset("fast"), "cpu")
+    plain = levers_from_args(
+        _args("--preset", "fast", "--quantize", "none", "--cache-threshold", "0", "--dtype", "auto"), "cpu"
+    )
+    assert plain == Levers()
+    chosen = levers_from_args(_args("--guidance-interval", "0.28,inf", "--cache-threshold", "0.1"), "cpu")
+    assert chosen == Levers(guidance_interval=(0.28, float("inf")), cache_threshold=0.1)
+
+
+@pytest.mark.parametrize(
+    ("levers", "message"),
+    [
+        (Levers(quantize="int4"), "Unknown quantization 'int4'; choose one of int8"),
+        (Levers(dtype="fp12"), "Unknown dtype 'fp12'; allowed: auto"),
+        (Levers(guidance_interval=(3.0, 1.0)), "needs lo < hi"),
+        (Levers(cache_threshold=-0.5), "Cache threshold must be a finite number between 0 and 1"),
+    ],
+)
+def test_bad_levers_are_explained(levers, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        check_levers(levers, "cpu")
+
+
+def test_int8_is_refused_off_the_cpu_and_left_out_of_fast_without_kernels(monkeypatch):
+    with pytest.raises(ValueError, match="int8 quantization runs on CPUs only"):
+        check_levers(Levers(quantize="int8"), "meta")
+    monkeypatch.setattr(levers_module, "has_int8_kernels", lambda: False)
+    assert preset("fast").quantize is None
+
+
+def test_int8_quantizes_every_linear_layer_of_a_copy(small_bundle):
+    quantized = with_model_levers(small_bundle, Levers(quantize="int8"))
+    int8 = [m for m in quantized.transformer.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert not any(isinstance(m, torch.nn.Linear) for m in quantized.transformer.modules())  # adaLN's included
+    assert int8 and all(m.weight().qscheme() == torch.per_channel_affine for m in int8)
+    assert any(isinstance(m, torch.nn.Linear) for m in small_bundle.transformer.modules())  # the original stays
+    assert quantized.dtype == torch.float32 and quantized.extras["levers"] == "int8 linear layers"
+
+
+def test_bf16_converts_a_copy_of_transformer_and_vae(small_bundle):
+    half = with_model_levers(small_bundle, Levers(dtype="bf16"))
+    assert half.dtype == torch.bfloat16 and half.vae.dtype == torch.bfloat16
+    assert small_bundle.transformer.dtype == torch.float32 and small_bundle.vae.dtype == torch.float32
+    lanes = [Lane("dpmpp_2m", 6, 1, 0, 2.0)]
+    exact, fast = sample(small_bundle, lanes)[0].latents, sample(half, lanes)[0].latents
+    assert not torch.equal(exact, fast)  # the lever ran
+    assert (fast - exact).norm() < 0.1 * exact.norm()
+
+
+def test_fast_preset_stays_within_its_tolerance_of_exact_on_the_embedded_model(embedded_bundle):
+    """The evaluator's bar (README, "Speed levers") needs 1000 samples; per image, on 50: the fast
+    preset's latents lie within 10% (relative RMS, mean over images) of exact's, and the classifier
+    gives the same class for at least 90% of them."""
+    fast = preset("fast")
+    assert fast != Levers()  # this CPU or any other: at least the cache is on
+    lanes = [Lane("dpmpp_2m", 25, c, s, 1.5) for c in range(10) for s in range(5)]
+    exact = torch.stack([r.latents for r in sample(embedded_bundle, lanes)])
+    model = with_model_levers(embedded_bundle, fast)
+    quick = torch.stack([r.latents for r in sample(model, [replace(lane, **fast.lane_fields()) for lane in lanes])])
+    relative = (quick - exact).flatten(1).norm(dim=1) / exact.flatten(1).norm(dim=1)
+    assert 0 < relative.mean() < 0.1
+    classifier = FashionClassifier.load(embedded_bundle.extras["classifier_dir"])
+    same_class = (
+        classify(classifier, to_classifier_input(embedded_bundle, exact))[0]
+        == classify(classifier, to_classifier_input(model, quick))[0]
+    )
+    assert same_class.float().mean() >= 0.9
