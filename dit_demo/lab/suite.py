@@ -143,10 +143,11 @@ def runner_jobs(
     return jobs, note
 
 
-def time_interleaved(jobs: dict[str, Callable | None], repeats: int) -> dict[str, float | None]:
-    """Median seconds per runner; the runners take turns so drift hits them alike. One warm-up each."""
+def time_interleaved(jobs: dict[str, Callable | None], repeats: int, warm_up: bool = True) -> dict[str, float | None]:
+    """Median seconds per runner; the runners take turns so drift hits them alike. With ``warm_up``
+    each runs once untimed first (first-call allocations are not what we measure)."""
     runnable = {name: job for name, job in jobs.items() if job is not None}
-    for job in runnable.values():
+    for job in runnable.values() if warm_up else ():
         job()
     times: dict[str, list[float]] = {name: [] for name in runnable}
     for _ in range(repeats):
@@ -226,10 +227,11 @@ def run_suite(
     results, flops = [], {}
     for model, bundle in bundles.items():
         flops[model] = flops_check(bundle)
-        for workload in workloads:
+        for n, workload in enumerate(workloads):
             for lanes in workload_cells(workload, bundle, steps, grid_steps):
                 jobs, fast_note = runner_jobs(bundle, lanes, runners, recorder if "random" in model else None)
-                timed = time_interleaved(jobs, repeats)
+                # one warm-up per model and runner: a minute-long XL workload does not need its own
+                timed = time_interleaved(jobs, repeats, warm_up=n == 0)
                 nfe = sum(samplers.get(lane.sampler).nfe(lane.steps, bundle.scheduler_config) for lane in lanes)
                 for runner, seconds in timed.items():
                     note = "" if seconds is not None else "DiTPipeline hard-codes the null class 1000"
