@@ -30,10 +30,12 @@ from samplers import (
     unipc,
 )
 from samplers.base import Sampler
+from samplers.variants import make_variant, split_variant
 
 ENTRY_POINT_GROUP = "dit_demo.samplers"
 _REGISTRY: dict[str, Sampler] = {}
 _plugins_loaded = False
+_VARIANTS: dict[tuple[str, str], tuple[Sampler, Sampler]] = {}  # (name, options) -> (base it was built from, variant)
 
 __all__ = ["Sampler", "register", "get", "names", "all_samplers", "load_plugins", "ENTRY_POINT_GROUP"]
 
@@ -69,10 +71,20 @@ def load_plugins(force: bool = False) -> None:
 
 
 def get(name: str) -> Sampler:
+    """A registered sampler by name, or a variant of one: ``dpmpp_2m[karras=true]`` (``variants.py``)."""
     load_plugins()
-    if name not in _REGISTRY:
-        raise ValueError(f"Unknown sampler {name!r}; available: {', '.join(_REGISTRY)}.")
-    return _REGISTRY[name]
+    base, options = split_variant(name) if isinstance(name, str) else (name, None)
+    if base not in _REGISTRY:
+        raise ValueError(f"Unknown sampler {base!r}; available: {', '.join(_REGISTRY)}.")
+    if options is None:
+        return _REGISTRY[base]
+    key = (base, options)
+    cached = _VARIANTS.get(key)
+    if cached is None or cached[0] is not _REGISTRY[base]:  # built from the sampler registered now
+        if len(_VARIANTS) >= 256:
+            _VARIANTS.clear()
+        cached = _VARIANTS[key] = (_REGISTRY[base], make_variant(_REGISTRY[base], options))
+    return cached[1]
 
 
 def names() -> list[str]:

@@ -188,14 +188,28 @@ def parse_floats(
     return list(dict.fromkeys(as_float(singular, v, 0.0, high) for v in items))
 
 
+def split_list(text: str) -> list[str]:
+    """Items of a comma list; commas inside [...] belong to a sampler variant's options."""
+    items, depth, current = [], 0, []
+    for char in text:
+        depth += (char == "[") - (char == "]")
+        if char == "," and depth <= 0:
+            items.append("".join(current))
+            current, depth = [], 0
+        else:
+            current.append(char)
+    return [*items, "".join(current)]
+
+
 def parse_names(text: str | Sequence[str] | None) -> list[str]:
-    """Registered sampler names from a comma list or a list; unknown names are refused together."""
+    """Sampler names or variants (``dpmpp_2m[karras=true]``) from a comma list or a list, spelled
+    canonically; every unknown or malformed one is reported together."""
     if text is None or isinstance(text, str) and not text.strip():
         raise ValueError(f"No samplers given; choose from {', '.join(samplers.names())}.")
     if isinstance(text, str):
-        if len(text) > MAX_AXIS * 40:
-            raise ValueError(f"The sampler list is {len(text)} characters long; give at most {MAX_AXIS} names.")
-        items = text.split(",")
+        if len(text) > MAX_AXIS * 80:
+            raise ValueError(f"The sampler list is {len(text)} characters long; give at most {MAX_AXIS} samplers.")
+        items = split_list(text)
     elif isinstance(text, Sequence):
         items = list(text)
     else:
@@ -204,16 +218,23 @@ def parse_names(text: str | Sequence[str] | None) -> list[str]:
         raise ValueError(f"Too many samplers ({len(items)}); at most {MAX_AXIS} per comparison.")
     if not all(isinstance(n, str) for n in items):
         raise ValueError(f"Sampler names must be text, got {shown(items)}.")
-    names = list(dict.fromkeys(n.strip() for n in items if n.strip()))
-    if not names:
+    wanted = list(dict.fromkeys(n.strip() for n in items if n.strip()))
+    if not wanted:
         raise ValueError(f"No samplers given; choose from {', '.join(samplers.names())}.")
-    unknown = [n for n in names if n not in samplers.names()]
-    if unknown:
-        listed = ", ".join(shown(n, 30) for n in unknown[:3]) + (
-            f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-        )
-        raise ValueError(f"Unknown sampler {listed}; available: {', '.join(samplers.names())}.")
-    return names
+    return _canonical_samplers(wanted)
+
+
+def _canonical_samplers(wanted: list[str]) -> list[str]:
+    names, errors = [], []
+    for name in wanted:
+        try:
+            names.append(samplers.get(name).name)
+        except ValueError as exc:
+            errors.append(str(exc))
+    if errors:
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise ValueError(" ".join(errors[:3]) + more)
+    return list(dict.fromkeys(names))
 
 
 def parse_reference(text: str | Sequence | None, max_steps: int = 1000) -> tuple[str, int] | None:
