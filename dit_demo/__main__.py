@@ -88,6 +88,8 @@ def cmd_generate(args) -> None:
 
 
 def cmd_compare(args) -> None:
+    if args.presets and args.preset != "exact":
+        raise ValueError("--presets makes the speed preset an axis; leave --preset at exact with it.")
     bundle, levers = _load(args)
     cfg = Defaults.for_bundle(bundle).cfg if args.cfg is None else args.cfg
     spec = ComparisonSpec.build(
@@ -102,8 +104,10 @@ def cmd_compare(args) -> None:
         levers.guidance_interval,
         levers.cache_threshold,
         max_steps=bundle.num_train_timesteps,
+        seeds=args.seeds,
+        presets=args.presets,
     )
-    check_lanes(bundle, spec.lanes())
+    check_lanes(bundle, spec.lanes(bundle.device))
     bar, callback = _progress_bar("compare")
     comparison = run_comparison(bundle, spec, callback=callback)
     bar.close()
@@ -193,7 +197,11 @@ def main(argv: list[str] | None = None) -> None:
     gen.set_defaults(func=cmd_generate)
 
     cmp_ = sub.add_parser("compare", help="samplers x step counts on one seed: a labeled grid and a table")
-    cmp_.add_argument("--samplers", default=",".join(Defaults.compare_samplers), help="comma list")
+    cmp_.add_argument(
+        "--samplers",
+        default=",".join(Defaults.compare_samplers),
+        help="comma list of samplers or variants, e.g. ddim,dpmpp_2m[karras=true],ddpm[spacing=linspace]",
+    )
     cmp_.add_argument("--steps", default=Defaults.compare_steps, help="e.g. 10,25,50 or 10-50 (+10) or 5-50 [4]")
     cmp_.add_argument("--class", dest="class_name", default="0", help="class name, synonym or id")
     cmp_.add_argument(
@@ -201,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     cmp_.add_argument("--cfg-channels", type=int, default=None)
     cmp_.add_argument("--seed", type=int, default=0)
+    cmp_.add_argument("--seeds", type=int, default=1, help="a seed axis: seeds seed, seed+1, ... (distances: mean, sd)")
+    cmp_.add_argument("--presets", default=None, help="speed presets as an axis, e.g. exact,fast")
     cmp_.add_argument(
         "--reference", default=None, help="sampler@steps, e.g. ddim@250 (default: highest-step deterministic cell)"
     )

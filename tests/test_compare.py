@@ -93,3 +93,67 @@ def test_previews_show_the_cells_in_grid_order_and_not_the_extra_reference():
     previews = spec.cell_previews(x0)
     assert [name for name, _ in previews] == ["ddim 2", "heun 4"]
     assert [int(latent[0, 0, 0]) for _, latent in previews] == [0, 3]
+
+
+def test_a_seed_axis_reports_the_mean_and_spread_of_each_cells_distance(small_bundle):
+    spec = ComparisonSpec.build("ddim,dpmpp_2m", "3,8", "Bag", seed=4, cfg_text="3", seeds=3)
+    comparison = run_comparison(small_bundle, spec)
+    assert [(c.sampler, c.steps, c.seed) for c in comparison.cells] == [
+        (s, n, seed) for s in ("ddim", "dpmpp_2m") for n in (3, 8) for seed in (4, 5, 6)
+    ]
+    assert [(r.sampler, r.steps, r.seed) for r in comparison.reference] == [("ddim", 8, seed) for seed in (4, 5, 6)]
+    for c in comparison.cells:  # each seed is measured against the reference of its own seed
+        ref = next(r for r in comparison.reference if r.seed == c.seed)
+        assert c.distance == pytest.approx(float((c.latents - ref.latents).pow(2).mean().sqrt()))
+    rows = comparison.table()
+    assert len(rows) == 4 and list(rows[0])[:4] == ["Sampler", "Steps", "Latent RMSE to reference", "± (sd over seeds)"]
+    for row, (_, cells) in zip(rows, comparison.series()):
+        distances = torch.tensor([c.distance for c in cells], dtype=torch.float64)
+        assert row["Latent RMSE to reference"] == pytest.approx(float(distances.mean()), abs=1e-4)
+        assert row["± (sd over seeds)"] == pytest.approx(float(distances.std()), abs=1e-4)
+    assert rows[1]["Reference"] == "reference" and rows[1]["± (sd over seeds)"] == 0
+    assert rows[0]["± (sd over seeds)"] > 0  # seeds differ: one seed's luck is not the answer
+    one = run_comparison(small_bundle, ComparisonSpec.build("ddim,dpmpp_2m", "3,8", "Bag", seed=5, cfg_text="3"))
+    assert torch.equal(one.cells[0].latents, comparison.cells[1].latents)  # seed 5 is the same image either way
+
+
+def test_a_preset_axis_runs_exact_and_fast_against_the_exact_reference(small_bundle):
+    spec = ComparisonSpec.build("dpmpp_2m", "4,8", "Bag", seed=1, cfg_text="3", presets="fast,exact")
+    assert spec.presets == ("exact", "fast")  # the reference runs at exact, listed first
+    reports = []
+    comparison = run_comparison(small_bundle, spec, callback=reports.append)
+    exact_only = run_comparison(small_bundle, ComparisonSpec.build("dpmpp_2m", "4,8", "Bag", seed=1, cfg_text="3"))
+    exact = [c for c in comparison.cells if c.preset == "exact"]
+    fast = [c for c in comparison.cells if c.preset == "fast"]
+    assert [torch.equal(a.latents, b.latents) for a, b in zip(exact, exact_only.cells)] == [True, True]
+    assert all(c.distance > 0 for c in fast) and comparison.reference[0].preset == "exact"
+    # one request as far as progress goes: rounds run on across the two groups, lanes keep their places
+    assert [p.round for p in reports] == list(range(1, 17)) and {p.total_rounds for p in reports} == {16}
+    assert set(reports[-1].x0) == {3} and set(reports[0].x0) == {0, 1}
+    assert [row["Preset"] for row in comparison.table()] == ["exact", "exact", "fast", "fast"]
+
+
+def test_seed_and_preset_axes_are_stored_and_read_back(tmp_path):
+    spec = ComparisonSpec.build("ddim,dpmpp_2m[karras=true]", "5", "Bag", cfg_text="2", seeds=4, presets="exact,fast")
+    data = spec.to_dict()
+    assert (
+        data["seeds"] == 4 and data["presets"] == ["exact", "fast"] and data["samplers"][1] == "dpmpp_2m[karras=true]"
+    )
+    assert ComparisonSpec.from_dict(data) == spec
+    plain = ComparisonSpec.build("ddim", "5", "Bag", cfg_text="2").to_dict()
+    assert "seeds" not in plain and "presets" not in plain  # older PNGs and plain ones read the same
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"seeds": 0}, "Seeds must be"),
+        ({"seeds": 17}, "Seeds must be"),
+        ({"presets": "exact,turbo"}, "Unknown preset 'turbo'; choose from exact, fast"),
+        ({"presets": 5}, "Presets must be a list of exact, fast"),
+        ({"seeds": 16, "presets": "exact,fast"}, "x 16 seeds x 2 presets = 96 cells; at most 64"),
+    ],
+)
+def test_bad_axes_are_explained(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ComparisonSpec.build("ddim,heun,euler", "5", "Bag", cfg_text="2", **kwargs)

@@ -1,4 +1,4 @@
-"""A comparison = samplers x step counts (x cfg scales) on one seed and class, run in lock-step."""
+"""A comparison = samplers (or variants) x step counts (x cfg scales x seeds x presets) on one class, in lock-step."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -15,9 +16,12 @@ from dit_demo.lab.grid import make_grid
 from dit_demo.lab.metrics import latent_rmse, pixel_rmse
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
-from dit_demo.runtime.engine import Progress, sample
+from dit_demo.runtime.engine import Progress, run
+from dit_demo.runtime.levers import PRESETS, ModelVariants, preset
 from dit_demo.runtime.parsing import (
+    MAX_SEED,
     as_float,
+    as_int,
     parse_floats,
     parse_interval,
     parse_names,
@@ -25,12 +29,30 @@ from dit_demo.runtime.parsing import (
     parse_spacing,
     parse_steps,
 )
-from dit_demo.runtime.request import MAX_LANES, Lane
+from dit_demo.runtime.request import MAX_LANES, Lane, check_lanes
+
+MAX_SEEDS = 16
+MAX_BATCH = 64  # rows per transformer call, as the engine's default
+
+
+@dataclass(frozen=True)
+class CellKey:
+    """Where a cell sits: its row is (preset, cfg, sampler), its column (steps, seed)."""
+
+    preset: str
+    cfg: float
+    sampler: str
+    steps: int
+    seed: int
 
 
 @dataclass(frozen=True)
 class ComparisonSpec:
-    """Everything that defines a comparison; stored in the grid PNG to reproduce it."""
+    """Everything that defines a comparison; stored in the grid PNG to reproduce it.
+
+    Axes: samplers (or variants, ``dpmpp_2m[karras=true]``) x step counts, and optionally cfg
+    scales, ``seeds`` seeds (seed, seed + 1, ...) and speed presets (``exact``, ``fast``).
+    """
 
     samplers: tuple[str, ...]
     steps: tuple[int, ...]
@@ -42,6 +64,8 @@ class ComparisonSpec:
     spacing: str | None = None  # step grid for every lane; None: each sampler's default
     guidance_interval: tuple[float, float] | None = None  # noise levels where guidance runs; None: all
     cache_threshold: float = 0.0  # first-block cache threshold for every lane; 0: every block runs
+    seeds: int = 1  # how many seeds, from ``seed`` on: distances are then a mean and a spread
+    presets: tuple[str, ...] = ("exact",)  # speed presets as an axis; the reference runs at the first
 
     @classmethod
     def build(
@@ -57,34 +81,47 @@ class ComparisonSpec:
         guidance_interval=None,
         cache_threshold=None,
         max_steps: int = 1000,
+        seeds=1,
+        presets=None,
     ) -> ComparisonSpec:
         """Parse the user-facing forms (comma lists, ranges) into a spec, sized before any lane exists."""
+        seeds = as_int("Seeds", 1 if seeds is None else seeds, 1, MAX_SEEDS)
+        preset_names = _parse_presets(presets)
         names, steps, cfgs = parse_names(samplers_text), parse_steps(steps_text, max_steps), parse_floats(cfg_text)
-        cells = len(names) * len(steps) * len(cfgs)
+        cells = len(names) * len(steps) * len(cfgs) * seeds * len(preset_names)
         if cells > MAX_LANES:
             raise ValueError(
                 f"This comparison has {len(names)} samplers x {len(steps)} step counts x {len(cfgs)} cfg "
-                f"scales = {cells} cells; at most {MAX_LANES} per request."
+                f"scales x {seeds} seeds x {len(preset_names)} presets = {cells} cells; at most {MAX_LANES} "
+                "per request."
             )
         return cls(
             tuple(names),
             tuple(steps),
             class_id,
             tuple(cfgs),
-            seed,
+            as_int("Seed", seed, 0, MAX_SEED - seeds),
             cfg_channels,
             parse_reference(reference, max_steps),
             parse_spacing(spacing),
             parse_interval(guidance_interval),
             0.0 if cache_threshold is None else as_float("Cache threshold", cache_threshold, 0, 1),
+            seeds,
+            preset_names,
         )
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["reference"] = list(self.reference) if self.reference else None
-        for key in ("spacing", "guidance_interval", "cache_threshold"):  # absent: the default, as in older PNGs
-            if not data[key]:
+        data["presets"] = list(self.presets)
+        # absent means the default, so older PNGs read the same and new ones stay short
+        for key, default in (("spacing", None), ("guidance_interval", None), ("cache_threshold", 0.0)):
+            if data[key] == default:
                 del data[key]
+        if self.seeds == 1:
+            del data["seeds"]
+        if self.presets == ("exact",):
+            del data["presets"]
         return data
 
     @classmethod
@@ -103,39 +140,78 @@ class ComparisonSpec:
                 data.get("guidance_interval"),
                 data.get("cache_threshold"),
                 max_steps=10**6,
+                seeds=data.get("seeds", 1),
+                presets=data.get("presets"),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(
                 f"The comparison's parameters are incomplete or damaged ({type(exc).__name__}: {exc})."
             ) from None
 
-    def cell_previews(self, x0: dict[int, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
-        """("sampler steps", x0 latent) for each cell in a progress report, in grid order.
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seed, self.seed + self.seeds))
 
-        Lanes are numbered as :meth:`lanes` lists them; a reference lane that is not a cell runs
+    def keys(self) -> list[CellKey]:
+        """Every cell in grid order: rows (preset, cfg, sampler), then columns (steps, seed)."""
+        return [
+            CellKey(preset_name, cfg, name, steps, seed)
+            for preset_name in self.presets
+            for cfg in self.cfg_scales
+            for name in self.samplers
+            for steps in self.steps
+            for seed in self.seed_list
+        ]
+
+    def key_name(self, key: CellKey) -> str:
+        """A cell's short name: "ddim 25", with the seed and preset when those are axes."""
+        name = f"{key.sampler} {key.steps}"
+        if self.seeds > 1:
+            name += f" s{key.seed}"
+        if len(self.presets) > 1:
+            name += f" {key.preset}"
+        return name
+
+    def cell_previews(self, x0: dict[int, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+        """(cell name, x0 latent) for each cell in a progress report, in grid order.
+
+        Lanes are numbered as :meth:`keys` lists them; a reference lane that is not a cell runs
         after them and has no place in the grid, so it is left out.
         """
-        names = [f"{lane.sampler} {lane.steps}" for lane in self.lanes()]
+        names = [self.key_name(key) for key in self.keys()]
         return [(names[k], x0[k]) for k in sorted(x0) if k < len(names)]
 
-    def lane(self, sampler: str, steps: int, cfg: float) -> Lane:
-        """One cell's lane: everything but the sampler, steps and cfg comes from the spec."""
+    def lane(self, key: CellKey, device: torch.device | str = "cpu") -> Lane:
+        """One cell's lane: the spec's interval and cache threshold, else its preset's."""
+        levers = preset(key.preset, device)
         return Lane(
-            sampler,
-            steps,
+            key.sampler,
+            key.steps,
             self.class_id,
-            self.seed,
-            cfg,
+            key.seed,
+            key.cfg,
             self.cfg_channels,
             self.spacing,
-            self.guidance_interval,
-            self.cache_threshold,
+            self.guidance_interval or levers.guidance_interval,
+            self.cache_threshold or levers.cache_threshold,
         )
 
-    def lanes(self) -> list[Lane]:
-        return [
-            self.lane(name, steps, cfg) for cfg in self.cfg_scales for name in self.samplers for steps in self.steps
-        ]
+    def lanes(self, device: torch.device | str = "cpu") -> list[Lane]:
+        return [self.lane(key, device) for key in self.keys()]
+
+
+def _parse_presets(value) -> tuple[str, ...]:
+    """Speed presets from a comma list or a list, in the order of PRESETS (the reference runs at the first)."""
+    if value is None or value == "" or value == []:
+        return ("exact",)
+    items = value.split(",") if isinstance(value, str) else value
+    if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)) or len(items) > len(PRESETS):
+        raise ValueError(f"Presets must be a list of {', '.join(PRESETS)}; got {str(value)[:60]!r}.")
+    names = {str(item).strip() for item in items}
+    unknown = names - set(PRESETS)
+    if unknown:
+        raise ValueError(f"Unknown preset {sorted(unknown)[0][:30]!r}; choose from {', '.join(PRESETS)}.")
+    return tuple(p for p in PRESETS if p in names)
 
 
 @dataclass
@@ -149,8 +225,10 @@ class Cell:
     seconds: float
     timesteps: list[float]
     sigmas: list[float]
-    distance: float = float("nan")  # latent RMSE to the reference
-    pixel_distance: float = float("nan")  # pixel RMSE to the reference, [0, 1] units
+    seed: int = 0
+    preset: str = "exact"
+    distance: float = float("nan")  # latent RMSE to the reference of its cfg and seed
+    pixel_distance: float = float("nan")  # pixel RMSE to that reference, [0, 1] units
     is_reference: bool = False
 
     @property
@@ -158,7 +236,7 @@ class Cell:
         return samplers.get(self.sampler).label
 
     def caption(self) -> str:
-        return f"{self.row_label} | {self.steps} steps | NFE {self.nfe} | {self.seconds:.2f}s"
+        return f"{self.row_label} | {self.steps} steps | seed {self.seed} | NFE {self.nfe} | {self.seconds:.2f}s"
 
 
 @dataclass
@@ -167,33 +245,47 @@ class Comparison:
     class_id: int
     class_name: str
     cells: list[Cell]
-    reference: list[Cell]  # one per cfg scale
+    reference: list[Cell]  # one per (cfg scale, seed), in that order
     seconds: float
     grid: Image.Image | None = None
 
+    def series(self) -> list[tuple[tuple[str, float, str, int], list[Cell]]]:
+        """Cells grouped over seeds: ((preset, cfg, sampler, steps), cells), in grid order."""
+        groups: dict[tuple, list[Cell]] = {}
+        for c in self.cells:
+            groups.setdefault((c.preset, c.cfg_scale, c.sampler, c.steps), []).append(c)
+        return list(groups.items())
+
     def table(self) -> list[dict]:
-        return [
-            {
-                "sampler": c.sampler,
-                "steps": c.steps,
-                "cfg": c.cfg_scale,
-                "nfe": c.nfe,
-                "seconds": round(c.seconds, 3),
-                "latent_rmse_to_ref": round(c.distance, 4),
-                "pixel_rmse_to_ref": round(c.pixel_distance, 4),
-            }
-            for c in self.cells
-        ]
+        """One row per (sampler, steps, cfg, preset): distances first (the mean over seeds, and their
+        spread when there are several), then cost. Headers are for people; the sampler's id is in
+        the Reproduce tab and the PNG."""
+        spec = self.spec
+        rows = []
+        for (preset_name, cfg, sampler, steps), cells in self.series():
+            latent = np.array([c.distance for c in cells])
+            pixel = np.array([c.pixel_distance for c in cells])
+            row = {"Sampler": samplers.get(sampler).label, "Steps": steps}
+            row["Latent RMSE to reference"] = round(float(latent.mean()), 4)
+            if spec.seeds > 1:
+                row["± (sd over seeds)"] = round(float(latent.std(ddof=1)), 4)
+            row["Pixel RMSE to reference"] = round(float(pixel.mean()), 4)
+            if spec.seeds > 1:
+                row["Pixel ± (sd)"] = round(float(pixel.std(ddof=1)), 4)
+            row.update({"NFE": cells[0].nfe, "Time (s)": round(float(np.mean([c.seconds for c in cells])), 3)})
+            row["CFG"] = cfg
+            if len(spec.presets) > 1:
+                row["Preset"] = preset_name
+            row["Reference"] = "reference" if any(c.is_reference for c in cells) else ""
+            rows.append(row)
+        return rows
 
     def markdown_table(self) -> str:
         rows = self.table()
-        header = "| sampler | steps | cfg | NFE | time (s) | latent RMSE to ref | pixel RMSE to ref |"
-        lines = [header, "|---|---:|---:|---:|---:|---:|---:|"]
-        lines += [
-            f"| {r['sampler']} | {r['steps']} | {r['cfg']:g} | {r['nfe']} | {r['seconds']:.2f} | "
-            f"{r['latent_rmse_to_ref']:.4f} | {r['pixel_rmse_to_ref']:.4f} |"
-            for r in rows
-        ]
+        headers = list(rows[0])
+        lines = ["| " + " | ".join(headers) + " |", "|---|" + "---:|" * (len(headers) - 1)]
+        for row in rows:
+            lines.append("| " + " | ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
         return "\n".join(lines)
 
 
@@ -202,70 +294,132 @@ def _default_reference(spec: ComparisonSpec) -> tuple[str, int]:
     return (deterministic or list(spec.samplers))[0], max(spec.steps)
 
 
+def _with_references(spec: ComparisonSpec) -> tuple[list[CellKey], dict[tuple[float, int], int]]:
+    """The cells' keys plus any reference that is not a cell, and (cfg, seed) -> its reference's position."""
+    keys = spec.keys()
+    ref_sampler, ref_steps = spec.reference or _default_reference(spec)
+    where = {}
+    for cfg in spec.cfg_scales:
+        for seed in spec.seed_list:
+            ref = CellKey(spec.presets[0], cfg, ref_sampler, ref_steps, seed)
+            if ref not in keys:
+                keys.append(ref)
+            where[cfg, seed] = keys.index(ref)
+    return keys, where
+
+
 def run_comparison(
-    bundle: DiTBundle,
+    models: DiTBundle | ModelVariants,
     spec: ComparisonSpec,
     callback: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
     budget: Budget | None = None,
 ) -> Comparison:
-    """Sample every cell (plus the reference when it is not a cell) in one lock-step batch."""
-    lanes = spec.lanes()
-    ref_sampler, ref_steps = spec.reference or _default_reference(spec)
-    ref_index = {}  # cfg scale -> position of its reference lane in the request (a cell, or appended)
-    for cfg in spec.cfg_scales:
-        match = [
-            i
-            for i, lane in enumerate(lanes)
-            if (lane.sampler, lane.steps, lane.cfg_scale) == (ref_sampler, ref_steps, cfg)
-        ]
-        if not match:
-            lanes.append(spec.lane(ref_sampler, ref_steps, cfg))
-        ref_index[cfg] = match[0] if match else len(lanes) - 1
-    start = time.perf_counter()
-    results = sample(bundle, lanes, callback=callback, cancel=cancel, budget=budget)
-    images = bundle.decode_images(torch.stack([r.latents for r in results]))
-    every = [
-        Cell(
-            r.lane.sampler.name,
-            r.lane.steps,
-            r.lane.cfg_scale,
-            image,
-            r.latents,
-            r.nfe,
-            r.seconds,
-            r.timesteps,
-            [bundle.sigma_at(t) for t in r.timesteps],
-        )
-        for r, image in zip(results, images)
+    """Sample every cell (plus references that are not cells) in lock-step: one batch per preset,
+    since presets may run different weights (int8, bf16)."""
+    models = models if isinstance(models, ModelVariants) else ModelVariants(models)
+    device = models.base.device
+    keys, ref_index = _with_references(spec)
+    groups = [
+        (models.get(preset(name, device)), [i for i, key in enumerate(keys) if key.preset == name])
+        for name in spec.presets
     ]
-    for cell, cfg in zip(every, (lane.cfg_scale for lane in lanes)):
-        ref = every[ref_index[cfg]]
+    jobs = [(model, [spec.lane(keys[i], device) for i in members], members) for model, members in groups]
+    start = time.perf_counter()
+    results = run_groups(jobs, callback, cancel, budget)
+    every: list[Cell | None] = [None] * len(keys)
+    for (model, _, members), group_results in zip(jobs, results):
+        images = model.decode_images(torch.stack([r.latents for r in group_results]))
+        for i, r, image in zip(members, group_results, images):
+            every[i] = Cell(
+                r.lane.sampler.name,
+                r.lane.steps,
+                r.lane.cfg_scale,
+                image,
+                r.latents,
+                r.nfe,
+                r.seconds,
+                r.timesteps,
+                [model.sigma_at(t) for t in r.timesteps],
+                seed=r.lane.seed,
+                preset=keys[i].preset,
+            )
+    for cell in every:
+        ref = every[ref_index[cell.cfg_scale, cell.seed]]
         cell.distance = latent_rmse(cell.latents, ref.latents)
         cell.pixel_distance = pixel_rmse(cell.image, ref.image)
         cell.is_reference = cell is ref
-    cells = every[: len(spec.lanes())]
-    class_id = results[0].lane.class_id
-    references = [every[ref_index[cfg]] for cfg in spec.cfg_scales]
+    cells = every[: len(spec.keys())]
+    class_id = results[0][0].lane.class_id
+    references = [every[ref_index[cfg, seed]] for cfg in spec.cfg_scales for seed in spec.seed_list]
     comparison = Comparison(
-        spec, class_id, bundle.labels.name(class_id), cells, references, time.perf_counter() - start
+        spec, class_id, models.base.labels.name(class_id), cells, references, time.perf_counter() - start
     )
     comparison.grid = comparison_grid(comparison)
     return comparison
 
 
+def run_groups(
+    jobs: list[tuple[DiTBundle, list[Lane], list[int]]],
+    callback: Callable[[Progress], None] | None = None,
+    cancel: threading.Event | None = None,
+    budget: Budget | None = None,
+) -> list[list]:
+    """Each (model, lanes, positions) group through the engine in turn, reported as one request:
+    rounds and evaluations count across groups and previews carry the lanes' overall positions.
+    All lanes are checked, and the budget is checked for all of them, before any sampling."""
+    checked = [check_lanes(model, lanes) for model, lanes, _ in jobs]
+    work = [
+        [(lane.sampler.nfe(lane.steps, model.scheduler_config, lane.spacing), lane.rows) for lane in group]
+        for (model, _, _), group in zip(jobs, checked)
+    ]
+    if budget is not None:
+        budget.check([w for group in work for w in group], MAX_BATCH)
+    rounds = [max(nfe for nfe, _ in group) for group in work]
+    total_rounds, total_nfe = sum(rounds), sum(nfe for group in work for nfe, _ in group)
+    done = {"rounds": 0, "nfe": 0, "elapsed": 0.0}
+    out = []
+    for (model, _, positions), group, group_rounds in zip(jobs, checked, rounds):
+
+        def relay(p: Progress, positions=positions) -> None:
+            x0 = {positions[k]: v for k, v in p.x0.items()}
+            callback(
+                Progress(
+                    done["rounds"] + p.round,
+                    total_rounds,
+                    done["nfe"] + p.nfe_done,
+                    total_nfe,
+                    done["elapsed"] + p.elapsed,
+                    x0,
+                )
+            )
+
+        tick = time.perf_counter()
+        out.append(run(model, group, relay if callback else None, cancel, MAX_BATCH))
+        done["rounds"] += group_rounds
+        done["nfe"] += sum(r.nfe for r in out[-1])
+        done["elapsed"] += time.perf_counter() - tick
+    return out
+
+
 def comparison_grid(comparison: Comparison) -> Image.Image:
+    """Rows (preset, cfg, sampler) x columns (steps, seed), labelled; axes of one value go in the title."""
     spec = comparison.spec
-    multi_cfg = len(spec.cfg_scales) > 1
+    multi_cfg, multi_seed, multi_preset = len(spec.cfg_scales) > 1, spec.seeds > 1, len(spec.presets) > 1
     rows, row_labels, captions = [], [], []
-    for cfg in spec.cfg_scales:
-        for name in spec.samplers:
-            cells = [c for c in comparison.cells if c.sampler == name and c.cfg_scale == cfg]
-            rows.append([c.image for c in cells])
-            captions.append([f"NFE {c.nfe} | {c.seconds:.2f}s" for c in cells])
-            label = samplers.get(name).label
-            row_labels.append(f"{label}, cfg {cfg:g}" if multi_cfg else label)
-    col_labels = [f"{s} steps" for s in spec.steps]
-    cfg_text = "" if multi_cfg else f", cfg {spec.cfg_scales[0]:g}"
-    title = f"{comparison.class_name} (class {comparison.class_id}), seed {spec.seed}{cfg_text}"
+    for (preset_name, cfg, sampler, _), _ in comparison.series()[:: len(spec.steps)]:
+        cells = [c for c in comparison.cells if (c.preset, c.cfg_scale, c.sampler) == (preset_name, cfg, sampler)]
+        rows.append([c.image for c in cells])
+        captions.append([f"NFE {c.nfe} | {c.seconds:.2f}s" for c in cells])
+        label = samplers.get(sampler).label
+        label += f", cfg {cfg:g}" if multi_cfg else ""
+        label += f" ({preset_name})" if multi_preset else ""
+        row_labels.append(label)
+    col_labels = [
+        f"{steps} steps" + (f", seed {seed}" if multi_seed else "") for steps in spec.steps for seed in spec.seed_list
+    ]
+    title = f"{comparison.class_name} (class {comparison.class_id})"
+    title += "" if multi_seed else f", seed {spec.seed}"
+    title += "" if multi_cfg else f", cfg {spec.cfg_scales[0]:g}"
+    title += "" if multi_preset else ("" if spec.presets == ("exact",) else f", {spec.presets[0]} preset")
     return make_grid(rows, row_labels, col_labels, captions, title=title)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -214,3 +215,22 @@ def levers_from_args(args: argparse.Namespace, device: torch.device | str) -> Le
     if args.cache_threshold is not None:
         levers = replace(levers, cache_threshold=args.cache_threshold)
     return check_levers(levers, device)
+
+
+class ModelVariants:
+    """One loaded model and its copies under model levers (bf16, int8), each made on first use and
+    kept, so a server or a comparison with a preset axis converts the weights once."""
+
+    def __init__(self, bundle: DiTBundle):
+        self.base = bundle
+        self._made: dict[tuple, DiTBundle] = {}
+        self._lock = threading.Lock()
+
+    def get(self, levers: Levers) -> DiTBundle:
+        key = (levers.dtype, levers.quantize)
+        if key == (None, None):
+            return self.base
+        with self._lock:
+            if key not in self._made:
+                self._made[key] = with_model_levers(self.base, levers)
+            return self._made[key]
