@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 import shutil
 import socket
 
@@ -54,19 +56,64 @@ def test_generate_endpoint_returns_pngs_with_parameters(client):
 
 def test_compare_endpoint_two_samplers_by_two_step_counts(client):
     out = client.predict(["ddim", "heun"], "3,6", "4", "Coat", 5, 0, "", api_name="/compare")
-    _, grid_path, cells, table, _, _, summary = out
+    _, grid_path, zip_path, table, _, _, summary = out
     grid = Image.open(grid_path)
-    cell = upscale(Image.open(cells[0]["image"])).width
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+        first = Image.open(io.BytesIO(archive.read("coat_ddim_3_cfg4_seed5.png")))
+        cell_params = read_parameters(archive.read("coat_heun_6_cfg4_seed5.png"))
+    cell = upscale(first).width
     # 2 rows x 2 columns of (upscaled) cells plus legends on the left and top, captions under each row
     assert 2 * cell < grid.width < 2 * cell + 400
     assert 2 * cell < grid.height < 2 * cell + 250
     assert read_parameters(grid)["samplers"] == ["ddim", "heun"]
     assert os.path.basename(grid_path) == "coat_compare_ddim-heun_seed5.png"
-    assert len(cells) == 4
-    for item in cells:
-        assert "NFE" in item["caption"] and item["caption"].rstrip().split("|")[3].strip().endswith("s")
-    assert [row[3] for row in table["data"]] == [3, 6, 5, 11]  # NFE per cell: Heun pays 2 per step
+    assert os.path.basename(zip_path) == "coat_compare_ddim-heun_seed5.zip"
+    # the zip: the grid, its difference view, and every cell as a PNG that Reproduce can make again
+    assert sorted(names) == sorted(
+        [
+            "coat_compare_ddim-heun_seed5.png",
+            "coat_compare_ddim-heun_seed5_difference.png",
+            *(f"coat_{s}_{n}_cfg4_seed5.png" for s in ("ddim", "heun") for n in (3, 6)),
+        ]
+    )
+    assert (cell_params["mode"], cell_params["sampler"], cell_params["steps"], cell_params["seed"]) == (
+        "generate",
+        "heun",
+        6,
+        5,
+    )
+    headers = table["headers"]
+    assert headers[:3] == ["Sampler", "Steps", "Latent RMSE to reference"]  # distances before costs
+    assert [row[headers.index("NFE")] for row in table["data"]] == [3, 6, 5, 11]  # Heun pays 2 per step
+    assert [row[headers.index("Reference")] for row in table["data"]] == ["", "reference", "", ""]
     assert "Coat" in summary
+
+
+def test_compare_endpoint_with_variants_seeds_and_presets(client):
+    out = client.predict(
+        ["ddim"],
+        "4",
+        "2",
+        "Coat",
+        3,
+        0,
+        "",
+        "dpmpp_2m[karras=true]",
+        2,
+        ["exact", "fast"],
+        "difference",
+        api_name="/compare",
+    )
+    _, shown_path, _, table, _, _, summary = out
+    shown = read_parameters(shown_path)
+    assert shown["samplers"] == ["ddim", "dpmpp_2m[karras=true]"] and shown["seeds"] == 2
+    assert shown["presets"] == ["exact", "fast"]
+    assert os.path.basename(shown_path).endswith("_difference.png")  # the view asked for
+    headers, rows = table["headers"], table["data"]
+    assert "± (sd over seeds)" in headers and "Preset" in headers and len(rows) == 4
+    assert [r[0] for r in rows] == ["DDIM", "DPM-Solver++ 2M [karras=true]"] * 2
+    assert "mean (and sd) over 2 seeds" in summary
 
 
 def _chromium() -> str | None:
@@ -110,9 +157,10 @@ def test_reproduce_restores_a_comparison_from_its_png(client, tmp_path):
 
     out = client.predict(["dpmpp_2m", "euler"], "2,4", "1.5", "Trouser", 42, 3, "", api_name="/compare")
     restored = client.predict(handle_file(out[1]), api_name="/reproduce")
-    samplers_, steps, cfgs, class_item, seed, channels, ref, message = restored[-8:]
+    samplers_, steps, cfgs, class_item, seed, channels, ref, variants, seeds, presets, message = restored[-11:]
     assert (samplers_, steps, cfgs, seed, channels) == (["dpmpp_2m", "euler"], "2,4", "1.5", 42, 3)
     assert class_item.startswith("1: Trouser") and "Restored a comparison" in message
+    assert (variants, seeds, presets) == ("", 1, ["exact"])
 
 
 def test_reproduce_refuses_a_foreign_png(client, tmp_path):

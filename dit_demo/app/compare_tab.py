@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-import math
+import os
 import time
 from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
 
+import samplers
 from dit_demo.app.context import (
     CFG_CHANNEL_CHOICES,
     MODEL_EVENTS,
     PREVIEW_INTERVAL,
     AppContext,
     eta,
+    preset_choices,
     random_seed,
     sampler_choices,
     stopped_status,
 )
 from dit_demo.app.errors import gpu, user_errors
-from dit_demo.app.outputs import file_name, save_output
+from dit_demo.app.outputs import file_name, save_output, save_zip
+from dit_demo.app.plots import comparison_plots
 from dit_demo.app.preview import preview_images
 from dit_demo.app.streaming import stream
-from dit_demo.lab.compare import Comparison, ComparisonSpec, run_comparison
+from dit_demo.lab.compare import MAX_SEEDS, Comparison, ComparisonSpec, run_comparison
 from dit_demo.runtime.engine import Progress
-from dit_demo.runtime.parsing import MAX_SEED
+from dit_demo.runtime.parsing import MAX_SEED, split_list
 
 
 @dataclass
@@ -37,6 +40,9 @@ class CompareTab:
     seed: gr.Number
     channels: gr.Radio
     reference: gr.Textbox
+    variants: gr.Textbox
+    seeds: gr.Number
+    presets: gr.CheckboxGroup
 
 
 def build_compare_tab(ctx: AppContext) -> CompareTab:
@@ -53,6 +59,11 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
                 label="Samplers (rows)",
                 elem_id="cmp-samplers",
             )
+            variants = gr.Textbox(
+                "",
+                label="More rows: sampler variants, e.g. dpmpp_2m[karras=true], ddpm[spacing=linspace], dpmpp_2m[order=3]",
+                elem_id="cmp-variants",
+            )
             steps = gr.Textbox(
                 defaults.compare_steps,
                 elem_id="cmp-steps",
@@ -66,7 +77,18 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
             )
             with gr.Row():
                 seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
+                seeds = gr.Number(
+                    1,
+                    precision=0,
+                    label="Seeds (a seed axis: mean and spread)",
+                    minimum=1,
+                    maximum=MAX_SEEDS,
+                    elem_id="cmp-seeds",
+                )
                 dice = gr.Button("🎲 random seed", size="sm")
+            presets = gr.CheckboxGroup(
+                preset_choices(bundle), value=["exact"], label="Speed presets (both: an axis)", elem_id="cmp-presets"
+            )
             channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
             reference = gr.Textbox(
                 "", label="Reference (sampler@steps, e.g. ddim@250; empty = highest-step deterministic cell)"
@@ -76,6 +98,13 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
                 stop = gr.Button("Stop", variant="stop", elem_id="cmp-stop")
         with gr.Column(scale=3):
             preview = gr.Gallery(label="Live: every lane's x0 estimate", columns=6, height=260, elem_id="cmp-preview")
+            summary = gr.Markdown(elem_id="cmp-status")
+            view = gr.Radio(
+                [("images", "images"), ("difference to the reference", "difference")],
+                value="images",
+                label="Show",
+                elem_id="cmp-view",
+            )
             grid = gr.Image(
                 label="Grid (PNG with the comparison spec)",
                 type="filepath",
@@ -83,16 +112,15 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
                 elem_id="cmp-grid",
                 buttons=["download", "fullscreen"],
             )
-            summary = gr.Markdown(elem_id="cmp-status")
-    with gr.Row():
-        cells = gr.Gallery(label="Cells", columns=6, format="png", elem_id="c-cells")
+            files = gr.State({})  # the finished comparison's files: the grid, its difference view, the zip
+            download = gr.DownloadButton("Download all (zip)", elem_id="cmp-zip")
     with gr.Row():
         table = gr.Dataframe(label="Per cell: NFE, time, distance to the reference", elem_id="cmp-table")
     with gr.Row():
         dist_plot = gr.LinePlot(
             x="nfe",
             y="distance",
-            color="sampler",
+            color="series",
             title="Distance to the reference vs NFE",
             x_title="model evaluations (NFE)",
             y_title="latent RMSE to reference",
@@ -101,17 +129,18 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
         sigma_plot = gr.LinePlot(
             x="step",
             y="log10_sigma",
-            color="run",
+            color="series",
             title="Noise levels visited",
             x_title="step",
             y_title="log10 sigma",
             elem_id="sigma-plot",
         )
-    tab = CompareTab(samplers_box, steps, cfgs, class_, seed, channels, reference)
+    tab = CompareTab(samplers_box, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets)
 
     dice.click(random_seed, outputs=seed, api_visibility="private")
-    inputs = [samplers_box, steps, cfgs, class_, seed, channels, reference]
-    outputs = [preview, grid, cells, table, dist_plot, sigma_plot, summary]
+    view.change(lambda which, kept: kept.get(which, gr.skip()), [view, files], grid, api_visibility="private")
+    inputs = [samplers_box, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets, view]
+    outputs = [preview, grid, files, download, table, dist_plot, sigma_plot, summary]
     event = run.click(gpu(_on_compare(ctx)), inputs, outputs, api_name="compare", preprocess=False, **MODEL_EVENTS)
     stop.click(stopped_status, summary, summary, cancels=[event], api_visibility="private")
     return tab
@@ -119,10 +148,23 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
 
 def _on_compare(ctx: AppContext):
     @user_errors
-    def on_compare(sampler_names, steps_text, cfg_text, class_item, seed, channels, reference):
-        bundle, limit = ctx.slot.get(), ctx.budget()
+    def on_compare(
+        sampler_names,
+        steps_text,
+        cfg_text,
+        class_item,
+        seed,
+        channels,
+        reference,
+        variants="",
+        seeds=1,
+        presets=("exact",),
+        view="images",
+    ):
+        models, limit = ctx.slot.variants(), ctx.budget()
+        bundle = models.base
         spec = ComparisonSpec.build(
-            sampler_names,
+            _rows(sampler_names, variants),
             steps_text,
             class_item,
             0 if seed is None else seed,
@@ -130,52 +172,90 @@ def _on_compare(ctx: AppContext):
             channels,
             reference,
             max_steps=bundle.num_train_timesteps,
+            seeds=1 if seeds is None else seeds,
+            presets=presets,
         )
         start = time.perf_counter()
-        job = lambda callback, cancel: run_comparison(bundle, spec, callback, cancel, limit)  # noqa: E731
+        job = lambda callback, cancel: run_comparison(models, spec, callback, cancel, limit)  # noqa: E731
+        latest: dict[int, object] = {}  # every lane's last x0: finished lanes keep their place in the strip
         for item in stream(job, PREVIEW_INTERVAL):
             if isinstance(item, Progress):
-                names, latents = zip(*spec.cell_previews(item.x0)) if item.x0 else ((), ())
+                latest.update(item.x0)
+                names, latents = zip(*spec.cell_previews(latest)) if latest else ((), ())
                 previews = preview_images(bundle, list(latents), size=96)
                 yield (
                     list(zip(previews, names)),
-                    *(gr.skip(),) * 5,
+                    *(gr.skip(),) * 6,
                     f"Sampling all lanes in lock-step... {eta(item)}",
                 )
                 continue
             ctx.costs.observe(limit, time.perf_counter() - start)
-            yield (gr.skip(), *comparison_outputs(bundle.name, item))
+            yield (gr.skip(), *comparison_outputs(bundle.name, item, view))
 
     return on_compare
 
 
-def comparison_outputs(model_name: str, comparison: Comparison):
-    """The Compare tab's outputs (grid, cells, table, two plots, summary) from a finished comparison."""
+def _rows(picked, variants) -> list[str] | str:
+    """The picked samplers plus the variants typed in (a comma list; commas inside [...] belong to one)."""
+    typed = split_list(variants) if isinstance(variants, str) and variants.strip() else []
+    if not typed:
+        return picked
+    if isinstance(picked, str):
+        picked = split_list(picked)
+    return [*(picked or []), *typed]
+
+
+def comparison_outputs(model_name: str, comparison: Comparison, view: str = "images"):
+    """The Compare tab's outputs from a finished comparison: the grid shown (images or differences),
+    the files kept for the view toggle, the zip, table, two plots and the summary."""
     spec = comparison.spec
-    name = file_name(comparison.class_name, "compare", "-".join(spec.samplers), f"seed{spec.seed}")
-    grid_path = save_output(comparison.grid, {"mode": "compare", "model": model_name, **spec.to_dict()}, name)
-    cells = [(c.image, f"{c.caption()} | cfg {c.cfg_scale:g}") for c in comparison.cells]
-    multi_cfg = len(spec.cfg_scales) > 1
-    dist = pd.DataFrame(
-        [
-            {
-                "sampler": f"{c.sampler} cfg {c.cfg_scale:g}" if multi_cfg else c.sampler,
-                "nfe": c.nfe,
-                "distance": c.distance,
-            }
-            for c in comparison.cells
-        ]
+    parameters = {"mode": "compare", "model": model_name, **spec.to_dict()}
+    stem = file_name(comparison.class_name, "compare", "-".join(spec.samplers), f"seed{spec.seed}")[: -len(".png")]
+    kept = {
+        "images": save_output(comparison.grid, parameters, f"{stem}.png"),
+        "difference": save_output(comparison.difference, parameters, f"{stem}_difference.png"),
+    }
+    zip_path = save_zip(
+        f"{stem}.zip",
+        {
+            **{os.path.basename(path): path for path in kept.values()},
+            **{
+                _cell_name(comparison, c): (c.image, comparison.cell_parameters(c, model_name))
+                for c in comparison.cells
+            },
+        },
     )
-    longest = [c for c in comparison.cells if c.steps == max(spec.steps)]  # one schedule per sampler stays readable
-    sigma_rows = [
-        {"run": f"{c.sampler} {c.steps}", "step": i, "log10_sigma": math.log10(max(s, 1e-6))}
-        for c in longest
-        for i, s in enumerate(c.sigmas)
-    ]
-    ref = comparison.reference[0]
     summary = (
-        f"**{comparison.class_name}** (class {comparison.class_id}), seed {spec.seed}: "
-        f"{len(comparison.cells)} cells, {sum(c.nfe for c in comparison.cells)} NFE in {comparison.seconds:.2f}s "
-        f"(lock-step batched). Reference: {ref.sampler} @ {ref.steps} steps."
+        f"**{comparison.class_name}** (class {comparison.class_id}): {len(comparison.cells)} cells, "
+        f"{sum(c.nfe for c in comparison.cells)} NFE in {comparison.seconds:.2f}s (lock-step batched). "
+        + _reference_text(comparison)
     )
-    return grid_path, cells, pd.DataFrame(comparison.table()), dist, pd.DataFrame(sigma_rows), summary
+    return (
+        kept.get(view, kept["images"]),
+        kept,
+        zip_path,
+        pd.DataFrame(comparison.table()),
+        *comparison_plots(comparison),
+        summary,
+    )
+
+
+def _reference_text(comparison: Comparison) -> str:
+    ref = comparison.reference[0]
+    text = f"Reference: {samplers.get(ref.sampler).label} @ {ref.steps} steps"
+    if len(comparison.spec.presets) > 1:
+        text += f", {ref.preset} preset"
+    if comparison.spec.seeds > 1:
+        text += f", one per seed; distances are the mean (and sd) over {comparison.spec.seeds} seeds"
+    return text + "."
+
+
+def _cell_name(comparison: Comparison, cell) -> str:
+    return file_name(
+        comparison.class_name,
+        cell.sampler,
+        cell.steps,
+        f"cfg{cell.cfg_scale:g}",
+        f"seed{cell.seed}",
+        cell.preset if len(comparison.spec.presets) > 1 else "",
+    )

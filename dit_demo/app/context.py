@@ -12,6 +12,7 @@ from dit_demo.app.model_slot import ModelSlot
 from dit_demo.runtime.budget import Budget, CostModel
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import Progress
+from dit_demo.runtime.levers import preset
 from dit_demo.runtime.request import Defaults
 
 CFG_CHANNEL_CHOICES = [("all latent channels (4)", 0), ("first 3, as the original DiT code", 3)]
@@ -71,6 +72,14 @@ class AppContext:
 
     def defaults(self) -> Defaults:
         return Defaults.for_bundle(self.slot.get())
+
+
+def preset_choices(bundle: DiTBundle) -> list[tuple[str, str]]:
+    """The speed presets, each saying what it does on this model's device."""
+    return [
+        ("exact: no shortcuts", "exact"),
+        (f"fast: {preset('fast', bundle.device).describe()}", "fast"),
+    ]
 
 
 def random_seed() -> int:

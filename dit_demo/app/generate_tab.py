@@ -13,6 +13,7 @@ from dit_demo.app.context import (
     PREVIEW_INTERVAL,
     AppContext,
     eta,
+    preset_choices,
     random_seed,
     sampler_choices,
     sampler_info,
@@ -24,6 +25,7 @@ from dit_demo.app.preview import preview_images
 from dit_demo.app.streaming import stream
 from dit_demo.lab.generate import generate, generation_lanes
 from dit_demo.runtime.engine import Progress
+from dit_demo.runtime.levers import preset
 from dit_demo.runtime.parsing import MAX_CFG, MAX_SEED, as_float
 
 
@@ -36,6 +38,8 @@ class GenerateTab:
     channels: gr.Radio
     seed: gr.Number
     per_class: gr.Slider
+    speed: gr.Radio
+    options: gr.Textbox
 
 
 def build_generate_tab(ctx: AppContext) -> GenerateTab:
@@ -61,6 +65,9 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                 elem_id="gen-sampler",
             )
             info = gr.Markdown(sampler_info(defaults.sampler), elem_classes="sampler-info")
+            options = gr.Textbox(
+                "", label="Sampler options (optional), e.g. karras=true or spacing=linspace", elem_id="gen-options"
+            )
             with gr.Row():
                 steps = gr.Slider(
                     1, defaults.max_steps, value=defaults.steps_for(), step=1, label="Steps", elem_id="gen-steps"
@@ -71,6 +78,12 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                 seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
                 dice = gr.Button("🎲 random seed", size="sm")
                 per_class = gr.Slider(1, 8, value=1, step=1, label="Images per class")
+            speed = gr.Radio(
+                preset_choices(bundle),
+                value="exact",
+                label="Speed preset (README, Speed levers: what each costs in quality)",
+                elem_id="gen-preset",
+            )
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="gen-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
@@ -80,7 +93,7 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
             )
             gallery = gr.Gallery(label="Images (PNG with parameters)", columns=4, format="png", elem_id="gen-images")
             summary = gr.Markdown(elem_id="gen-status")
-    tab = GenerateTab(classes, sampler, steps, cfg, channels, seed, per_class)
+    tab = GenerateTab(classes, sampler, steps, cfg, channels, seed, per_class, speed, options)
 
     dice.click(random_seed, outputs=tab.seed, api_visibility="private")
     # a new sampler brings its own recommended step count (its metadata), and says what it is
@@ -90,7 +103,17 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
         [info, tab.steps],
         api_visibility="private",
     )
-    inputs = [tab.classes, tab.sampler, tab.steps, tab.cfg, tab.channels, tab.seed, tab.per_class]
+    inputs = [
+        tab.classes,
+        tab.sampler,
+        tab.steps,
+        tab.cfg,
+        tab.channels,
+        tab.seed,
+        tab.per_class,
+        tab.speed,
+        tab.options,
+    ]
     # preprocess=False: every payload reaches the request layer as sent, so a bad one gets our message
     # (Gradio's own conversion would answer "abc" or NaN with a generic error)
     event = run.click(
@@ -114,10 +137,15 @@ def _default_steps(ctx: AppContext, name: str | None):
 
 def _on_generate(ctx: AppContext):
     @user_errors
-    def on_generate(classes, sampler, steps, cfg, channels, seed, per_class):
-        bundle, limit = ctx.slot.get(), ctx.budget()
+    def on_generate(classes, sampler, steps, cfg, channels, seed, per_class, speed="exact", options=""):
+        limit = ctx.budget()  # measured on the exact model: an upper bound for the fast one
+        levers = preset(speed or "exact", ctx.slot.get().device)
+        bundle = ctx.slot.model_for(levers)
         cfg = as_float("CFG scale", cfg, 0.0, MAX_CFG)  # the API must send one: None is not "the default" here
-        lanes = generation_lanes(classes, sampler, steps, cfg, 0 if seed is None else seed, per_class, channels)
+        seed = 0 if seed is None else seed
+        if isinstance(options, str) and options.strip() and isinstance(sampler, str):
+            sampler = f"{sampler}[{options.strip()}]"  # a variant: checked with the sampler's own options
+        lanes = generation_lanes(classes, sampler, steps, cfg, seed, per_class, channels, **levers.lane_fields())
         if isinstance(classes, list):  # counted above; now every bad class is named at once, not the first only
             bundle.labels.resolve_all(classes)
         start = time.perf_counter()
@@ -135,7 +163,8 @@ def _on_generate(ctx: AppContext):
             yield (
                 gr.skip(),
                 files,
-                f"{len(item)} image(s), {item[0].nfe} NFE each, {seconds:.2f}s in all on {bundle.device}",
+                f"{len(item)} image(s), {item[0].nfe} NFE each, {seconds:.2f}s in all on {bundle.device}; "
+                f"{speed or 'exact'} preset: {levers.describe()}",
             )
 
     return on_generate

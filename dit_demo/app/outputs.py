@@ -6,6 +6,7 @@ import re
 import tempfile
 import time
 import uuid
+import zipfile
 from pathlib import Path
 
 from PIL import Image
@@ -19,10 +20,10 @@ _last_sweep = [0.0]
 
 
 def sweep_outputs(folder: Path = OUTPUT_DIR, max_age: float = OUTPUT_MAX_AGE, now: float | None = None) -> int:
-    """Delete this app's PNGs older than ``max_age`` seconds, and folders left empty (Gradio serves copies)."""
+    """Delete this app's PNGs (and zips) older than ``max_age`` seconds, and folders left empty (Gradio serves copies)."""
     now = time.time() if now is None else now
     removed = 0
-    for path in [*folder.glob("*.png"), *folder.glob("*/*.png")]:
+    for path in [*folder.glob("*.png"), *folder.glob("*/*.png"), *folder.glob("*/*.zip")]:
         try:
             if now - path.stat().st_mtime > max_age:
                 path.unlink()
@@ -51,3 +52,20 @@ def save_output(image: Image.Image, parameters: dict, name: str) -> str:
         _last_sweep[0] = time.time()
         sweep_outputs()
     return str(save_png(image, OUTPUT_DIR / uuid.uuid4().hex[:12] / name, parameters))
+
+
+def save_zip(name: str, files: dict[str, str | tuple[Image.Image, dict]], folder_hint: str = "") -> str:
+    """One zip of ``files`` (archive name -> a saved file's path, or an image and the parameters its PNG
+    carries), in a folder of its own like every output; PNGs are stored, not recompressed."""
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUTPUT_DIR / uuid.uuid4().hex[:12] / name
+    path.parent.mkdir(parents=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for arcname, item in files.items():
+            if isinstance(item, str):
+                archive.write(item, arcname)
+            else:
+                image, parameters = item
+                archive.write(save_png(image, path.parent / arcname, parameters), arcname)
+                (path.parent / arcname).unlink()
+    return str(path)

@@ -35,7 +35,7 @@ def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, c
                 "it cannot be restored."
             ) from None
 
-    # the API's outputs keep their order: the tab, the 7 Generate fields, the 7 Compare fields, the message
+    # the API's outputs keep their order: the tab, the Generate fields, the Compare fields, the message
     outputs = [tabs, *vars(generate).values(), *vars(compare).values(), message]
     upload.upload(on_reproduce, upload, outputs, api_name="reproduce")
 
@@ -45,32 +45,44 @@ def restore(ctx: AppContext, params: dict, tabs, generate: GenerateTab, compare:
     bundle = ctx.slot.get()
     if params.get("mode") == "compare":
         spec = ComparisonSpec.from_dict(params)
+        variants = [name for name in spec.samplers if "[" in name]  # the dropdown offers registered names only
         return {
             tabs: gr.Tabs(selected="compare"),
-            compare.samplers: list(spec.samplers),
+            compare.samplers: [name for name in spec.samplers if "[" not in name],
+            compare.variants: ", ".join(variants),
+            compare.seeds: spec.seeds,
+            compare.presets: list(spec.presets),
             compare.steps: ",".join(map(str, spec.steps)),
             compare.cfgs: ",".join(f"{c:g}" for c in spec.cfg_scales),
             compare.class_: class_choice(bundle, spec.class_id),
             compare.seed: spec.seed,
             compare.channels: channel_choice(spec.cfg_channels),
             compare.reference: f"{spec.reference[0]}@{spec.reference[1]}" if spec.reference else "",
-            message: f"Restored a comparison of {len(spec.samplers)} samplers x {len(spec.steps)} step counts."
+            message: f"Restored a comparison of {len(spec.samplers)} samplers x {len(spec.steps)} step counts"
+            + (f" x {spec.seeds} seeds." if spec.seeds > 1 else ".")
             + _spacing_note(spec.spacing),
         }
     if params.get("mode") == "generate":
         return {
             tabs: gr.Tabs(selected="generate"),
             generate.classes: [class_choice(bundle, params["class_id"])],
-            generate.sampler: params["sampler"],
+            generate.sampler: params["sampler"].split("[", 1)[0],
+            generate.options: params["sampler"].partition("[")[2].removesuffix("]"),
             generate.steps: params["steps"],
             generate.cfg: params["cfg_scale"],
             generate.channels: channel_choice(params.get("cfg_channels")),
             generate.seed: params["seed"],
             generate.per_class: 1,
+            generate.speed: params.get("preset") or ("fast" if _took_shortcuts(params) else "exact"),
             message: f"Restored: {params['class_name']}, {params['sampler']} {params['steps']} steps, "
             f"seed {params['seed']}." + _spacing_note(params.get("spacing")),
         }
     raise ValueError(f"This PNG's parameters are of a kind this app cannot restore ({params.get('mode')!r}).")
+
+
+def _took_shortcuts(params: dict) -> bool:
+    """Whether an image was made with speed levers (older PNGs name them, not the preset)."""
+    return bool(params.get("model_levers") or params.get("cache_threshold"))
 
 
 def _spacing_note(spacing: str | None) -> str:

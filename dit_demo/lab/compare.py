@@ -248,6 +248,7 @@ class Comparison:
     reference: list[Cell]  # one per (cfg scale, seed), in that order
     seconds: float
     grid: Image.Image | None = None
+    difference: Image.Image | None = None  # |cell - reference| per cell, same layout as ``grid``
 
     def series(self) -> list[tuple[tuple[str, float, str, int], list[Cell]]]:
         """Cells grouped over seeds: ((preset, cfg, sampler, steps), cells), in grid order."""
@@ -279,6 +280,25 @@ class Comparison:
             row["Reference"] = "reference" if any(c.is_reference for c in cells) else ""
             rows.append(row)
         return rows
+
+    def cell_parameters(self, cell: Cell, model_name: str) -> dict:
+        """What one cell's own PNG carries: enough for Reproduce to make it again in the Generate tab."""
+        params = {
+            "mode": "generate",
+            "model": model_name,
+            "sampler": cell.sampler,
+            "steps": cell.steps,
+            "cfg_scale": cell.cfg_scale,
+            "cfg_channels": self.spec.cfg_channels,
+            "class_id": self.class_id,
+            "class_name": self.class_name,
+            "seed": cell.seed,
+            "preset": cell.preset,
+        }
+        for key in ("spacing", "guidance_interval"):
+            if getattr(self.spec, key) is not None:
+                params[key] = getattr(self.spec, key)
+        return params
 
     def markdown_table(self) -> str:
         rows = self.table()
@@ -356,6 +376,7 @@ def run_comparison(
         spec, class_id, models.base.labels.name(class_id), cells, references, time.perf_counter() - start
     )
     comparison.grid = comparison_grid(comparison)
+    comparison.difference = difference_grid(comparison)
     return comparison
 
 
@@ -404,16 +425,38 @@ def run_groups(
 
 def comparison_grid(comparison: Comparison) -> Image.Image:
     """Rows (preset, cfg, sampler) x columns (steps, seed), labelled; axes of one value go in the title."""
+    return _grid(
+        comparison, [c.image for c in comparison.cells], [f"NFE {c.nfe} | {c.seconds:.2f}s" for c in comparison.cells]
+    )
+
+
+def difference_grid(comparison: Comparison) -> Image.Image:
+    """|cell - reference| for every cell, each against the reference of its cfg and seed. One gain for
+    the whole grid (the largest difference becomes white) so cells compare; the title gives it."""
+    refs = {(r.cfg_scale, r.seed): np.asarray(r.image.convert("RGB"), dtype=np.int16) for r in comparison.reference}
+    diffs = [
+        np.abs(np.asarray(c.image.convert("RGB"), dtype=np.int16) - refs[c.cfg_scale, c.seed]) for c in comparison.cells
+    ]
+    peak = max(int(d.max()) for d in diffs) or 1
+    gain = 255 / peak
+    images = [Image.fromarray((d * gain).clip(0, 255).astype(np.uint8)) for d in diffs]
+    captions = [f"max {d.max() / 255:.3f} | rms {np.sqrt(((d / 255.0) ** 2).mean()):.3f}" for d in diffs]
+    scale = f"|cell - reference| x{gain:.1f} (white = {peak / 255:.3f})"
+    return _grid(comparison, images, captions, scale)
+
+
+def _grid(comparison: Comparison, images: list[Image.Image], captions: list[str], what: str = "") -> Image.Image:
     spec = comparison.spec
     multi_cfg, multi_seed, multi_preset = len(spec.cfg_scales) > 1, spec.seeds > 1, len(spec.presets) > 1
-    rows, row_labels, captions = [], [], []
-    for (preset_name, cfg, sampler, _), _ in comparison.series()[:: len(spec.steps)]:
-        cells = [c for c in comparison.cells if (c.preset, c.cfg_scale, c.sampler) == (preset_name, cfg, sampler)]
-        rows.append([c.image for c in cells])
-        captions.append([f"NFE {c.nfe} | {c.seconds:.2f}s" for c in cells])
-        label = samplers.get(sampler).label
-        label += f", cfg {cfg:g}" if multi_cfg else ""
-        label += f" ({preset_name})" if multi_preset else ""
+    per_row = len(spec.steps) * spec.seeds
+    rows, row_captions, row_labels = [], [], []
+    for start in range(0, len(comparison.cells), per_row):
+        first = comparison.cells[start]
+        rows.append(images[start : start + per_row])
+        row_captions.append(captions[start : start + per_row])
+        label = samplers.get(first.sampler).label
+        label += f", cfg {first.cfg_scale:g}" if multi_cfg else ""
+        label += f" ({first.preset})" if multi_preset else ""
         row_labels.append(label)
     col_labels = [
         f"{steps} steps" + (f", seed {seed}" if multi_seed else "") for steps in spec.steps for seed in spec.seed_list
@@ -421,5 +464,6 @@ def comparison_grid(comparison: Comparison) -> Image.Image:
     title = f"{comparison.class_name} (class {comparison.class_id})"
     title += "" if multi_seed else f", seed {spec.seed}"
     title += "" if multi_cfg else f", cfg {spec.cfg_scales[0]:g}"
-    title += "" if multi_preset else ("" if spec.presets == ("exact",) else f", {spec.presets[0]} preset")
-    return make_grid(rows, row_labels, col_labels, captions, title=title)
+    title += "" if multi_preset or spec.presets == ("exact",) else f", {spec.presets[0]} preset"
+    title += f": {what}" if what else ""
+    return make_grid(rows, row_labels, col_labels, row_captions, title=title)
