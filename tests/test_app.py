@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
 import shutil
 import socket
+import zipfile
 
 import pytest
 from PIL import Image
