@@ -11,14 +11,14 @@ import argparse
 import os
 import sys
 
-from dit_demo.app.blocks import CSS, SHORTCUTS_JS, build_ui
+from dit_demo.app.blocks import CSS, PAGE_JS, build_ui
 from dit_demo.app.model_slot import EMBEDDED_NAME, ModelSlot, allowed_models, default_model
 from dit_demo.lab.pngmeta import MAX_PNG_BYTES
 from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS
 
 QUEUE_MAX_SIZE = 32
 # uploads (the Reproduce tab's PNGs) above this are refused by Gradio before they reach the disk
-LAUNCH_SETTINGS = {"max_file_size": MAX_PNG_BYTES, "css": CSS, "js": SHORTCUTS_JS}
+LAUNCH_SETTINGS = {"max_file_size": MAX_PNG_BYTES, "css": CSS, "js": PAGE_JS}
 
 
 def _seconds(text: str) -> float:

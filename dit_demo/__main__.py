@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -134,6 +135,9 @@ def cmd_suite(args) -> None:
 
     device = parse_device(args.device)
     quick = args.suite == "quick"
+    previous = None
+    if args.resume and args.json and Path(args.json).exists():  # an interrupted run: keep what it finished
+        previous = json.loads(Path(args.json).read_text())
     embedded = load_bundle(None, device, "fp32")  # timed in the full suite; its cache decisions replay on XL
     bundles = {"xl256-random": suite.xl256_random(device)}
     if not quick:
@@ -148,10 +152,15 @@ def cmd_suite(args) -> None:
         grid_steps=(5, 10, 20) if cpu_xl else (10, 25, 50),
         repeats=1 if quick else args.repeats,
         recorder=embedded,
+        progress=lambda line: print(line, flush=True),
+        previous=previous,
+        checkpoint=(lambda data: suite.write_json(data, args.json)) if args.json else None,
     )
-    if not quick:
-        print("quality of each lever on the embedded model (evaluator, 1000 samples)...")
+    if not quick and not (previous or {}).get("quality"):
+        print("quality of each lever on the embedded model (evaluator, 1000 samples)...", flush=True)
         data["quality"] = suite.quality(embedded)
+    elif previous:
+        data["quality"] = previous.get("quality")
     print(suite.markdown(data))
     for model, f in data["flops"].items():
         print(
@@ -234,6 +243,9 @@ def main(argv: list[str] | None = None) -> None:
         help="DiTPipeline vs engine exact/fast on DiT-XL/2-256 (random weights) and the embedded model",
     )
     bench.add_argument("--json", default=None, help="with --suite: write the results as JSON here")
+    bench.add_argument(
+        "--resume", action="store_true", help="with --suite and --json: keep the workloads an interrupted run finished"
+    )
     _add_model_args(bench)
     bench.set_defaults(func=cmd_bench)
 

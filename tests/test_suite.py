@@ -66,3 +66,43 @@ def test_quality_rows_compare_each_lever_with_exact_on_the_same_seeds(embedded_b
     assert any(r["fd"] != r["fd_exact"] for r in rows)  # the levers changed something
     table = suite.markdown({**_EMPTY_SUITE, "quality": rows})
     assert "| engine_fast |" in table and "passes" in table
+
+
+def test_an_interrupted_suite_resumes_without_timing_finished_workloads_again(imagenet_bundle):
+    saved = []
+    first = suite.run_suite(
+        {"tiny1000": imagenet_bundle},
+        ("single",),
+        ("engine_exact",),
+        3,
+        (2,),
+        progress=lambda _: None,
+        checkpoint=lambda data: saved.append(json.loads(json.dumps(data))),
+    )
+    assert len(saved) == 1 and saved[0]["results"] == first["results"]
+    lines = []
+    resumed = suite.run_suite(
+        {"tiny1000": imagenet_bundle},
+        ("single", "grid3x3"),
+        ("engine_exact",),
+        3,
+        (2,),
+        progress=lines.append,
+        previous=saved[-1],
+    )
+    assert lines[0] == "tiny1000 single: kept from the earlier run"
+    assert resumed["results"][0] == first["results"][0]  # the same measurement, not a new one
+    assert [(r["workload"], r["runner"]) for r in resumed["results"]] == [
+        ("single", "engine_exact"),
+        ("grid3x3", "engine_exact"),
+    ]
+    other = suite.run_suite(
+        {"tiny1000": imagenet_bundle},
+        ("single",),
+        ("engine_exact",),
+        4,
+        (2,),
+        progress=lines.append,
+        previous=saved[-1],
+    )
+    assert other["results"][0]["nfe"] == 4  # another step count: nothing is kept

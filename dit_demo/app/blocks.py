@@ -10,18 +10,29 @@ from dit_demo.app.generate_tab import build_generate_tab
 from dit_demo.app.model_box import build_model_row, wire_model_row
 from dit_demo.app.model_slot import ModelSlot
 from dit_demo.app.outputs import DELETE_CACHE
-from dit_demo.app.reproduce_tab import build_reproduce_tab
+from dit_demo.app.reproduce_tab import build_reproduce_tab, wire_send_to_compare
 from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS
 
-# small models make 32 px images: scale them up with hard pixels, not a blur, and whole
+# small models make 32 px images: shown whole, with hard pixels at a whole multiple of their size
+# (PAGE_JS picks the multiple); images shrunk to fit are smoothed, so grid labels stay legible
+SCALED = "#cmp-grid img, #gen-images img, #gen-preview img, #cmp-preview img, #r-image img"
 CSS = (
-    "#cmp-grid img, #gen-images img, #gen-preview img, #cmp-preview img, #c-cells img"
-    " {image-rendering: pixelated; object-fit: contain;} .sampler-info {font-size: 0.9em;}"
+    f"{SCALED} {{object-fit: contain;}} img.px-whole {{image-rendering: pixelated;}}"
+    " .sampler-info {font-size: 0.9em;}"
+    # the grid's title and step headers sit at its top edge: keep Gradio's label and buttons off them
+    " #cmp-grid .image-container {padding-top: 2.2em;}"
+    # a gallery cell is as tall as its (whole-multiple) image, so the image starts at the top of it
+    " #gen-images .thumbnail-item {height: auto; aspect-ratio: auto; align-items: flex-start;}"
+    # a refused request leaves the last results as they were: no "Error" badge over them (the message
+    # stays in its box and on the status line)
+    " :is(#gen-preview, #gen-images, #gen-status, #cmp-preview, #cmp-grid, #cmp-table, #cmp-status,"
+    " #distance-plot, #sigma-plot) .error {display: none;}"
 )
 
 
-# Ctrl+Enter (Cmd+Enter on a Mac) runs the tab in view, from any field of it
-SHORTCUTS_JS = """
+# Ctrl+Enter (Cmd+Enter on a Mac) runs the tab in view, from any field of it; images are sized to a
+# whole multiple of their pixels that fits their box and the window
+PAGE_JS = """
 () => {
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
@@ -30,8 +41,43 @@ SHORTCUTS_JS = """
       if (button && button.offsetParent !== null) { event.preventDefault(); button.click(); return; }
     }
   });
+  const SCALED = "%s";
+  const fit = (img) => {
+    const w = img.naturalWidth, h = img.naturalHeight;
+    if (!w || !h || !img.parentElement) return;
+    // the room: the smallest clipping box around the image (a gallery's scroll area), and the window
+    let roomW = Infinity, roomH = window.innerHeight * 0.85;
+    for (let e = img.parentElement, i = 0; e && i < 8; e = e.parentElement, i++) {
+      // the component's own box follows its image's height, so only its width (the layout's) counts
+      if (e.id) { roomW = Math.min(roomW, e.clientWidth || Infinity); break; }
+      if (getComputedStyle(e).overflowY !== "visible") {
+        roomW = Math.min(roomW, e.clientWidth || Infinity);
+        roomH = Math.min(roomH, e.clientHeight || Infinity);
+      }
+    }
+    let k = 0.96 * Math.min(roomW / w, roomH / h);
+    if (k >= 1) {
+      // an enlarged small image also stays above the fold: from its component's first image to the
+      // bottom of the window, unless that is tiny (so every image of a gallery gets the same size)
+      const first = (img.closest("[id]") || img).querySelector("img") || img;
+      const top = first.parentElement.getBoundingClientRect().top + window.scrollY;
+      const fold = Math.max(window.innerHeight - top - 24, 0.3 * window.innerHeight);
+      k = Math.max(1, Math.min(k, 0.96 * fold / h));
+    }
+    const whole = k >= 1 ? Math.floor(k) : k;  // shrinking: any factor, smoothed
+    img.style.width = Math.round(w * whole) + "px";
+    img.style.height = Math.round(h * whole) + "px";
+    img.style.maxWidth = "none";
+    img.classList.toggle("px-whole", k >= 1);
+  };
+  const fitAll = () => document.querySelectorAll(SCALED).forEach(fit);
+  // fitted when loaded, and again once the outputs around it have settled (a status line above it)
+  document.addEventListener("load", (event) => {
+    if (event.target.matches && event.target.matches(SCALED)) { fit(event.target); setTimeout(() => fit(event.target), 300); }
+  }, true);
+  window.addEventListener("resize", fitAll);
 }
-"""
+""".replace("%s", SCALED)
 
 
 def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: float = DEFAULT_MAX_SECONDS) -> gr.Blocks:
@@ -39,9 +85,12 @@ def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: fl
     ctx = AppContext(slot, max_request_seconds)
     ctx.budget()  # measure the loaded model now, not during the first request
     with gr.Blocks(title="DiT Sampler Lab", delete_cache=DELETE_CACHE) as demo:
-        gr.Markdown(
-            "# DiT Sampler Lab\nClass-conditional DiT: generate, and compare samplers and step counts on the same seed."
-        )
+        with gr.Row():
+            gr.Markdown(
+                "# DiT Sampler Lab\nClass-conditional DiT: generate, and compare samplers and step counts on the same seed."
+            )
+            dark = gr.Button("🌓 dark / light", size="sm", scale=0, elem_id="dark-toggle")
+        dark.click(None, js="() => { document.body.classList.toggle('dark'); }")
         if startup_warning:
             gr.Markdown(f"**Warning:** {startup_warning}")
         model_row = build_model_row(ctx)
@@ -52,5 +101,6 @@ def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: fl
                 compare = build_compare_tab(ctx)
             with gr.Tab("Reproduce", id="reproduce"):
                 build_reproduce_tab(ctx, tabs, generate, compare)
+        wire_send_to_compare(ctx, tabs, generate, compare)
         wire_model_row(ctx, model_row, generate, compare)
     return demo

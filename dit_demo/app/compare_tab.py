@@ -18,6 +18,7 @@ from dit_demo.app.context import (
     eta,
     preset_choices,
     random_seed,
+    refused_status,
     sampler_choices,
     stopped_status,
 )
@@ -76,7 +77,7 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
                 choices, value=choices[0], filterable=True, allow_custom_value=False, label="Class", elem_id="c-class"
             )
             with gr.Row():
-                seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
+                seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED, elem_id="cmp-seed")
                 seeds = gr.Number(
                     1,
                     precision=0,
@@ -89,13 +90,15 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
             presets = gr.CheckboxGroup(
                 preset_choices(bundle), value=["exact"], label="Speed presets (both: an axis)", elem_id="cmp-presets"
             )
-            channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
-            reference = gr.Textbox(
-                "", label="Reference (sampler@steps, e.g. ddim@250; empty = highest-step deterministic cell)"
-            )
+            # the run buttons sit above the rarely changed settings, so pressing them keeps the previews in view
             with gr.Row():
                 run = gr.Button("Compare", variant="primary", elem_id="cmp-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="cmp-stop")
+            with gr.Accordion("More: guidance channels, reference cell", open=False):
+                channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
+                reference = gr.Textbox(
+                    "", label="Reference (sampler@steps, e.g. ddim@250; empty = highest-step deterministic cell)"
+                )
         with gr.Column(scale=3):
             preview = gr.Gallery(label="Live: every lane's x0 estimate", columns=6, height=260, elem_id="cmp-preview")
             summary = gr.Markdown(elem_id="cmp-status")
@@ -142,6 +145,7 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
     inputs = [samplers_box, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets, view]
     outputs = [preview, grid, files, download, table, dist_plot, sigma_plot, summary]
     event = run.click(gpu(_on_compare(ctx)), inputs, outputs, api_name="compare", preprocess=False, **MODEL_EVENTS)
+    event.failure(refused_status, None, summary, api_visibility="private")
     stop.click(stopped_status, summary, summary, cancels=[event], api_visibility="private")
     return tab
 

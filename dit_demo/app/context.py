@@ -95,6 +95,14 @@ def eta(progress: Progress) -> str:
     )
 
 
+def refused_status() -> str:
+    """The status line after a refused request: the message stays in its box; earlier results stay too."""
+    return (
+        "**The last request was refused**: the message in the box at the top right says why and what is "
+        "allowed. What is shown below is from the run before it."
+    )
+
+
 def stopped_status(status: str | None) -> str:
     """The status line after Stop: where the run was (its last "round r/n"), and that the previews stay."""
     match = re.search(r"round (\d+)/(\d+)", status or "")

@@ -15,6 +15,7 @@ from dit_demo.app.context import (
     eta,
     preset_choices,
     random_seed,
+    refused_status,
     sampler_choices,
     sampler_info,
     stopped_status,
@@ -24,6 +25,7 @@ from dit_demo.app.outputs import file_name, save_output
 from dit_demo.app.preview import preview_images
 from dit_demo.app.streaming import stream
 from dit_demo.lab.generate import generate, generation_lanes
+from dit_demo.lab.pngmeta import read_parameters
 from dit_demo.runtime.engine import Progress
 from dit_demo.runtime.levers import preset
 from dit_demo.runtime.parsing import MAX_CFG, MAX_SEED, as_float
@@ -40,6 +42,9 @@ class GenerateTab:
     per_class: gr.Slider
     speed: gr.Radio
     options: gr.Textbox
+    gallery: gr.Gallery
+    send: gr.Button
+    picked: gr.State  # index of the image clicked in the gallery (0 until one is)
 
 
 def build_generate_tab(ctx: AppContext) -> GenerateTab:
@@ -65,17 +70,13 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                 elem_id="gen-sampler",
             )
             info = gr.Markdown(sampler_info(defaults.sampler), elem_classes="sampler-info")
-            options = gr.Textbox(
-                "", label="Sampler options (optional), e.g. karras=true or spacing=linspace", elem_id="gen-options"
-            )
             with gr.Row():
                 steps = gr.Slider(
                     1, defaults.max_steps, value=defaults.steps_for(), step=1, label="Steps", elem_id="gen-steps"
                 )
-                cfg = gr.Slider(0, MAX_CFG, value=defaults.cfg, step=0.125, label="CFG scale")
-            channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
+                cfg = gr.Slider(0, MAX_CFG, value=defaults.cfg, step=0.125, label="CFG scale", elem_id="gen-cfg")
             with gr.Row():
-                seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
+                seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED, elem_id="gen-seed")
                 dice = gr.Button("🎲 random seed", size="sm")
                 per_class = gr.Slider(1, 8, value=1, step=1, label="Images per class")
             speed = gr.Radio(
@@ -87,15 +88,42 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="gen-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
+            with gr.Accordion("More: sampler options, guidance channels", open=False):
+                options = gr.Textbox(
+                    "", label="Sampler options (optional), e.g. karras=true or spacing=linspace", elem_id="gen-options"
+                )
+                channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
         with gr.Column(scale=3):
             preview = gr.Gallery(
-                label="Live preview (current x0 estimate)", columns=4, height=220, elem_id="gen-preview"
+                label="Live preview (current x0 estimate)", columns=6, height=150, elem_id="gen-preview"
             )
-            gallery = gr.Gallery(label="Images (PNG with parameters)", columns=4, format="png", elem_id="gen-images")
             summary = gr.Markdown(elem_id="gen-status")
-    tab = GenerateTab(classes, sampler, steps, cfg, channels, seed, per_class, speed, options)
+            gallery = gr.Gallery(
+                label="Images (PNG with parameters)", columns=4, format="png", elem_id="gen-images", interactive=False
+            )
+            with gr.Row():
+                reuse = gr.Button("♻ reuse this image's seed", size="sm", elem_id="gen-reuse")
+                send = gr.Button("→ send to Compare (class, seed, cfg, sampler)", size="sm", elem_id="gen-send")
+            picked = gr.State(0)
+    tab = GenerateTab(classes, sampler, steps, cfg, channels, seed, per_class, speed, options, gallery, send, picked)
 
     dice.click(random_seed, outputs=tab.seed, api_visibility="private")
+    gallery.select(_picked_index, None, picked, api_visibility="private")
+    reuse.click(
+        lambda images, index: picked_parameters(images, index)["seed"],
+        [gallery, picked],
+        seed,
+        api_visibility="private",
+    )
+    # the untouched default class gives way to the first class picked, instead of staying in silently
+    default_class, touched = [choices[0]], gr.State(False)
+    classes.input(
+        lambda value, seen: (value[1:] if not seen and len(value) == 2 and value[:1] == default_class else value, True),
+        [classes, touched],
+        [classes, touched],
+        api_visibility="private",
+        trigger_mode="always_last",
+    )
     # a new sampler brings its own recommended step count (its metadata), and says what it is
     tab.sampler.change(
         lambda name: (sampler_info(name), _default_steps(ctx, name)),
@@ -124,8 +152,23 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
         preprocess=False,
         **MODEL_EVENTS,
     )
+    event.failure(refused_status, None, summary, api_visibility="private")
     stop.click(stopped_status, summary, summary, cancels=[event], api_visibility="private")
     return tab
+
+
+def _picked_index(event: gr.SelectData) -> int:
+    return event.index
+
+
+@user_errors
+def picked_parameters(images, index) -> dict:
+    """The parameters in the PNG of the gallery image clicked last (the first if none was)."""
+    if not images:
+        raise ValueError("Generate an image first: its seed and settings come from its PNG.")
+    item = images[min(max(int(index or 0), 0), len(images) - 1)]
+    path = item[0] if isinstance(item, (list, tuple)) else item
+    return read_parameters(getattr(path, "path", path))
 
 
 def _default_steps(ctx: AppContext, name: str | None):

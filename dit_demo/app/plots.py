@@ -16,12 +16,22 @@ from dit_demo.lab.compare import Comparison
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
 
 
-def merge_identical(series: dict[str, list[tuple[float, float]]], digits: int = 6) -> dict[str, list]:
-    """Series with the same points (to ``digits`` decimals) become one, named "A = B"."""
-    merged: dict[tuple, list[str]] = {}
+def merge_identical(series: dict[str, list[tuple[float, float]]], tolerance: float = 0.002) -> dict[str, list]:
+    """Series whose points coincide within ``tolerance`` of the plot's y range (closer than a line's
+    width: one would hide the other) become one, named "A = B"."""
+    ys = [y for points in series.values() for _, y in points]
+    slack = tolerance * ((max(ys) - min(ys)) if ys else 0.0) or 1e-12
+    merged: list[tuple[list[str], list]] = []
     for name, points in series.items():
-        merged.setdefault(tuple((round(x, digits), round(y, digits)) for x, y in points), []).append(name)
-    return {" = ".join(names): list(points) for points, names in merged.items()}
+        for names, kept in merged:
+            if len(kept) == len(points) and all(
+                kx == px and abs(ky - py) <= slack for (kx, ky), (px, py) in zip(kept, points)
+            ):
+                names.append(name)
+                break
+        else:
+            merged.append(([name], list(points)))
+    return {" = ".join(names): points for names, points in merged}
 
 
 def _plot(series: dict[str, list], x: str, y: str, what: str) -> gr.LinePlot:

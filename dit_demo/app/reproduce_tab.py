@@ -1,4 +1,5 @@
-"""The Reproduce tab: a PNG made by the app puts its parameters back into the Generate or Compare tab."""
+"""Parameters back into forms: the Reproduce tab (a PNG made by the app refills the Generate or
+Compare tab, and can run again), and Generate's "send to Compare"."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from PIL import UnidentifiedImageError
 from dit_demo.app.compare_tab import CompareTab
 from dit_demo.app.context import AppContext, channel_choice, class_choice
 from dit_demo.app.errors import user_errors
-from dit_demo.app.generate_tab import GenerateTab
+from dit_demo.app.generate_tab import GenerateTab, picked_parameters
 from dit_demo.lab.compare import ComparisonSpec
 from dit_demo.lab.pngmeta import read_parameters
 
@@ -16,11 +17,18 @@ from dit_demo.lab.pngmeta import read_parameters
 def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, compare: CompareTab) -> None:
     """The tab's widgets (inside the current Blocks) and its event; /reproduce is the API."""
     gr.Markdown("Drop a PNG made by this app: its parameters go back into the Generate or Compare tab.")
-    upload = gr.File(label="PNG from DiT Sampler Lab", file_types=[".png"], type="filepath", elem_id="r-file")
-    message = gr.Markdown(elem_id="r-text")
+    with gr.Row():
+        with gr.Column():
+            upload = gr.File(label="PNG from DiT Sampler Lab", file_types=[".png"], type="filepath", elem_id="r-file")
+            message = gr.Markdown(elem_id="r-text")
+            again = gr.Button("Run it again", variant="primary", elem_id="r-run")
+            target = gr.Textbox(visible=False)  # the run button of the restored tab, for "Run it again"
+        with gr.Column():
+            shown = gr.Image(label="The dropped image", type="filepath", elem_id="r-image", interactive=False)
+            params_view = gr.JSON(label="Its parameters", elem_id="r-params")
 
     @user_errors
-    def on_reproduce(path):
+    def on_reproduce(path, switch: bool = True):
         if not path:
             raise ValueError("Drop a PNG saved by DiT Sampler Lab.")
         try:
@@ -28,7 +36,10 @@ def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, c
         except (OSError, UnidentifiedImageError):
             raise ValueError("That file is not a readable PNG; drop a PNG saved by DiT Sampler Lab.") from None
         try:
-            return restore(ctx, params, tabs, generate, compare, message)
+            restored = restore(ctx, params, tabs, generate, compare, message)
+            if not switch:  # dropped in the page: stay here, with the image and its parameters in view
+                restored[tabs] = gr.Tabs()
+            return restored
         except (KeyError, TypeError) as exc:
             raise ValueError(
                 f"This PNG's parameters are incomplete (field {exc} is missing or of the wrong kind); "
@@ -36,8 +47,54 @@ def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, c
             ) from None
 
     # the API's outputs keep their order: the tab, the Generate fields, the Compare fields, the message
-    outputs = [tabs, *vars(generate).values(), *vars(compare).values(), message]
-    upload.upload(on_reproduce, upload, outputs, api_name="reproduce")
+    fields = [f for f in vars(generate).values() if isinstance(f, gr.components.FormComponent)]
+    outputs = [tabs, *fields, *vars(compare).values(), message]
+    # dropping fills the form without leaving this tab, which shows the image and its parameters;
+    # "Run it again" opens the form's tab and runs it
+    upload.upload(lambda path: on_reproduce(path, False), upload, outputs, api_name="reproduce").then(
+        _show, upload, [shown, params_view, target], api_visibility="private"
+    )
+    # run again = refill the form, then press its run button: the same path as a click, with its checks
+    again.click(on_reproduce, upload, outputs, api_visibility="private").then(
+        None, target, None, js="(id) => { const b = document.getElementById(id); if (b) b.click(); }"
+    )
+
+
+def _show(path):
+    """The dropped image and its parameters, when it is a PNG of ours (the message says why otherwise)."""
+    try:
+        params = read_parameters(path)
+    except (ValueError, OSError, UnidentifiedImageError):
+        return None, None, ""
+    return path, params, "cmp-run" if params.get("mode") == "compare" else "gen-run"
+
+
+def wire_send_to_compare(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, compare: CompareTab) -> None:
+    """Generate's "send to Compare": the clicked image's class, seed, cfg and sampler become a comparison."""
+
+    @user_errors
+    def send(images, index, rows):
+        p = picked_parameters(images, index)
+        rows, variants = list(rows or []), ""
+        if "[" in p["sampler"]:
+            variants = p["sampler"]
+        elif p["sampler"] not in rows:
+            rows.append(p["sampler"])
+        return (
+            gr.Tabs(selected="compare"),
+            class_choice(ctx.slot.get(), p["class_id"]),
+            p["seed"],
+            f"{p['cfg_scale']:g}",
+            rows,
+            variants,
+        )
+
+    generate.send.click(
+        send,
+        [generate.gallery, generate.picked, compare.samplers],
+        [tabs, compare.class_, compare.seed, compare.cfgs, compare.samplers, compare.variants],
+        api_visibility="private",
+    )
 
 
 def restore(ctx: AppContext, params: dict, tabs, generate: GenerateTab, compare: CompareTab, message) -> dict:

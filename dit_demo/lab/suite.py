@@ -220,23 +220,43 @@ def run_suite(
     repeats: int = 1,
     progress: Callable[[str], None] = print,
     recorder: DiTBundle | None = None,
+    previous: dict | None = None,
+    checkpoint: Callable[[dict], None] | None = None,
 ) -> dict:
     """Every (model, workload, runner) timed; the result validates against the schema in the README.
 
-    ``recorder``: the trained model whose cache decisions random-weights bundles replay."""
-    results, flops = [], {}
+    ``recorder``: the trained model whose cache decisions random-weights bundles replay.
+    ``previous``: an earlier, interrupted run of the same suite; its finished workloads are kept and
+    not timed again. ``checkpoint`` gets the data after every workload, so a long run can resume."""
+    data = {
+        "machine": machine(),
+        "repeats": repeats,
+        "steps": steps,
+        "grid_steps": list(grid_steps),
+        "results": [],
+        "flops": {},
+    }
+    if previous and all(previous.get(k) == data[k] for k in ("repeats", "steps", "grid_steps")):
+        data["results"], data["flops"] = list(previous["results"]), dict(previous.get("flops", {}))
     for model, bundle in bundles.items():
-        flops[model] = flops_check(bundle)
-        for n, workload in enumerate(workloads):
+        if model not in data["flops"]:
+            data["flops"][model] = flops_check(bundle)
+        warm = False
+        for workload in workloads:
+            done = {r["runner"] for r in data["results"] if (r["model"], r["workload"]) == (model, workload)}
+            if set(runners) <= done:
+                progress(f"{model} {workload}: kept from the earlier run")
+                continue
             for lanes in workload_cells(workload, bundle, steps, grid_steps):
                 jobs, fast_note = runner_jobs(bundle, lanes, runners, recorder if "random" in model else None)
-                # one warm-up per model and runner: a minute-long XL workload does not need its own
-                timed = time_interleaved(jobs, repeats, warm_up=n == 0)
+                # one warm-up per model and runner in a process: a minute-long XL workload needs no other
+                timed = time_interleaved(jobs, repeats, warm_up=not warm)
+                warm = True
                 nfe = sum(samplers.get(lane.sampler).nfe(lane.steps, bundle.scheduler_config) for lane in lanes)
                 for runner, seconds in timed.items():
                     note = "" if seconds is not None else "DiTPipeline hard-codes the null class 1000"
                     note = fast_note if runner == "engine_fast" else note
-                    results.append(
+                    data["results"].append(
                         {
                             "model": model,
                             "workload": workload,
@@ -248,14 +268,9 @@ def run_suite(
                         }
                     )
                     progress(f"{model} {workload} {runner}: " + (f"{seconds:.3f}s" if seconds is not None else note))
-    return {
-        "machine": machine(),
-        "repeats": repeats,
-        "steps": steps,
-        "grid_steps": list(grid_steps),
-        "results": results,
-        "flops": flops,
-    }
+            if checkpoint is not None:
+                checkpoint(data)
+    return data
 
 
 def quality_levers(device: torch.device) -> dict[str, Levers]:
