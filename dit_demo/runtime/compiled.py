@@ -1,0 +1,54 @@
+"""A graph-captured transformer: ``torch.compile`` with static shapes, rows padded to buckets.
+
+On a GPU the eager DiT is launch-bound (26 ms a forward at 2 rows, 24 ms at 16 on an H100);
+``mode="reduce-overhead"`` captures CUDA graphs (3.0 / 9.2 ms). A graph has one shape, and a
+lock-step request changes its row count as lanes finish or leave their guidance interval, so
+every call is padded up to the next of a few bucket sizes: at most ``len(BUCKETS)`` shapes are
+ever compiled, each once (lazily, on first use) and kept. Padding repeats the last real row, so
+padded rows are ordinary inputs and are dropped from the output.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.models.modeling_outputs import Transformer2DModelOutput
+
+BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def bucket(rows: int) -> int:
+    """The smallest bucket that holds ``rows`` (rows beyond the largest bucket are not padded)."""
+    return next((b for b in BUCKETS if b >= rows), rows)
+
+
+class CompiledTransformer(torch.nn.Module):
+    """Calls like the DiT it wraps (``model(x, timestep=t, class_labels=y).sample``) and hands every
+    other attribute (config, blocks, dtype) to it, so the block cache and the bundle see the DiT."""
+
+    def __init__(self, transformer: torch.nn.Module, mode: str | None = None, backend: str = "inductor"):
+        super().__init__()
+        self.inner = transformer
+        if mode is None:  # CUDA graphs where there is a GPU to launch; fused kernels on a CPU
+            mode = "reduce-overhead" if transformer.device.type == "cuda" else "default"
+        self.compiled = torch.compile(transformer, mode=mode, backend=backend, dynamic=False)
+        self.shapes: set[int] = set()  # the bucket sizes compiled so far
+
+    def forward(self, hidden_states, timestep=None, class_labels=None, return_dict: bool = True, **kwargs):
+        rows = hidden_states.shape[0]
+        size = bucket(rows)
+        if size > rows:
+            pad = size - rows
+            hidden_states = torch.cat([hidden_states, hidden_states[-1:].expand(pad, *hidden_states.shape[1:])])
+            timestep = torch.cat([timestep, timestep[-1:].expand(pad)])
+            class_labels = torch.cat([class_labels, class_labels[-1:].expand(pad)])
+        self.shapes.add(size)
+        out = self.compiled(hidden_states, timestep=timestep, class_labels=class_labels, **kwargs).sample
+        # CUDA graphs reuse their output buffer on the next call: keep a copy of the real rows
+        sample = out[:rows].clone()
+        return Transformer2DModelOutput(sample=sample) if return_dict else (sample,)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("inner"), name)
