@@ -175,6 +175,11 @@ def cmd_suite(args) -> None:
 def cmd_bench(args) -> None:
     from dit_demo.lab.bench import format_bench, run_bench
 
+    if args.readme:
+        from dit_demo.lab.suite import refresh_readme
+
+        print(f"refreshed {', '.join(refresh_readme(args.readme)) or 'no'} bench block(s) in {args.readme}")
+        return None
     if args.suite:
         return cmd_suite(args)
     bundle, _ = _load(args)
@@ -243,6 +248,9 @@ def main(argv: list[str] | None = None) -> None:
         help="DiTPipeline vs engine exact/fast on DiT-XL/2-256 (random weights) and the embedded model",
     )
     bench.add_argument("--json", default=None, help="with --suite: write the results as JSON here")
+    bench.add_argument(
+        "--readme", default=None, help="rewrite the README's bench blocks from dit_demo/assets/bench/*.json"
+    )
     bench.add_argument(
         "--resume", action="store_true", help="with --suite and --json: keep the workloads an interrupted run finished"
     )

@@ -41,7 +41,8 @@ def sweep_outputs(folder: Path = OUTPUT_DIR, max_age: float = OUTPUT_MAX_AGE, no
 def file_name(*parts: object) -> str:
     """A file name that says what the image is: ``sneaker_dpmpp_2m_25_seed0.png``."""
     text = "_".join(str(p) for p in parts if p not in (None, ""))
-    return re.sub(r"[^a-z0-9_.]+", "-", text.lower()).strip("-_.")[:120] + ".png"
+    text = re.sub(r"[^a-z0-9_.]+", "-", text.lower())  # "dpmpp_2m[karras=true]" -> "dpmpp_2m-karras-true"
+    return re.sub(r"-*_-*", "_", text).strip("-_.")[:120] + ".png"
 
 
 def save_output(image: Image.Image, parameters: dict, name: str) -> str:

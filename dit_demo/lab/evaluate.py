@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -23,13 +24,12 @@ from tqdm import tqdm
 
 import samplers
 from dit_demo.lab.metrics import feature_stats, frechet_distance
+from dit_demo.lab.sweep import cell_name, sample_cell
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.devices import parse_device
-from dit_demo.runtime.engine import sample
-from dit_demo.runtime.levers import add_lever_args, levers_from_args, load_with_levers
+from dit_demo.runtime.levers import Levers, add_lever_args, levers_from_args, load_with_levers
 from dit_demo.runtime.loader import EMBEDDED_MODEL
 from dit_demo.runtime.parsing import parse_names, parse_steps
-from dit_demo.runtime.request import Lane
 from dit_demo.training.classifier import FashionClassifier
 from dit_demo.training.data import load_fashion_mnist
 
@@ -41,6 +41,25 @@ def to_classifier_input(bundle: DiTBundle, latents: torch.Tensor) -> torch.Tenso
         x = bundle.decode(latents[i : i + 256], batch=256).mean(1, keepdim=True)  # (n, 1, H, W)
         out.append(F.interpolate(x, size=(32, 32), mode="bilinear", antialias=True) if x.shape[-1] != 32 else x)
     return torch.cat(out)
+
+
+def images_to_classifier_input(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C) images (a sweep's ``arr_0``) -> (N, 1, 32, 32) grayscale in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().mean(-1, keepdim=True).permute(0, 3, 1, 2) / 127.5 - 1
+    return F.interpolate(x, size=(32, 32), mode="bilinear", antialias=True) if x.shape[-1] != 32 else x
+
+
+def score_images(
+    classifier: FashionClassifier, images: np.ndarray, labels: np.ndarray, data_dir: str | None = None
+) -> dict:
+    """Class accuracy and Frechet distance (against the test set) of uint8 images with their labels."""
+    preds, feats = classify(classifier, images_to_classifier_input(images))
+    return {
+        "accuracy": float((preds == torch.from_numpy(np.asarray(labels))).float().mean()),
+        "frechet": frechet_distance(feature_stats(feats), test_set_stats(classifier))
+        if len(feats) > 1
+        else float("nan"),
+    }
 
 
 def vae_round_trip(bundle: DiTBundle, images: torch.Tensor) -> torch.Tensor:
@@ -86,8 +105,12 @@ def evaluate(
     guidance_interval: tuple[float, float] | None = None,
     cache_threshold: float | None = None,
     references: bool = True,
+    sweep_dir: str | Path | None = None,
 ) -> list[dict]:
-    """A row per (sampler, steps), after two reference rows (left out with ``references=False``)."""
+    """A row per (sampler, steps), after two reference rows (left out with ``references=False``).
+
+    Each row's samples are a cell of a sweep (``lab/sweep.py``); with ``sweep_dir`` its shards are
+    kept there, so an interrupted evaluation resumes."""
     reference = test_set_stats(classifier, data_dir)
     classes = list(range(bundle.num_classes))
     results = []
@@ -96,31 +119,29 @@ def evaluate(
     # good as the measurement can tell
     if references:
         results += _reference_rows(bundle, classifier, classes, per_class, reference, data_dir)
-    for name, steps in tqdm(rows, desc="evaluate", disable=not progress):
-        lanes = [
-            Lane(name, steps, c, seed + j, cfg, guidance_interval=guidance_interval, cache_threshold=cache_threshold)
-            for c in classes
-            for j in range(per_class)
-        ]
-        start = time.perf_counter()
-        latents = torch.stack([r.latents for r in sample(bundle, lanes, max_batch=2048, max_lanes=len(lanes))])
-        seconds = time.perf_counter() - start
-        preds, feats = classify(classifier, to_classifier_input(bundle, latents))
-        target = torch.tensor([lane.class_id for lane in lanes])
-        sampler = samplers.get(name)
-        results.append(
-            _row(
-                name,
-                sampler.label,
-                steps,
-                sampler.nfe(steps, bundle.scheduler_config),
-                preds,
-                target,
-                feats,
-                reference,
-                seconds,
+    levers = Levers(guidance_interval=guidance_interval, cache_threshold=cache_threshold or 0.0)
+    with tempfile.TemporaryDirectory() as scratch:
+        where = Path(sweep_dir) if sweep_dir is not None else Path(scratch)
+        for name, steps in tqdm(rows, desc="evaluate", disable=not progress):
+            # the samples come from a sweep cell: sample i is class i % classes with seed + i // classes
+            made = sample_cell(
+                bundle, levers, name, steps, cfg, per_class * len(classes), seed, where / cell_name(name, steps, cfg)
             )
-        )
+            preds, feats = classify(classifier, images_to_classifier_input(made["images"]))
+            sampler = samplers.get(name)
+            results.append(
+                _row(
+                    name,
+                    sampler.label,
+                    steps,
+                    sampler.nfe(steps, bundle.scheduler_config),
+                    preds,
+                    torch.from_numpy(made["labels"]),
+                    feats,
+                    reference,
+                    made["seconds"],
+                )
+            )
     return results
 
 
@@ -228,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
         args.data_dir,
         guidance_interval=levers.guidance_interval,
         cache_threshold=levers.cache_threshold,
+        sweep_dir=Path(args.out_dir) / "sweeps",
     )
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import diffusers
 import torch
@@ -397,3 +399,26 @@ def write_json(data: dict, path: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
         json.dump(data, f, indent=2)
+
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "assets" / "bench"
+_BLOCK = re.compile(r"(<!-- bench:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /bench:(?P=name) -->)", re.S)
+
+
+def refresh_readme(readme: str | os.PathLike, bench_dir: str | os.PathLike = BENCH_DIR) -> list[str]:
+    """Rewrite every ``<!-- bench:NAME -->`` block of the README from ``bench_dir/NAME``; the names done."""
+    path = Path(readme)
+    done: list[str] = []
+
+    def fill(match: re.Match) -> str:
+        done.append(match["name"])
+        data = json.loads((Path(bench_dir) / match["name"]).read_text())
+        return f"{match[1]}{markdown(data)}\n{match[4]}"
+
+    path.write_text(_BLOCK.sub(fill, path.read_text()))
+    return done
+
+
+def readme_blocks(text: str) -> dict[str, str]:
+    """NAME -> the body of each bench block in a README's text (for the test that keeps them current)."""
+    return {m["name"]: m["body"] for m in _BLOCK.finditer(text)}

@@ -1,0 +1,381 @@
+"""Sampler sweeps at scale: thousands of samples per (sampler, steps, cfg) cell, on one process or
+many (``accelerate launch``), resumable.
+
+    python -m dit_demo.sweep --samplers ddim,dpmpp_2m --steps 5,10 --cfg 1.5 --num-samples 1000 --out DIR
+    accelerate launch --num_processes 2 --cpu -m dit_demo.sweep ...   (same arguments)
+
+Sample ``i`` of every cell is class ``i % classes`` with seed ``seed + i // classes`` (classes
+balanced, the evaluator's seeds). Work is cut into fixed shards of ``--shard-size`` samples per
+cell, and each shard always runs as one lock-step batch whichever process takes it, so any
+number of processes gives byte-identical images. Shards are split across processes with
+accelerate's ``split_between_processes``; each is written atomically to ``DIR/shards/`` and never
+rewritten, so the same command on the same ``DIR`` resumes. When a cell is complete the main
+process writes ``DIR/<cell>.npz`` in the ADM evaluator's format (``arr_0``: uint8 NHWC in
+sample order; ``arr_1``: the class labels) and ``DIR/sweep.json`` (arguments, versions, per
+cell NFE, time, images/s and, for models with an evaluator, class accuracy and Frechet distance).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import samplers
+from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.engine import run
+from dit_demo.runtime.levers import Levers
+from dit_demo.runtime.request import Lane, check_lanes
+
+MAX_SAMPLES = 1_000_000
+log = logging.getLogger("dit_demo.sweep")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What decides a sweep's images: two runs with equal specs write identical files."""
+
+    model: str
+    samplers: tuple[str, ...]
+    steps: tuple[int, ...]
+    cfg_scales: tuple[float, ...]
+    num_samples: int
+    seed: int = 0
+    shard_size: int = 100
+    levers: str = "no shortcuts (exact)"  # Levers.describe() of the request
+    cells: list[str] = field(default_factory=list, compare=False)
+
+    def cell_keys(self) -> list[tuple[str, int, float]]:
+        return [(s, n, c) for c in self.cfg_scales for s in self.samplers for n in self.steps]
+
+    def shards(self) -> list[tuple[int, int]]:
+        """(cell index, shard index) for every piece of work, cell after cell."""
+        per_cell = -(-self.num_samples // self.shard_size)
+        return [(c, k) for c in range(len(self.cell_keys())) for k in range(per_cell)]
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("cells")
+        data["samplers"], data["steps"], data["cfg_scales"] = (
+            list(self.samplers),
+            list(self.steps),
+            list(self.cfg_scales),
+        )
+        return data
+
+
+def cell_name(sampler: str, steps: int, cfg: float) -> str:
+    """A file name for a cell: ``dpmpp_2m-karras-true_25_cfg1.5``."""
+    safe = "".join(ch if ch.isalnum() or ch in "_." else "-" for ch in sampler).strip("-")
+    return f"{safe}_{steps}_cfg{cfg:g}"
+
+
+def sample_class_and_seed(index: int, num_classes: int, seed: int) -> tuple[int, int]:
+    """Sample ``index``'s class (balanced) and seed: image j of every class uses seed + j."""
+    return index % num_classes, seed + index // num_classes
+
+
+class Sweep:
+    """One sweep in ``out``: which shards exist, running the missing ones, assembling the cells."""
+
+    def __init__(self, spec: SweepSpec, bundle: DiTBundle, levers: Levers, out: str | os.PathLike):
+        self.spec, self.bundle, self.levers, self.out = spec, bundle, levers, Path(out)
+        self.shard_dir = self.out / "shards"
+
+    # ---- files
+
+    def shard_path(self, cell: int, shard: int) -> Path:
+        sampler, steps, cfg = self.spec.cell_keys()[cell]
+        return self.shard_dir / f"{cell_name(sampler, steps, cfg)}-{shard:05d}.npz"
+
+    def cell_path(self, cell: int) -> Path:
+        return self.out / f"{cell_name(*self.spec.cell_keys()[cell])}.npz"
+
+    def missing(self, shards: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return [s for s in shards if not self.shard_path(*s).exists()]
+
+    # ---- work
+
+    def lanes(self, cell: int, shard: int) -> list[Lane]:
+        sampler, steps, cfg = self.spec.cell_keys()[cell]
+        first = shard * self.spec.shard_size
+        last = min(first + self.spec.shard_size, self.spec.num_samples)
+        pairs = [sample_class_and_seed(i, self.bundle.num_classes, self.spec.seed) for i in range(first, last)]
+        return [Lane(sampler, steps, c, s, cfg, **self.levers.lane_fields()) for c, s in pairs]
+
+    def run_shard(self, cell: int, shard: int) -> float:
+        """Sample one shard in one lock-step batch and write it atomically; its seconds."""
+        lanes = self.lanes(cell, shard)
+        start = time.perf_counter()
+        results = run(self.bundle, check_lanes(self.bundle, lanes, max_lanes=len(lanes)), max_batch=2 * len(lanes))
+        pixels = self.bundle.decode(torch.stack([r.latents for r in results]))  # (N, 1 or 3, H, W) in [-1, 1]
+        if pixels.shape[1] == 1:
+            pixels = pixels.expand(-1, 3, -1, -1)
+        images = ((pixels + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        seconds = time.perf_counter() - start
+        labels = np.array([lane.class_id for lane in lanes], dtype=np.int64)
+        atomic_savez(self.shard_path(cell, shard), images=images, labels=labels, seconds=np.array(seconds))
+        return seconds
+
+    def assemble(self, cell: int) -> dict:
+        """The cell's ``.npz`` from its shards (in sample order), once; its images, labels and seconds."""
+        per_cell = [k for c, k in self.spec.shards() if c == cell]
+        parts = [np.load(self.shard_path(cell, k)) for k in per_cell]
+        images = np.concatenate([p["images"] for p in parts])
+        labels = np.concatenate([p["labels"] for p in parts])
+        if not self.cell_path(cell).exists():
+            atomic_savez(self.cell_path(cell), arr_0=images, arr_1=labels)
+        return {"images": images, "labels": labels, "seconds": float(sum(float(p["seconds"]) for p in parts))}
+
+
+def atomic_savez(path: Path, **arrays) -> None:
+    """``np.savez`` to a temporary name, then rename: a killed process never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+def check_out_dir(out: Path, spec: SweepSpec, force_new: bool) -> None:
+    """A ``DIR`` that holds another sweep is refused (and left untouched) unless ``force_new``."""
+    manifest = out / "sweep.json"
+    if not manifest.exists():
+        return
+    try:
+        old = json.loads(manifest.read_text())["spec"]
+    except (json.JSONDecodeError, KeyError, OSError):
+        old = None
+    if old == spec.to_json():
+        return
+    if not force_new:
+        differs = sorted(k for k in spec.to_json() if old is None or old.get(k) != spec.to_json()[k])
+        raise ValueError(
+            f"{out} holds another sweep (different {', '.join(differs) or 'manifest'}); its files are left as they "
+            "are. Use another --out, the same arguments to resume it, or --force-new to start over there."
+        )
+    shutil.rmtree(out / "shards", ignore_errors=True)
+    for path in out.glob("*.npz"):
+        path.unlink()
+    manifest.unlink()
+
+
+def versions() -> dict:
+    import accelerate
+    import diffusers
+
+    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "accelerate": accelerate.__version__}
+
+
+def nfe_of(spec: SweepSpec, bundle: DiTBundle, cell: int) -> int:
+    sampler, steps, _ = spec.cell_keys()[cell]
+    return samplers.get(sampler).nfe(steps, bundle.scheduler_config)
+
+
+def parse_args(argv: list[str] | None = None):
+    import argparse
+
+    from dit_demo.runtime.levers import add_lever_args
+
+    parser = argparse.ArgumentParser(
+        prog="python -m dit_demo.sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=None, help="bundle folder or hub id (default: the embedded model)")
+    parser.add_argument("--samplers", default="dpmpp_2m", help="comma list of samplers or variants")
+    parser.add_argument("--steps", default="25", help="e.g. 10,25,50 or 10-50 (+10)")
+    parser.add_argument("--cfg", default=None, help="one cfg scale or a comma list (default: the model's)")
+    parser.add_argument("--num-samples", type=int, default=1000, help="samples per cell")
+    parser.add_argument("--seed", type=int, default=0, help="sample i uses seed + i // classes")
+    parser.add_argument("--shard-size", type=int, default=100, help="samples per shard (one lock-step batch)")
+    parser.add_argument("--out", required=True, help="the sweep's folder (created; the same one resumes)")
+    parser.add_argument("--png", action="store_true", help="also write every image as DIR/png/<cell>/<index>.png")
+    parser.add_argument("--force-new", action="store_true", help="replace another sweep's files in --out")
+    parser.add_argument("--no-metrics", action="store_true", help="skip class accuracy and Frechet distance")
+    add_lever_args(parser)
+    return parser.parse_args(argv)
+
+
+def build(args, device) -> tuple[SweepSpec, DiTBundle, Levers]:
+    """The sweep's spec and model from its arguments; a ValueError says what is wrong."""
+    from dit_demo.runtime.levers import levers_from_args, load_with_levers
+    from dit_demo.runtime.parsing import as_int, parse_floats, parse_names, parse_steps
+
+    levers = levers_from_args(args, device)
+    names = parse_names(args.samplers)
+    num_samples = as_int("--num-samples", args.num_samples, 1, MAX_SAMPLES)
+    shard_size = as_int("--shard-size", args.shard_size, 1, 1024)
+    seed = as_int("--seed", args.seed, 0, 2**62)
+    bundle = load_with_levers(args.model, device, levers)
+    steps = parse_steps(args.steps, bundle.num_train_timesteps)
+    cfgs = parse_floats(args.cfg) if args.cfg is not None else [bundle.default_cfg]
+    spec = SweepSpec(
+        bundle.name, tuple(names), tuple(steps), tuple(cfgs), num_samples, seed, shard_size, levers.describe()
+    )
+    return spec, bundle, levers
+
+
+def main(argv: list[str] | None = None) -> None:
+    from accelerate import PartialState
+
+    args = parse_args(argv)
+    # on a machine without a GPU (or with accelerate's --cpu) the processes talk over gloo (MULTI_CPU)
+    cpu = os.environ.get("ACCELERATE_USE_CPU", "false").lower() == "true" or not torch.cuda.is_available()
+    state = PartialState(cpu=cpu)
+    if state.device.type == "cpu" and state.num_processes > 1:  # the cores are shared between the processes
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // state.num_processes))
+    try:
+        spec, bundle, levers = build(args, state.device)
+        out = Path(args.out)
+        if state.is_main_process or not args.force_new:  # every process stops with the same message
+            check_out_dir(out, spec, args.force_new)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    sweep = Sweep(spec, bundle, levers, out)
+    _setup_log(out, state.process_index)
+    if state.is_main_process:
+        write_manifest(out, spec, {"status": "running", "processes": state.num_processes})
+    state.wait_for_everyone()
+    try:
+        work(sweep, state)
+    except RuntimeError as exc:  # one line naming the item; accelerate's launcher then stops the others
+        raise SystemExit(f"error: {exc}. Finished shards are kept: the same command resumes.") from None
+    state.wait_for_everyone()
+    if state.is_main_process:
+        finish(sweep, args, state.num_processes)
+
+
+def _setup_log(out: Path, rank: int) -> None:
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out / "logs" / f"process-{rank}.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def work(sweep: Sweep, state) -> None:
+    """This process's share of the shards; the main one also shows the whole sweep's progress."""
+    from tqdm import tqdm
+
+    everything = sweep.spec.shards()
+    with state.split_between_processes(everything) as mine:
+        todo = sweep.missing(list(mine))
+    log.info("process %d: %d shard(s) to run, %d already done", state.process_index, len(todo), len(mine) - len(todo))
+    bar = tqdm(total=len(everything), desc="sweep", unit="shard", disable=not state.is_main_process)
+    bar.update(len(everything) - len(sweep.missing(everything)))
+    for cell, shard in todo:
+        sampler, steps, cfg = sweep.spec.cell_keys()[cell]
+        first = shard * sweep.spec.shard_size
+        last = min(first + sweep.spec.shard_size, sweep.spec.num_samples) - 1
+        where = f"{cell_name(sampler, steps, cfg)} shard {shard} (samples {first}-{last})"
+        try:
+            seconds = sweep.run_shard(cell, shard)
+        except Exception as exc:  # name the item; finished shards stay, so the same command resumes
+            log.error("failed on %s: %s", where, exc)
+            raise RuntimeError(f"process {state.process_index} failed on {where}: {exc}") from exc
+        log.info("%s done in %.1fs", where, seconds)
+        bar.n = len(everything) - len(sweep.missing(everything))  # every process's shards, counted on disk
+        bar.refresh()
+    bar.close()
+
+
+def write_manifest(out: Path, spec: SweepSpec, extra: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    data = {"spec": spec.to_json(), "versions": versions(), **extra}
+    tmp = out / ".sweep.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, out / "sweep.json")
+
+
+def finish(sweep: Sweep, args, processes: int) -> list[dict]:
+    """Assemble every cell, score it where the model has an evaluator, write sweep.json, print the table."""
+    spec, bundle = sweep.spec, sweep.bundle
+    scorer = None if args.no_metrics else _scorer(bundle)
+    rows = []
+    for cell, (sampler, steps, cfg) in enumerate(spec.cell_keys()):
+        made = sweep.assemble(cell)
+        row = {
+            "cell": cell_name(sampler, steps, cfg),
+            "sampler": sampler,
+            "steps": steps,
+            "cfg": cfg,
+            "nfe": nfe_of(spec, bundle, cell),
+            "samples": len(made["images"]),
+            "seconds": made["seconds"],
+            "images_per_second": len(made["images"]) / made["seconds"] if made["seconds"] else None,
+        }
+        if scorer is not None:
+            row.update(scorer(made["images"], made["labels"]))
+        if args.png:
+            _write_pngs(sweep.out / "png" / row["cell"], made["images"])
+        rows.append(row)
+    write_manifest(sweep.out, spec, {"status": "complete", "processes": processes, "cells": rows})
+    print(summary_table(rows))
+    return rows
+
+
+def _scorer(bundle: DiTBundle):
+    """Class accuracy and Frechet distance for models with an evaluator (the embedded one), else None."""
+    if "classifier_dir" not in bundle.extras:
+        return None
+    from dit_demo.lab.evaluate import score_images
+    from dit_demo.training.classifier import FashionClassifier
+
+    try:
+        classifier = FashionClassifier.load(bundle.extras["classifier_dir"])
+        return lambda images, labels: score_images(classifier, images, labels)
+    except (OSError, ValueError) as exc:
+        log.warning("no metrics: %s", exc)
+        return None
+
+
+def _write_pngs(folder: Path, images: np.ndarray) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i:06d}.png")
+
+
+def summary_table(rows: list[dict]) -> str:
+    scored = "accuracy" in rows[0]
+    lines = [
+        "| cell | NFE | samples | seconds | images/s |" + (" class accuracy | Frechet distance |" if scored else ""),
+        "|---|---:|---:|---:|---:|" + ("---:|---:|" if scored else ""),
+    ]
+    for r in rows:
+        line = f"| {r['cell']} | {r['nfe']} | {r['samples']} | {r['seconds']:.1f} | {r['images_per_second'] or 0:.1f} |"
+        if scored:
+            line += f" {100 * r['accuracy']:.1f}% | {r['frechet']:.2f} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def sample_cell(
+    bundle: DiTBundle,
+    levers: Levers,
+    sampler: str,
+    steps: int,
+    cfg: float,
+    num_samples: int,
+    seed: int,
+    out: str | os.PathLike,
+    shard_size: int = 250,
+) -> dict:
+    """One cell of a sweep in this process (the evaluator's front end): its images, labels and
+    seconds. ``out`` keeps its shards, so an interrupted evaluation resumes where it stopped."""
+    spec = SweepSpec(bundle.name, (sampler,), (steps,), (cfg,), num_samples, seed, shard_size, levers.describe())
+    out = Path(out)
+    check_out_dir(out, spec, force_new=True)  # a folder of this cell's; other arguments start it over
+    if not (out / "sweep.json").exists():
+        write_manifest(out, spec, {"status": "running", "processes": 1})
+    sweep = Sweep(spec, bundle, levers, out)
+    for cell, shard in sweep.missing(spec.shards()):
+        sweep.run_shard(cell, shard)
+    return sweep.assemble(0)
