@@ -119,6 +119,7 @@ def test_a_failing_item_is_named_and_finished_shards_stay(tmp_path, monkeypatch)
         (["--samplers", "nope"], "Unknown sampler 'nope'"),
         (["--num-samples", "0"], "--num-samples must be"),
         (["--steps", "ten"], "Cannot read step counts"),
+        (["--cfg-channels", "7"], "cfg"),
     ],
 )
 def test_bad_arguments_get_one_line(tmp_path, argv, message):

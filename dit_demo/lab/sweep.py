@@ -50,6 +50,7 @@ class SweepSpec:
     seed: int = 0
     shard_size: int = 100
     levers: str = "no shortcuts (exact)"  # Levers.describe() of the request
+    cfg_channels: int | None = None  # 3: guidance as in the original DiT code (its FID numbers)
     cells: list[str] = field(default_factory=list, compare=False)
 
     def cell_keys(self) -> list[tuple[str, int, float]]:
@@ -108,7 +109,7 @@ class Sweep:
         first = shard * self.spec.shard_size
         last = min(first + self.spec.shard_size, self.spec.num_samples)
         pairs = [sample_class_and_seed(i, self.bundle.num_classes, self.spec.seed) for i in range(first, last)]
-        return [Lane(sampler, steps, c, s, cfg, **self.levers.lane_fields()) for c, s in pairs]
+        return [Lane(sampler, steps, c, s, cfg, self.spec.cfg_channels, **self.levers.lane_fields()) for c, s in pairs]
 
     def run_shard(self, cell: int, shard: int) -> float:
         """Sample one shard in one lock-step batch and write it atomically; its seconds."""
@@ -194,6 +195,7 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--num-samples", type=int, default=1000, help="samples per cell")
     parser.add_argument("--seed", type=int, default=0, help="sample i uses seed + i // classes")
     parser.add_argument("--shard-size", type=int, default=100, help="samples per shard (one lock-step batch)")
+    parser.add_argument("--cfg-channels", type=int, default=None, help="3 = guidance as in the original DiT code")
     parser.add_argument("--out", required=True, help="the sweep's folder (created; the same one resumes)")
     parser.add_argument("--png", action="store_true", help="also write every image as DIR/png/<cell>/<index>.png")
     parser.add_argument("--force-new", action="store_true", help="replace another sweep's files in --out")
@@ -216,7 +218,19 @@ def build(args, device) -> tuple[SweepSpec, DiTBundle, Levers]:
     steps = parse_steps(args.steps, bundle.num_train_timesteps)
     cfgs = parse_floats(args.cfg) if args.cfg is not None else [bundle.default_cfg]
     spec = SweepSpec(
-        bundle.name, tuple(names), tuple(steps), tuple(cfgs), num_samples, seed, shard_size, levers.describe()
+        bundle.name,
+        tuple(names),
+        tuple(steps),
+        tuple(cfgs),
+        num_samples,
+        seed,
+        shard_size,
+        levers.describe(),
+        args.cfg_channels,
+    )
+    # one lane per cell checked now, so a bad value is one line before any work, not a failed shard
+    check_lanes(
+        bundle, [Lane(s, n, 0, seed, c, args.cfg_channels, **levers.lane_fields()) for s, n, c in spec.cell_keys()]
     )
     return spec, bundle, levers
 
