@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from dit_demo.lab import suite
 from dit_demo.runtime.levers import preset
@@ -106,3 +107,40 @@ def test_an_interrupted_suite_resumes_without_timing_finished_workloads_again(im
         previous=saved[-1],
     )
     assert other["results"][0]["nfe"] == 4  # another step count: nothing is kept
+
+
+def test_the_readme_performance_section_is_made_from_the_committed_json():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = suite.readme_blocks(readme)
+    assert "cpu.json" in blocks  # the CPU suite is measured and shown
+    for name, body in blocks.items():
+        data = json.loads((suite.BENCH_DIR / name).read_text())
+        assert body.strip() == suite.markdown(data).strip(), (
+            f"README out of date: python -m dit_demo bench --readme README.md ({name})"
+        )
+        assert {r["workload"] for r in data["results"]} == set(suite.WORKLOADS) and data.get("quality")
+
+
+def test_refreshing_the_readme_rewrites_only_the_bench_blocks(tmp_path):
+    (tmp_path / "bench").mkdir()
+    data = {
+        **_EMPTY_SUITE,
+        "results": [
+            {
+                "model": "m",
+                "workload": "single",
+                "runner": "engine_exact",
+                "seconds": 1.0,
+                "images": 1,
+                "nfe": 3,
+                "note": "",
+            }
+        ],
+    }
+    (tmp_path / "bench" / "x.json").write_text(json.dumps(data))
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- bench:x.json -->\nstale\n<!-- /bench:x.json -->\nafter\n")
+    assert suite.refresh_readme(readme, tmp_path / "bench") == ["x.json"]
+    text = readme.read_text()
+    assert text.startswith("before\n<!-- bench:x.json -->\n") and text.endswith("<!-- /bench:x.json -->\nafter\n")
+    assert "stale" not in text and "| m | single | 1 |" in text

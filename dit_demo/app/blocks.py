@@ -21,6 +21,8 @@ CSS = (
     " .sampler-info {font-size: 0.9em;}"
     # the grid's title and step headers sit at its top edge: keep Gradio's label and buttons off them
     " #cmp-grid .image-container {padding-top: 2.2em;}"
+    # fullscreen enlarges the grid to the screen (sized by PAGE_JS everywhere else)
+    " :fullscreen img {width: 100%; height: 100%; object-fit: contain;}"
     # a gallery cell is as tall as its (whole-multiple) image, so the image starts at the top of it
     " #gen-images .thumbnail-item {height: auto; aspect-ratio: auto; align-items: flex-start;}"
     # a refused request leaves the last results as they were: no "Error" badge over them (the message
@@ -45,6 +47,10 @@ PAGE_JS = """
   const fit = (img) => {
     const w = img.naturalWidth, h = img.naturalHeight;
     if (!w || !h || !img.parentElement) return;
+    if (document.fullscreenElement && document.fullscreenElement.contains(img)) {
+      img.style.width = img.style.height = img.style.maxWidth = "";  // fullscreen: the CSS fills the screen
+      return;
+    }
     // the room: the smallest clipping box around the image (a gallery's scroll area), and the window
     let roomW = Infinity, roomH = window.innerHeight * 0.85;
     for (let e = img.parentElement, i = 0; e && i < 8; e = e.parentElement, i++) {
@@ -76,6 +82,7 @@ PAGE_JS = """
     if (event.target.matches && event.target.matches(SCALED)) { fit(event.target); setTimeout(() => fit(event.target), 300); }
   }, true);
   window.addEventListener("resize", fitAll);
+  document.addEventListener("fullscreenchange", fitAll);
 }
 """.replace("%s", SCALED)
 

@@ -1,4 +1,10 @@
-"""Screenshot the Compare tab after a real run (for the README): ``python -m dit_demo.app.screenshot``.
+"""Screenshots of the Compare tab from real runs (for the README), with click-to-result times:
+
+    python -m dit_demo.app.screenshot
+
+1. the default 3 x 3 comparison (its click-to-result time);
+2. mid-run: a long comparison while it samples, every lane's live preview in view;
+3. a finished seed x sampler-variant comparison (4 variants x 3 seeds; its click-to-result time).
 
 Needs Debian's Chromium (``apt-get install chromium``) and the ``playwright`` package.
 """
@@ -7,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -16,14 +23,26 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+VARIANTS = "dpmpp_2m[karras=true], ddpm[spacing=linspace]"  # with DDIM and DPM-Solver++ 2M: 4 rows
+
+
+def _compare(page, steps: str, variants: str = "", seeds: int = 1) -> float:
+    """Fill the Compare form, click, and wait for the finished page; seconds from the click."""
+    page.locator("#cmp-steps textarea").fill(steps)
+    page.locator("#cmp-variants textarea, #cmp-variants input").first.fill(variants)
+    page.locator("#cmp-seeds input").fill(str(seeds))
+    page.locator("#cmp-status").evaluate("e => e.innerText = ''")
+    start = time.perf_counter()
+    page.locator("#cmp-run").click()
+    page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=600_000)
+    page.locator("#cmp-grid img").wait_for(timeout=60_000)
+    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
-    parser.add_argument("--out", default="dit_demo/assets/compare-tab.png")
-    parser.add_argument("--class-name", default="7: Sneaker")
-    parser.add_argument("--steps", default="5,10,25")
+    parser.add_argument("--out-dir", default="dit_demo/assets")
     parser.add_argument("--port", type=int, default=7891)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args(argv)
@@ -32,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from app import LAUNCH_SETTINGS, create_app
 
+    out = Path(args.out_dir)
     demo = create_app(args.model)
     demo.launch(prevent_thread_lock=True, server_port=args.port, quiet=True, **LAUNCH_SETTINGS)
     try:
@@ -40,20 +60,29 @@ def main(argv: list[str] | None = None) -> None:
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             page.goto(f"http://127.0.0.1:{args.port}/")
             page.get_by_role("tab", name="Compare").click()
-            page.locator("#cmp-steps textarea").fill(args.steps)
-            page.locator("#c-class input").fill(args.class_name)
-            page.keyboard.press("Enter")
-            start = time.perf_counter()
+            _compare(page, "10,25,50")  # the first run pays for warm-up; the timed ones come after
+            seconds = _compare(page, "10,25,50")
+            print(f"3 x 3 comparison (DDIM, DPM-Solver++ 2M, Euler x 10, 25, 50 steps): {seconds:.2f}s click to result")
+
+            page.locator("#cmp-steps textarea").fill("400,800")
+            page.locator("#cmp-seeds input").fill("2")
             page.locator("#cmp-run").click()
-            page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=600_000)
-            print(f"comparison finished in the browser after {time.perf_counter() - start:.1f}s")
-            page.locator("#distance-plot canvas, #distance-plot svg").first.wait_for(timeout=60_000)
-            time.sleep(1.0)  # let the plots finish their transition
-            page.screenshot(path=args.out, full_page=True)
+            page.locator("#cmp-status").get_by_text("Sampling all lanes").wait_for(timeout=60_000)
+            page.wait_for_timeout(2500)
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(out / "compare-midrun.png"))
+            page.locator("#cmp-stop").click()
+            page.locator("#cmp-status").get_by_text("Stopped at round").wait_for(timeout=60_000)
+
+            seconds = _compare(page, "25", VARIANTS, seeds=3)
+            print(f"4 variants x 3 seeds at 25 steps: {seconds:.2f}s click to result")
+            page.wait_for_timeout(1000)  # let the plots finish their transition
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(out / "compare-tab.png"), full_page=True)
             browser.close()
     finally:
         demo.close()
-    print(f"saved {args.out}")
+    print(f"saved {out / 'compare-midrun.png'} and {out / 'compare-tab.png'}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +51,6 @@ class SweepSpec:
     shard_size: int = 100
     levers: str = "no shortcuts (exact)"  # Levers.describe() of the request
     cfg_channels: int | None = None  # 3: guidance as in the original DiT code (its FID numbers)
-    cells: list[str] = field(default_factory=list, compare=False)
 
     def cell_keys(self) -> list[tuple[str, int, float]]:
         return [(s, n, c) for c in self.cfg_scales for s in self.samplers for n in self.steps]
@@ -63,7 +62,6 @@ class SweepSpec:
 
     def to_json(self) -> dict:
         data = asdict(self)
-        data.pop("cells")
         data["samplers"], data["steps"], data["cfg_scales"] = (
             list(self.samplers),
             list(self.steps),
