@@ -31,10 +31,14 @@ def _compare(page, steps: str, variants: str = "", seeds: int = 1) -> float:
     page.locator("#cmp-steps textarea").fill(steps)
     page.locator("#cmp-variants textarea, #cmp-variants input").first.fill(variants)
     page.locator("#cmp-seeds input").fill(str(seeds))
-    page.locator("#cmp-status").evaluate("e => e.innerText = ''")
+    # finished = the grid shows a new file (every run saves its own)
+    page.evaluate("window.oldGrid = (document.querySelector('#cmp-grid img') || {}).src")
     start = time.perf_counter()
     page.locator("#cmp-run").click()
-    page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=600_000)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#cmp-grid img'); return i && i.src !== window.oldGrid; }",
+        timeout=600_000,
+    )
     page.locator("#cmp-grid img").wait_for(timeout=60_000)
     return time.perf_counter() - start
 
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
             page.get_by_role("tab", name="Compare").click()
             _compare(page, "10,25,50")  # the first run pays for warm-up; the timed ones come after
             seconds = _compare(page, "10,25,50")
+            print(flush=True)
             print(f"3 x 3 comparison (DDIM, DPM-Solver++ 2M, Euler x 10, 25, 50 steps): {seconds:.2f}s click to result")
 
             page.locator("#cmp-steps textarea").fill("400,800")
