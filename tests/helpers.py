@@ -9,14 +9,15 @@ from dit_demo.runtime.bundle import DiTBundle
 
 
 class CountingTransformer:
-    """Stands in for the DiT: forwards, counts calls, optionally edits the output tensor."""
+    """Stands in for the DiT: forwards, counts calls and their rows, optionally edits the output tensor."""
 
     def __init__(self, model, edit=None):
-        self.model, self.edit, self.calls = model, edit, 0
+        self.model, self.edit, self.calls, self.rows = model, edit, 0, []
         self.config, self.dtype = model.config, model.dtype
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
+        self.rows.append(len(args[0]))  # rows of this call
         out = self.model(*args, **kwargs).sample
         return SimpleNamespace(sample=self.edit(out) if self.edit else out)
 

@@ -114,7 +114,9 @@ def test_a_seed_axis_reports_the_mean_and_spread_of_each_cells_distance(small_bu
     assert rows[1]["Reference"] == "reference" and rows[1]["± (sd over seeds)"] == 0
     assert rows[0]["± (sd over seeds)"] > 0  # seeds differ: one seed's luck is not the answer
     one = run_comparison(small_bundle, ComparisonSpec.build("ddim,dpmpp_2m", "3,8", "Bag", seed=5, cfg_text="3"))
-    assert torch.equal(one.cells[0].latents, comparison.cells[1].latents)  # seed 5 is the same image either way
+    # seed 5 is the same image either way (up to fp32 rounding: the two batches differ in size)
+    a, b = one.cells[0].latents, comparison.cells[1].latents
+    assert (a - b).abs().max() < 1e-5 * a.abs().max()
 
 
 def test_a_preset_axis_runs_exact_and_fast_against_the_exact_reference(small_bundle):

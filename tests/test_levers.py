@@ -75,6 +75,53 @@ def test_int8_quantizes_every_linear_layer_of_a_copy(small_bundle):
     assert quantized.dtype == torch.float32 and quantized.extras["levers"] == "int8 linear layers"
 
 
+def test_int8_runs_q_k_v_as_one_layer_with_the_same_result(small_bundle):
+    import copy
+
+    def int8(**rewrites):
+        return levers_module._quantize_int8(copy.deepcopy(small_bundle.transformer), exact_gelu=False, **rewrites)
+
+    fused, apart = int8(), int8(fuse_qkv=False)
+    attention = fused.transformer_blocks[0].attn1
+    assert hasattr(attention, "to_qkv") and not hasattr(attention, "to_q")
+    x, t, y = torch.randn(3, 4, 8, 8), torch.tensor([999.0, 500.0, 3.0]), torch.tensor([1, 2, 10])
+    with torch.inference_mode():  # per-channel weight scales and one activation scale: the same numbers
+        assert torch.equal(fused(x, timestep=t, class_labels=y).sample, apart(x, timestep=t, class_labels=y).sample)
+
+
+def test_int8_packs_its_weights_for_onednn_and_leaves_the_global_engine_alone(small_bundle, monkeypatch):
+    engines = torch.backends.quantized.supported_engines
+    assert levers_module.INT8_ENGINE == "onednn" and "onednn" in engines and "x86" in engines  # this CPU build
+    before = torch.backends.quantized.engine
+    lever = with_model_levers(small_bundle, Levers(quantize="int8")).transformer
+    assert torch.backends.quantized.engine == before
+    monkeypatch.setattr(levers_module, "INT8_ENGINE", "x86")
+    x86 = with_model_levers(small_bundle, Levers(quantize="int8")).transformer
+    x, t, y = torch.randn(3, 4, 8, 8), torch.tensor([999.0, 500.0, 3.0]), torch.tensor([1, 2, 10])
+    with torch.inference_mode():
+        ours, theirs = (m(x, timestep=t, class_labels=y).sample for m in (lever, x86))
+    # packing under x86 inside the lever would give x86's numbers; oneDNN rounds its own way
+    assert not torch.equal(ours, theirs)
+
+
+def test_int8_computes_gelu_by_erf_which_moves_fp32_outputs_by_rounding_only(small_bundle):
+    import copy
+
+    from diffusers.models.activations import GELU
+
+    lever = with_model_levers(small_bundle, Levers(quantize="int8")).transformer
+    assert {m.approximate for m in lever.modules() if isinstance(m, GELU)} == {"none"}
+    erf = copy.deepcopy(small_bundle.transformer)
+    levers_module._exact_gelu(erf)
+    assert {m.approximate for m in small_bundle.transformer.modules() if isinstance(m, GELU)} == {"tanh"}
+    x, t, y = torch.randn(3, 4, 8, 8), torch.tensor([999.0, 500.0, 3.0]), torch.tensor([1, 2, 10])
+    with torch.inference_mode():
+        tanh_out, erf_out = (m(x, timestep=t, class_labels=y).sample for m in (small_bundle.transformer, erf))
+    assert not torch.equal(erf_out, tanh_out)  # the switch ran
+    # the two GELUs differ by < 5e-4: in fp32 the output moves by 1e-4 of its size (int8 itself: 1e-2)
+    assert (erf_out - tanh_out).norm() < 1e-3 * tanh_out.norm()
+
+
 def test_bf16_converts_a_copy_of_transformer_and_vae(small_bundle):
     half = with_model_levers(small_bundle, Levers(dtype="bf16"))
     assert half.dtype == torch.bfloat16 and half.vae.dtype == torch.bfloat16

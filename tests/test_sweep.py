@@ -61,6 +61,35 @@ def test_two_processes_on_accelerate_give_the_same_bytes(one_process, tmp_path):
     assert all("shard(s) to run" in (out / "logs" / f"process-{r}.log").read_text() for r in (0, 1))
     for name in CELLS:
         assert (out / name).read_bytes() == (one_process / name).read_bytes()
+    for row in json.loads((out / "sweep.json").read_text())["cells"]:  # wall time, not process time
+        assert 0 < row["seconds"] <= row["process_seconds"] + 1e-6  # epoch floats: microsecond rounding
+        assert row["images_per_second"] == pytest.approx(row["samples"] / row["seconds"])
+
+
+def test_each_process_gets_the_same_share_of_every_cell():
+    from accelerate import PartialState
+
+    spec = sweep_module.SweepSpec("m", ("ddim", "heun"), (5, 50), (1.5,), num_samples=1000, shard_size=100)
+    everything = spec.shards()
+    assert sorted(everything) == [(c, k) for c in range(4) for k in range(10)]
+    state = PartialState()
+    saved = state.num_processes, state.process_index
+    for processes in (2, 5):  # accelerate's split of the list, as each of K processes would see it
+        for rank in range(processes):
+            state.num_processes, state.process_index = processes, rank  # shared state: restored below
+            try:
+                with state.split_between_processes(everything) as mine:
+                    share = list(mine)
+            finally:
+                state.num_processes, state.process_index = saved
+            assert sorted(c for c, _ in share) == sorted(list(range(4)) * (10 // processes))
+
+
+def test_a_cells_wall_time_counts_overlapping_shards_once_and_pauses_not_at_all():
+    # two processes side by side (0-4 and 1-3), then a resumed run a day later (86400-86402)
+    assert sweep_module.covered_seconds([(86400.0, 86402.0), (1.0, 3.0), (0.0, 4.0)]) == 6.0
+    assert sweep_module.covered_seconds([(0.0, 2.0), (2.0, 5.0)]) == 5.0
+    assert sweep_module.covered_seconds([]) == 0.0
 
 
 def test_a_killed_sweep_resumes_to_the_same_files_and_keeps_its_finished_shard(one_process, tmp_path, monkeypatch):
@@ -85,6 +114,9 @@ def test_a_killed_sweep_resumes_to_the_same_files_and_keeps_its_finished_shard(o
     assert finished[0].stat().st_mtime_ns == before  # not rewritten
     for name in CELLS:
         assert (out / name).read_bytes() == (one_process / name).read_bytes()
+    for row in json.loads((out / "sweep.json").read_text())["cells"]:  # wall time, not process time
+        assert 0 < row["seconds"] <= row["process_seconds"] + 1e-6  # epoch floats: microsecond rounding
+        assert row["images_per_second"] == pytest.approx(row["samples"] / row["seconds"])
 
 
 def test_other_arguments_into_a_sweeps_folder_are_refused_and_change_nothing(one_process):

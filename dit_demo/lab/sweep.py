@@ -57,9 +57,14 @@ class SweepSpec:
         return [(s, n, c) for c in self.cfg_scales for s in self.samplers for n in self.steps]
 
     def shards(self) -> list[tuple[int, int]]:
-        """(cell index, shard index) for every piece of work, cell after cell."""
+        """(cell index, shard index) for every piece of work: shard 0 of every cell, then shard 1, ...
+
+        Processes take contiguous shares of this list (``split_between_processes``), so in this
+        order each process gets the same slice of every cell; cell after cell, the process holding
+        the last cells (Heun's two evaluations per step, the most steps) would finish last.
+        """
         per_cell = -(-self.num_samples // self.shard_size)
-        return [(c, k) for c in range(len(self.cell_keys())) for k in range(per_cell)]
+        return [(c, k) for k in range(per_cell) for c in range(len(self.cell_keys()))]
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -113,7 +118,7 @@ class Sweep:
     def run_shard(self, cell: int, shard: int) -> float:
         """Sample one shard in one lock-step batch and write it atomically; its seconds."""
         lanes = self.lanes(cell, shard)
-        start = time.perf_counter()
+        started, start = time.time(), time.perf_counter()
         results = run(self.bundle, check_lanes(self.bundle, lanes, max_lanes=len(lanes)), max_batch=2 * len(lanes))
         pixels = self.bundle.decode(torch.stack([r.latents for r in results]))  # (N, 1 or 3, H, W) in [-1, 1]
         if pixels.shape[1] == 1:
@@ -121,7 +126,8 @@ class Sweep:
         images = ((pixels + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         seconds = time.perf_counter() - start
         labels = np.array([lane.class_id for lane in lanes], dtype=np.int64)
-        atomic_savez(self.shard_path(cell, shard), images=images, labels=labels, seconds=np.array(seconds))
+        span = np.array([started, started + seconds])  # wall-clock interval, for the cell's wall time
+        atomic_savez(self.shard_path(cell, shard), images=images, labels=labels, seconds=np.array(seconds), span=span)
         return seconds
 
     def assemble(self, cell: int) -> dict:
@@ -132,7 +138,24 @@ class Sweep:
         labels = np.concatenate([p["labels"] for p in parts])
         if not self.cell_path(cell).exists():
             atomic_savez(self.cell_path(cell), arr_0=images, arr_1=labels)
-        return {"images": images, "labels": labels, "seconds": float(sum(float(p["seconds"]) for p in parts))}
+        busy = float(sum(float(p["seconds"]) for p in parts))
+        spans = [tuple(p["span"]) for p in parts if "span" in p]
+        wall = covered_seconds(spans) if len(spans) == len(parts) else busy
+        return {"images": images, "labels": labels, "seconds": wall, "process_seconds": busy}
+
+
+def covered_seconds(spans: list[tuple[float, float]]) -> float:
+    """Length of the union of (start, end) intervals: the time some process worked on a cell.
+
+    Shards of one cell run side by side on several processes, so their seconds add up to more
+    than the wall time; a resumed sweep's pause between runs is not the cell's time either.
+    """
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def atomic_savez(path: Path, **arrays) -> None:
@@ -329,7 +352,8 @@ def finish(sweep: Sweep, args, processes: int) -> list[dict]:
             "cfg": cfg,
             "nfe": nfe_of(spec, bundle, cell),
             "samples": len(made["images"]),
-            "seconds": made["seconds"],
+            "seconds": made["seconds"],  # wall time: some process was working on the cell
+            "process_seconds": made["process_seconds"],  # summed over processes
             "images_per_second": len(made["images"]) / made["seconds"] if made["seconds"] else None,
         }
         if scorer is not None:
@@ -368,7 +392,8 @@ def _write_pngs(folder: Path, images: np.ndarray) -> None:
 def summary_table(rows: list[dict]) -> str:
     scored = "accuracy" in rows[0]
     lines = [
-        "| cell | NFE | samples | seconds | images/s |" + (" class accuracy | Frechet distance |" if scored else ""),
+        "| cell | NFE | samples | wall time (s) | images/s |"
+        + (" class accuracy | Frechet distance |" if scored else ""),
         "|---|---:|---:|---:|---:|" + ("---:|---:|" if scored else ""),
     ]
     for r in rows:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from dit_demo.runtime.distinct_rows import distinct_rows
+
 MAX_REUSES = 2
 
 
@@ -72,9 +74,10 @@ class BlockCache:
     def forward(self, model, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, keys: list, thresholds: list):
         """``model(x, timestep=t, class_labels=y).sample`` with the later blocks skipped where they may be."""
         blocks = model.transformer_blocks
-        h = model.pos_embed(x)  # (rows, tokens, hidden)
-        h1 = blocks[0](h, timestep=t, class_labels=y)
-        first = h1 - h
+        distinct, inverse = distinct_rows(x, t, y)  # identical rows (lanes sharing a seed) run once
+        h = model.pos_embed(x[distinct])  # (distinct rows, tokens, hidden)
+        h1_distinct = blocks[0](h, timestep=t[distinct], class_labels=y[distinct])
+        first, h1 = (h1_distinct - h)[inverse], h1_distinct[inverse]
         slots = self._slots(keys, first)
         cached = self.first[slots]
         change = (first - cached).abs().mean((1, 2)) / cached.abs().mean((1, 2)).clamp_min(1e-12)
@@ -88,10 +91,12 @@ class BlockCache:
         out = h1.clone()
         todo = (~reuse).nonzero().flatten()
         if len(todo):
-            hs, ts, ys = h1[todo], t[todo], y[todo]
+            groups, copies = torch.unique(inverse[todo], return_inverse=True)  # each distinct row once
+            rows = distinct[groups]
+            hs, ts, ys = h1_distinct[groups], t[rows], y[rows]
             for block in blocks[1:]:
                 hs = block(hs, timestep=ts, class_labels=ys)
-            out[todo] = hs
+            out[todo] = hs[copies]
         out[reuse] = h1[reuse] + self.rest[slots[reuse]]
         fresh = slots[todo]
         self.first[fresh], self.rest[fresh], self.has[fresh] = first[todo], (out - h1)[todo], True
@@ -101,7 +106,15 @@ class BlockCache:
         self.computed += len(todo)
         if self.record:
             self.seen.append((list(keys), reuse.tolist()))
-        return _final_layer(model, out, t, y, model.patch_size)
+        # the output layer once per distinct row too (a reused row's residual is its own), so that
+        # threshold 0 hands every layer the batch the uncached path would
+        key = inverse.clone()
+        key[reuse] = len(distinct) + reuse.nonzero().flatten()
+        groups, copies = torch.unique(key, return_inverse=True)
+        rep = torch.empty(len(groups), dtype=torch.long, device=x.device).scatter_(
+            0, copies, torch.arange(len(x), device=x.device)
+        )
+        return _final_layer(model, out[rep], t[rep], y[rep], model.patch_size)[copies]
 
 
 def _final_layer(model, h: torch.Tensor, t: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:

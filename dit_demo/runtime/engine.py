@@ -3,7 +3,8 @@
 A request is a list of *lanes*; a lane is one image: (sampler, steps, class, seed, cfg).
 At every round each unfinished lane contributes its current latent and timestep, and the
 transformer runs once for all of them (per-sample timesteps), so a comparison of many
-samplers costs one batched forward per round instead of one per cell.
+samplers costs one batched forward per round instead of one per cell. Rows that are identical
+(lanes on one seed often share their first rounds) are evaluated once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.distinct_rows import distinct_rows
 from dit_demo.runtime.request import MAX_LANES, CheckedLane, Lane, check_lanes
 
 
@@ -153,9 +155,12 @@ def _forward(
     x = torch.cat(xs).to(bundle.dtype)  # (rows, C, H, W)
     t = torch.tensor(ts, device=bundle.device)
     y = torch.tensor(ys, device=bundle.device, dtype=torch.long)
-    chunk = max_batch or len(xs)
+    first, inverse = distinct_rows(x, t, y)
+    if cache is None:  # identical rows run once; the cache keeps per-row state, so it finds them itself
+        x, t, y = x[first], t[first], y[first]
+    chunk = max_batch or len(x)
     outs = []
-    for i in range(0, len(xs), chunk):
+    for i in range(0, len(x), chunk):
         if i:  # big rounds stop between chunks too
             _check_cancel(cancel, f"Stopped during {where}.")
         part = slice(i, i + chunk)
@@ -163,7 +168,8 @@ def _forward(
             outs.append(bundle.transformer(x[part], timestep=t[part], class_labels=y[part]).sample)
         else:
             outs.append(cache.forward(bundle.transformer, x[part], t[part], y[part], keys[part], thresholds[part]))
-    return torch.cat(outs).float()
+    out = torch.cat(outs).float()
+    return out[inverse] if cache is None else out
 
 
 def run(

@@ -30,6 +30,8 @@ from functools import cache
 from pathlib import Path
 
 import torch
+from diffusers.models.activations import GELU
+from diffusers.models.attention_processor import Attention, FusedAttnProcessor2_0
 from diffusers.utils import logging as diffusers_logging
 
 from dit_demo.runtime.bundle import DiTBundle
@@ -75,13 +77,60 @@ def has_int8_kernels() -> bool:
     return True
 
 
-def _quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
+def _fuse_qkv(module: torch.nn.Module) -> None:
+    """One q/k/v projection per self-attention (diffusers' own fusion and processor).
+
+    With int8 weights quantized per output channel and the activation quantized once per call,
+    the fused layer computes exactly what the three did (the same scales, bit for bit), in one
+    matrix product instead of three: 5% of an XL/2 forward on a 2-core CPU.
+    """
+    for attention in module.modules():
+        if isinstance(attention, Attention) and not attention.is_cross_attention:
+            with torch.no_grad():
+                attention.fuse_projections()
+            attention.set_processor(FusedAttnProcessor2_0())
+            del attention.to_q, attention.to_k, attention.to_v  # the fused layer replaces them
+
+
+def _exact_gelu(module: torch.nn.Module) -> None:
+    """The MLP's GELU by erf instead of its tanh approximation.
+
+    The two differ by at most 5e-4 (absolute), far below the int8 rounding of the same activations,
+    and on CPUs erf costs half of what tanh does: 4% of an int8 XL/2 forward on 2 cores.
+    """
+    for activation in module.modules():
+        if isinstance(activation, GELU) and activation.approximate == "tanh":
+            activation.approximate = "none"
+
+
+def _quantize_int8(module: torch.nn.Module, fuse_qkv: bool = True, exact_gelu: bool = True) -> torch.nn.Module:
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
+    if fuse_qkv:
+        _fuse_qkv(module)
+    if exact_gelu:
+        _exact_gelu(module)
     spec = {name: per_channel_dynamic_qconfig for name, m in module.named_modules() if isinstance(m, torch.nn.Linear)}
-    with warnings.catch_warnings():  # torch announces a future move of these kernels to torchao; they work today
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), _packing_engine(INT8_ENGINE):  # torch announces a future move of these
+        warnings.simplefilter("ignore")  # kernels to torchao; they work today
         return quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
+
+
+# The weights are packed for one backend's kernels, which then run them whatever the global engine
+# says later. oneDNN's run DiT-XL/2's layers 10-13% faster than the default x86/fbgemm ones on this
+# CPU (2 and 12 rows; AVX-512 VNNI).
+INT8_ENGINE = "onednn"
+
+
+@contextmanager
+def _packing_engine(name: str):
+    before = torch.backends.quantized.engine
+    if name in torch.backends.quantized.supported_engines:
+        torch.backends.quantized.engine = name
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = before
 
 
 @dataclass(frozen=True)
