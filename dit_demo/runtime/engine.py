@@ -155,8 +155,9 @@ def _forward(
     x = torch.cat(xs).to(bundle.dtype)  # (rows, C, H, W)
     t = torch.tensor(ts, device=bundle.device)
     y = torch.tensor(ys, device=bundle.device, dtype=torch.long)
-    first, inverse = distinct_rows(x, t, y)
-    if cache is None:  # identical rows run once; the cache keeps per-row state, so it finds them itself
+    inverse = None
+    if cache is None:  # identical rows run once (the cache keeps per-row state and finds them itself)
+        first, inverse = distinct_rows(x, t, y)
         x, t, y = x[first], t[first], y[first]
     chunk = max_batch or len(x)
     outs = []
@@ -169,7 +170,7 @@ def _forward(
         else:
             outs.append(cache.forward(bundle.transformer, x[part], t[part], y[part], keys[part], thresholds[part]))
     out = torch.cat(outs).float()
-    return out[inverse] if cache is None else out
+    return out if inverse is None else out[inverse]
 
 
 def run(
