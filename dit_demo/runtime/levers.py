@@ -97,7 +97,7 @@ def _exact_gelu(module: torch.nn.Module) -> None:
     """The MLP's GELU by erf instead of its tanh approximation.
 
     The two differ by at most 5e-4 (absolute), far below the int8 rounding of the same activations,
-    and on CPUs erf costs half of what tanh does: 4% of an int8 XL/2 forward on 2 cores.
+    and on CPUs erf costs half of what tanh does: about 3% of an int8 XL/2 forward on 2 cores.
     """
     for activation in module.modules():
         if isinstance(activation, GELU) and activation.approximate == "tanh":
@@ -118,8 +118,9 @@ def _quantize_int8(module: torch.nn.Module, fuse_qkv: bool = True, exact_gelu: b
 
 
 # The weights are packed for one backend's kernels, which then run them whatever the global engine
-# says later. oneDNN's run DiT-XL/2's layers 10-13% faster than the default x86/fbgemm ones on this
-# CPU (2 and 12 rows; AVX-512 VNNI).
+# says later. oneDNN's run DiT-XL/2's 1152-wide layers 4-13% faster than the default x86/fbgemm
+# ones on this CPU (2 and 12 rows; AVX-512 VNNI), but the embedded model's 128-wide ones 20-30%
+# slower at 2-18 rows (README, under the performance table).
 INT8_ENGINE = "onednn"
 
 
