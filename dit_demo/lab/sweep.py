@@ -275,8 +275,8 @@ def main(argv: list[str] | None = None) -> None:
         # fp32 matrix kernels split their sums by thread count: the same threads per process in every
         # run is what makes one process and K processes write the same bytes (measured: 30 of 3M
         # pixels differ between 2 threads and 1 at 100 lanes a batch)
-        torch.set_num_threads(max(1, int(args.threads)))
-        spec, bundle, levers = build(args, state.device)
+        spec, bundle, levers = build(args, state.device)  # checks --threads with the other arguments
+        torch.set_num_threads(spec.threads)
         out = Path(args.out)
         if state.is_main_process or not args.force_new:  # every process stops with the same message
             check_out_dir(out, spec, args.force_new)

@@ -110,10 +110,7 @@ class BlockCache:
         # threshold 0 hands every layer the batch the uncached path would
         key = inverse.clone()
         key[reuse] = len(distinct) + reuse.nonzero().flatten()
-        groups, copies = torch.unique(key, return_inverse=True)
-        rep = torch.empty(len(groups), dtype=torch.long, device=x.device).scatter_(
-            0, copies, torch.arange(len(x), device=x.device)
-        )
+        rep, copies = distinct_rows(key)
         return _final_layer(model, out[rep], t[rep], y[rep], model.patch_size)[copies]
 
 
