@@ -11,6 +11,11 @@ import argparse
 import os
 import sys
 
+try:  # ZeroGPU patches torch's CUDA entry points when imported, so it comes before anything imports torch
+    import spaces  # noqa: F401
+except ImportError:  # not installed: not on Spaces
+    pass
+
 from dit_demo.app.blocks import CSS, PAGE_JS, build_ui
 from dit_demo.app.model_slot import EMBEDDED_NAME, ModelSlot, allowed_models, default_model
 from dit_demo.lab.pngmeta import MAX_PNG_BYTES

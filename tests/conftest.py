@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,10 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 from PIL import Image
 from png_helpers import PARAMS
+from prerequisites import chromium_path, missing, missing_message
 
+from app import LAUNCH_SETTINGS, create_app
+from dit_demo.app.screenshot import CHROMIUM_ARGS
 from dit_demo.lab.pngmeta import save_png
 from dit_demo.runtime.loader import load_bundle, save_bundle
 
@@ -72,6 +76,12 @@ def small_bundle(small_bundle_dir):
     return load_bundle(small_bundle_dir, device="cpu", dtype="fp32")
 
 
+def pytest_sessionstart(session):
+    """Stop before the first test when Fashion-MNIST or a Chromium is missing: one line, not a failure per test."""
+    if names := missing():
+        pytest.exit(missing_message(names), returncode=4)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """In CI (``CI`` set) a skipped test is a failure: every test here is required."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -91,3 +101,56 @@ def embedded_bundle():
 def saved(tmp_path) -> Path:
     """A PNG saved by the app, carrying ``png_helpers.PARAMS``."""
     return save_png(Image.new("RGB", (40, 30), "navy"), tmp_path / "out" / "saved.png", PARAMS)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url(small_bundle_dir):
+    """The app on the small test model, served for the whole session (API and browser tests share it)."""
+    demo = create_app(str(small_bundle_dir), "cpu", "fp32")
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **LAUNCH_SETTINGS)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    """``new_page(width, height)``: a page in a fresh context; the test fails on any page error or
+    console error seen on any of its pages (a missing favicon aside)."""
+    contexts, errors = [], []
+
+    def make(width: int, height: int):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+        page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert not [e for e in errors if "favicon" not in e], errors

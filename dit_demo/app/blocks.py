@@ -90,7 +90,7 @@ PAGE_JS = """
 def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: float = DEFAULT_MAX_SECONDS) -> gr.Blocks:
     """The app; each request may cost at most ``max_request_seconds`` of estimated work (0: no limit)."""
     ctx = AppContext(slot, max_request_seconds)
-    ctx.budget()  # measure the loaded model now, not during the first request
+    ctx.measure_now()
     with gr.Blocks(title="DiT Sampler Lab", delete_cache=DELETE_CACHE) as demo:
         with gr.Row():
             gr.Markdown(

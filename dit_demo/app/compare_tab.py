@@ -22,12 +22,13 @@ from dit_demo.app.context import (
     sampler_choices,
     stopped_status,
 )
-from dit_demo.app.errors import gpu, user_errors
+from dit_demo.app.errors import user_errors
 from dit_demo.app.outputs import file_name, save_output, save_zip
 from dit_demo.app.plots import comparison_plots
 from dit_demo.app.preview import preview_images
 from dit_demo.app.streaming import stream
-from dit_demo.lab.compare import MAX_SEEDS, Comparison, ComparisonSpec, run_comparison
+from dit_demo.app.zerogpu import gpu_event
+from dit_demo.lab.compare import MAX_SEEDS, Comparison, ComparisonSpec, comparison_work, run_comparison
 from dit_demo.runtime.engine import Progress
 from dit_demo.runtime.parsing import MAX_SEED, split_list
 
@@ -144,40 +145,46 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
     view.change(lambda which, kept: kept.get(which, gr.skip()), [view, files], grid, api_visibility="private")
     inputs = [samplers_box, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets, view]
     outputs = [preview, grid, files, download, table, dist_plot, sigma_plot, summary]
-    event = run.click(gpu(_on_compare(ctx)), inputs, outputs, api_name="compare", preprocess=False, **MODEL_EVENTS)
+    event = run.click(_on_compare(ctx), inputs, outputs, api_name="compare", preprocess=False, **MODEL_EVENTS)
     event.failure(refused_status, None, summary, api_visibility="private")
     stop.click(stopped_status, summary, summary, cancels=[event], api_visibility="private")
     return tab
 
 
-def _on_compare(ctx: AppContext):
-    @user_errors
-    def on_compare(
-        sampler_names,
+def _comparison_spec(ctx: AppContext, sampler_names, steps_text, cfg_text, class_item, seed, channels, reference,
+                     variants, seeds, presets) -> ComparisonSpec:  # fmt: skip
+    """The form's values as a checked comparison (``ValueError`` naming the field when one is bad)."""
+    return ComparisonSpec.build(
+        _rows(sampler_names, variants),
         steps_text,
-        cfg_text,
         class_item,
-        seed,
+        0 if seed is None else seed,
+        cfg_text,
         channels,
         reference,
-        variants="",
-        seeds=1,
-        presets=("exact",),
-        view="images",
-    ):
+        max_steps=ctx.slot.get().num_train_timesteps,
+        seeds=1 if seeds is None else seeds,
+        presets=presets,
+    )
+
+
+def _on_compare(ctx: AppContext):
+    # /compare's arguments, in the order of the form; the API may leave out the ones with defaults
+    def estimate(sampler_names, steps, cfgs, class_, seed, channels, reference, variants="", seeds=1, presets=("exact",),
+                 view="images") -> float | None:  # fmt: skip
+        """Seconds the comparison should take, before anything runs (None: the model is not measured yet)."""
+        spec = _comparison_spec(
+            ctx, sampler_names, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets
+        )
+        return ctx.estimate(comparison_work(ctx.slot.variants(), spec))
+
+    @user_errors
+    def on_compare(sampler_names, steps, cfgs, class_, seed, channels, reference, variants="", seeds=1, presets=("exact",),
+                   view="images"):  # fmt: skip
         models, limit = ctx.slot.variants(), ctx.budget()
         bundle = models.base
-        spec = ComparisonSpec.build(
-            _rows(sampler_names, variants),
-            steps_text,
-            class_item,
-            0 if seed is None else seed,
-            cfg_text,
-            channels,
-            reference,
-            max_steps=bundle.num_train_timesteps,
-            seeds=1 if seeds is None else seeds,
-            presets=presets,
+        spec = _comparison_spec(
+            ctx, sampler_names, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets
         )
         start = time.perf_counter()
         job = lambda callback, cancel: run_comparison(models, spec, callback, cancel, limit)  # noqa: E731
@@ -196,7 +203,7 @@ def _on_compare(ctx: AppContext):
             ctx.costs.observe(limit, time.perf_counter() - start)
             yield (gr.skip(), *comparison_outputs(bundle.name, item, view))
 
-    return on_compare
+    return gpu_event(on_compare, estimate)
 
 
 def _rows(picked, variants) -> list[str] | str:

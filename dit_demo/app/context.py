@@ -6,13 +6,15 @@ import dataclasses
 import random
 import re
 import threading
+from collections.abc import Sequence
 
 import samplers
 from dit_demo.app.model_slot import ModelSlot
 from dit_demo.runtime.budget import Budget, CostModel
 from dit_demo.runtime.bundle import DiTBundle
-from dit_demo.runtime.engine import Progress
-from dit_demo.runtime.levers import preset
+from dit_demo.runtime.devices import on_zerogpu
+from dit_demo.runtime.engine import MAX_BATCH, Progress
+from dit_demo.runtime.levers import describe_preset
 from dit_demo.runtime.request import Defaults
 
 CFG_CHANNEL_CHOICES = [("all latent channels (4)", 0), ("first 3, as the original DiT code", 3)]
@@ -33,6 +35,18 @@ class CostCache:
         self._cost: tuple[DiTBundle, CostModel] | None = None  # the bundle is kept so its identity is unique
         self.overhead = self.START_OVERHEAD
         self._lock = threading.Lock()
+
+    def remember(self, bundle: DiTBundle, cost: CostModel) -> None:
+        """Take ``cost`` as the cost of ``bundle`` (measured elsewhere: a bench run, a test)."""
+        with self._lock:
+            self._cost = (bundle, cost)
+
+    def known(self, bundle: DiTBundle) -> CostModel | None:
+        """The cost of ``bundle`` if it has been measured (None otherwise): nothing runs."""
+        with self._lock:
+            if self._cost is None or self._cost[0] is not bundle:
+                return None
+            return dataclasses.replace(self._cost[1], overhead=self.overhead)
 
     def get(self, bundle: DiTBundle) -> CostModel:
         with self._lock:
@@ -70,6 +84,17 @@ class AppContext:
             return None
         return Budget(self.max_request_seconds, self.costs.get(self.slot.get()))
 
+    def measure_now(self) -> None:
+        """Measure the loaded model's cost now, so no request waits for it; on ZeroGPU the GPU exists only
+        inside a request, so the first request measures it there."""
+        if not on_zerogpu():
+            self.costs.get(self.slot.get())
+
+    def estimate(self, work: Sequence[tuple[int, int]]) -> float | None:
+        """Estimated seconds for lanes of (model evaluations, rows); None while the model is unmeasured."""
+        cost = self.costs.known(self.slot.get())
+        return None if cost is None else cost.estimate(work, MAX_BATCH)
+
     def defaults(self) -> Defaults:
         return Defaults.for_bundle(self.slot.get())
 
@@ -78,7 +103,7 @@ def preset_choices(bundle: DiTBundle) -> list[tuple[str, str]]:
     """The speed presets, each saying what it does on this model's device."""
     return [
         ("exact: no shortcuts", "exact"),
-        (f"fast: {preset('fast', bundle.device).describe()}", "fast"),
+        (f"fast: {describe_preset('fast', bundle.device)}", "fast"),
     ]
 
 

@@ -6,21 +6,10 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 
 import gradio as gr
 
 log = logging.getLogger(__name__)
-
-try:  # ZeroGPU on Hugging Face Spaces: only when the `spaces` package is there
-    import spaces
-
-    gpu = spaces.GPU(duration=120) if os.environ.get("SPACE_ID") else (lambda fn: fn)
-except ImportError:
-
-    def gpu(fn):
-        return fn
-
 
 def as_gr_error(exc: Exception) -> gr.Error:
     if isinstance(exc, (ValueError, FileNotFoundError)):

@@ -20,15 +20,17 @@ from dit_demo.app.context import (
     sampler_info,
     stopped_status,
 )
-from dit_demo.app.errors import gpu, user_errors
+from dit_demo.app.errors import user_errors
 from dit_demo.app.outputs import file_name, save_output
 from dit_demo.app.preview import preview_images
 from dit_demo.app.streaming import stream
+from dit_demo.app.zerogpu import gpu_event
 from dit_demo.lab.generate import generate, generation_lanes
 from dit_demo.lab.pngmeta import read_parameters
 from dit_demo.runtime.engine import Progress
 from dit_demo.runtime.levers import preset
 from dit_demo.runtime.parsing import MAX_CFG, MAX_SEED, as_float
+from dit_demo.runtime.request import check_lanes, lane_work
 
 
 @dataclass
@@ -145,7 +147,7 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
     # preprocess=False: every payload reaches the request layer as sent, so a bad one gets our message
     # (Gradio's own conversion would answer "abc" or NaN with a generic error)
     event = run.click(
-        gpu(_on_generate(ctx)),
+        _on_generate(ctx),
         inputs,
         [preview, gallery, summary],
         api_name="generate",
@@ -178,19 +180,34 @@ def _default_steps(ctx: AppContext, name: str | None):
         return gr.skip()
 
 
+def _generate_request(ctx: AppContext, classes, sampler, steps, cfg, channels, seed, per_class, speed, options):
+    """The form's values as the model copy to run and the lanes to run on it (``ValueError`` if bad)."""
+    levers = preset(speed or "exact", ctx.slot.get().device)
+    bundle = ctx.slot.model_for(levers)
+    cfg = as_float("CFG scale", cfg, 0.0, MAX_CFG)  # the API must send one: None is not "the default" here
+    seed = 0 if seed is None else seed
+    if isinstance(options, str) and options.strip() and isinstance(sampler, str):
+        sampler = f"{sampler}[{options.strip()}]"  # a variant: checked with the sampler's own options
+    lanes = generation_lanes(classes, sampler, steps, cfg, seed, per_class, channels, **levers.lane_fields())
+    if isinstance(classes, list):  # counted above; now every bad class is named at once, not the first only
+        bundle.labels.resolve_all(classes)
+    return levers, bundle, lanes
+
+
 def _on_generate(ctx: AppContext):
+    def estimate(classes, sampler, steps, cfg, channels, seed, per_class, speed="exact", options=""):
+        """Seconds the request should take, before anything runs (None: the model is not measured yet)."""
+        _, bundle, lanes = _generate_request(
+            ctx, classes, sampler, steps, cfg, channels, seed, per_class, speed, options
+        )
+        return ctx.estimate(lane_work(bundle, check_lanes(bundle, lanes)))
+
     @user_errors
     def on_generate(classes, sampler, steps, cfg, channels, seed, per_class, speed="exact", options=""):
         limit = ctx.budget()  # measured on the exact model: an upper bound for the fast one
-        levers = preset(speed or "exact", ctx.slot.get().device)
-        bundle = ctx.slot.model_for(levers)
-        cfg = as_float("CFG scale", cfg, 0.0, MAX_CFG)  # the API must send one: None is not "the default" here
-        seed = 0 if seed is None else seed
-        if isinstance(options, str) and options.strip() and isinstance(sampler, str):
-            sampler = f"{sampler}[{options.strip()}]"  # a variant: checked with the sampler's own options
-        lanes = generation_lanes(classes, sampler, steps, cfg, seed, per_class, channels, **levers.lane_fields())
-        if isinstance(classes, list):  # counted above; now every bad class is named at once, not the first only
-            bundle.labels.resolve_all(classes)
+        levers, bundle, lanes = _generate_request(
+            ctx, classes, sampler, steps, cfg, channels, seed, per_class, speed, options
+        )
         start = time.perf_counter()
         for item in stream(lambda callback, cancel: generate(bundle, lanes, callback, cancel, limit), PREVIEW_INTERVAL):
             if isinstance(item, Progress):
@@ -210,7 +227,7 @@ def _on_generate(ctx: AppContext):
                 f"{speed or 'exact'} preset: {levers.describe()}",
             )
 
-    return on_generate
+    return gpu_event(on_generate, estimate)
 
 
 def _name(p: dict) -> str:

@@ -37,7 +37,7 @@ def wire_model_row(ctx: AppContext, row, generate: GenerateTab, compare: Compare
         progress(0.1, desc=f"Loading {name} (downloads on first use)...")
         bundle = ctx.slot.load(name)
         progress(0.9, desc="Measuring the model's speed for the per-request limit...")
-        ctx.budget()
+        ctx.measure_now()
         choices = bundle.labels.choices()
         return (
             loaded_text(bundle),

@@ -16,7 +16,7 @@ from dit_demo.lab.grid import make_grid
 from dit_demo.lab.metrics import latent_rmse, pixel_rmse
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
-from dit_demo.runtime.engine import Progress, run
+from dit_demo.runtime.engine import MAX_BATCH, Progress, run
 from dit_demo.runtime.levers import PRESETS, ModelVariants, preset
 from dit_demo.runtime.parsing import (
     MAX_SEED,
@@ -29,10 +29,9 @@ from dit_demo.runtime.parsing import (
     parse_spacing,
     parse_steps,
 )
-from dit_demo.runtime.request import MAX_LANES, Lane, check_lanes
+from dit_demo.runtime.request import MAX_LANES, Lane, check_lanes, lane_work
 
 MAX_SEEDS = 16
-MAX_BATCH = 64  # rows per transformer call, as the engine's default
 
 
 @dataclass(frozen=True)
@@ -338,13 +337,8 @@ def run_comparison(
     """Sample every cell (plus references that are not cells) in lock-step: one batch per preset,
     since presets may run different weights (int8, bf16)."""
     models = models if isinstance(models, ModelVariants) else ModelVariants(models)
-    device = models.base.device
     keys, ref_index = _with_references(spec)
-    groups = [
-        (models.get(preset(name, device)), [i for i, key in enumerate(keys) if key.preset == name])
-        for name in spec.presets
-    ]
-    jobs = [(model, [spec.lane(keys[i], device) for i in members], members) for model, members in groups]
+    jobs = comparison_jobs(models, spec)
     start = time.perf_counter()
     results = run_groups(jobs, callback, cancel, budget)
     every: list[Cell | None] = [None] * len(keys)
@@ -380,6 +374,22 @@ def run_comparison(
     return comparison
 
 
+def comparison_jobs(models: ModelVariants, spec: ComparisonSpec) -> list[tuple[DiTBundle, list[Lane], list[int]]]:
+    """One (model, lanes, positions) job per preset: the cells plus the references that are not cells."""
+    device = models.base.device
+    keys, _ = _with_references(spec)
+    groups = [
+        (models.get(preset(name, device)), [i for i, key in enumerate(keys) if key.preset == name])
+        for name in spec.presets
+    ]
+    return [(model, [spec.lane(keys[i], device) for i in members], members) for model, members in groups]
+
+
+def comparison_work(models: ModelVariants, spec: ComparisonSpec) -> list[tuple[int, int]]:
+    """Every lane's (model evaluations, rows per evaluation) of the comparison, checked, before any sampling."""
+    return [w for model, lanes, _ in comparison_jobs(models, spec) for w in lane_work(model, check_lanes(model, lanes))]
+
+
 def run_groups(
     jobs: list[tuple[DiTBundle, list[Lane], list[int]]],
     callback: Callable[[Progress], None] | None = None,
@@ -390,10 +400,7 @@ def run_groups(
     rounds and evaluations count across groups and previews carry the lanes' overall positions.
     All lanes are checked, and the budget is checked for all of them, before any sampling."""
     checked = [check_lanes(model, lanes) for model, lanes, _ in jobs]
-    work = [
-        [(lane.sampler.nfe(lane.steps, model.scheduler_config, lane.spacing), lane.rows) for lane in group]
-        for (model, _, _), group in zip(jobs, checked)
-    ]
+    work = [lane_work(model, group) for (model, _, _), group in zip(jobs, checked)]
     if budget is not None:
         budget.check([w for group in work for w in group], MAX_BATCH)
     rounds = [max(nfe for nfe, _ in group) for group in work]

@@ -32,10 +32,10 @@ import samplers
 from dit_demo.lab.bench import run_engine, run_pipeline
 from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.bundle import DiTBundle
-from dit_demo.runtime.devices import default_dtype
+from dit_demo.runtime.devices import default_dtype, has_native_bf16
 from dit_demo.runtime.engine import run
 from dit_demo.runtime.labels import Labels
-from dit_demo.runtime.levers import Levers, has_int8_kernels, has_native_bf16, preset, with_model_levers
+from dit_demo.runtime.levers import Levers, describe_preset, has_int8_kernels, preset, with_model_levers
 from dit_demo.runtime.request import Lane, check_lanes
 
 RUNNERS = ("pipeline_fp32", "pipeline_half", "engine_exact", "engine_fast")
@@ -209,7 +209,7 @@ def machine() -> dict:
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "threads": torch.get_num_threads(),
-        "fast_preset": preset("fast", "cuda" if gpu else "cpu").describe(),
+        "fast_preset": describe_preset("fast", "cuda" if gpu else "cpu"),
     }
 
 

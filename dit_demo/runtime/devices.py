@@ -1,10 +1,34 @@
-"""Which device and dtype a model runs on: flags like "auto", "cuda:1", "bf16" -> torch objects."""
+"""Which device and dtype a model runs on (flags like "auto", "cuda:1", "bf16" -> torch objects), and
+what the hardware offers."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import torch
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def on_zerogpu() -> bool:
+    """Whether this process runs on a ZeroGPU Space: CUDA exists only inside ``spaces.GPU`` calls, so
+    nothing may ask the driver anything outside them (the GPU is an H200 slice: bf16 natively)."""
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
+
+
+def has_native_bf16(device: torch.device | str = "cpu") -> bool:
+    """bf16 without emulation: AVX-512 BF16 or AMX on CPUs, bf16 support on CUDA GPUs."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return on_zerogpu() or (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def default_device() -> torch.device:
@@ -18,7 +42,7 @@ def default_device() -> torch.device:
 def default_dtype(device: torch.device) -> torch.dtype:
     # half precision where the hardware is built for it; fp32 on CPUs (exact and not slower there)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if has_native_bf16(device) else torch.float16
     if device.type == "mps":
         return torch.float16
     return torch.float32

@@ -24,6 +24,8 @@ from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.distinct_rows import distinct_rows
 from dit_demo.runtime.request import MAX_LANES, CheckedLane, Lane, check_lanes
 
+MAX_BATCH = 64  # rows per transformer call; bigger rounds are split into calls of this many
+
 
 @dataclass
 class LaneResult:
@@ -178,7 +180,7 @@ def run(
     lanes: Sequence[CheckedLane],
     callback: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
-    max_batch: int | None = 64,
+    max_batch: int | None = MAX_BATCH,
     budget: Budget | None = None,
     cache: BlockCache | None = None,
 ) -> list[LaneResult]:
@@ -229,7 +231,7 @@ def sample(
     lanes: Sequence[Lane],
     callback: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
-    max_batch: int | None = 64,
+    max_batch: int | None = MAX_BATCH,
     max_lanes: int = MAX_LANES,
     budget: Budget | None = None,
 ) -> list[LaneResult]:

@@ -9,7 +9,8 @@ sampler. Each is measured for speed and quality in the README's performance sect
   and int8 activations quantized per call (dynamic quantization, CPU only). DiT-XL/2 at 2 rows
   is bound by reading its weights (a third of them are adaLN modulation), which int8 quarters.
 - ``compile``: the transformer through ``torch.compile`` with static shapes, rows padded to a few
-  bucket sizes (``compiled.py``); CUDA graphs on GPUs, where the eager DiT is launch-bound.
+  bucket sizes (``compiled.py``); CUDA graphs on GPUs, where the eager DiT is launch-bound. No preset
+  takes it until it has run on a GPU; never on ZeroGPU, which does not support it.
 - ``guidance_interval``: classifier-free guidance only at noise levels lo < sigma <= hi
   (Kynkaanniemi et al. 2024); outside it only the conditional row runs.
 - ``cache_threshold``: the first-block cache (``block_cache.py``) reuses the later blocks of an
@@ -27,7 +28,6 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
-from pathlib import Path
 
 import torch
 from diffusers.models.activations import GELU
@@ -36,7 +36,7 @@ from diffusers.utils import logging as diffusers_logging
 
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.compiled import CompiledTransformer
-from dit_demo.runtime.devices import parse_dtype
+from dit_demo.runtime.devices import has_native_bf16, on_zerogpu, parse_dtype
 from dit_demo.runtime.parsing import as_float, parse_interval
 
 # Measured on the embedded model, DPM-Solver++ 2M, 25 steps, 1000 samples, cfg 1.5 (README, "Speed
@@ -47,24 +47,10 @@ from dit_demo.runtime.parsing import as_float, parse_interval
 #   only with cfg raised to 2.0, a change of the request's meaning that a preset must not make
 #   behind the user's back, so it stays a lever to opt into.
 # - the first-block cache at 0.05 with int8: 91.1% / 129.59 (35% of rows reuse), so ``fast`` takes it on
-#   CPUs; at 0.1, 89.7% fails. On GPUs it stays off: its per-row choices break CUDA-graph capture.
+#   CPUs; at 0.1, 89.7% fails. On GPUs it stays off until it has run and been measured there.
 FAST_CACHE_THRESHOLD = 0.05
 QUANTIZE = ("int8",)
 PRESETS = ("exact", "fast")
-
-
-def has_native_bf16(device: torch.device | str = "cpu") -> bool:
-    """bf16 without emulation: AVX-512 BF16 or AMX on CPUs, bf16 support on CUDA GPUs."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 @cache
@@ -167,18 +153,28 @@ class Levers:
 
 def preset(name: str, device: torch.device | str = "cpu") -> Levers:
     """``exact``: every result as the sampler defines it. ``fast``: every lever that passed the quality bar
-    (Frechet distance within 5% of exact, class accuracy within 1 point) on the embedded model."""
+    (Frechet distance within 5% of exact, class accuracy within 1 point) on the embedded model, on
+    hardware where it has run: the compiled transformer has not run on a GPU yet, so no preset takes it."""
     if name == "exact":
         return Levers()
     if name == "fast":
-        cpu, cuda = torch.device(device).type == "cpu", torch.device(device).type == "cuda"
+        cpu = torch.device(device).type == "cpu"
         return Levers(
             dtype="bf16" if has_native_bf16(device) else None,
             quantize="int8" if cpu and has_int8_kernels() else None,
-            compile=cuda,  # CUDA graphs; on a CPU a compiled DiT-XL/2 saves little over int8 (README)
-            cache_threshold=FAST_CACHE_THRESHOLD if cpu else 0.0,
+            cache_threshold=FAST_CACHE_THRESHOLD if cpu else 0.0,  # measured on CPUs only so far
         )
     raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+
+
+def describe_preset(name: str, device: torch.device | str = "cpu") -> str:
+    """What the preset does on this device, and on a GPU why it does not compile."""
+    text = preset(name, device).describe()
+    if name != "fast" or torch.device(device).type != "cuda":
+        return text
+    if on_zerogpu():
+        return f"{text}; not compiled (ZeroGPU does not support torch.compile)"
+    return f"{text}; not compiled (the compiled path is unverified on GPUs: --compile on to try it)"
 
 
 def check_levers(levers: Levers, device: torch.device | str) -> Levers:
@@ -190,6 +186,8 @@ def check_levers(levers: Levers, device: torch.device | str) -> Levers:
             raise ValueError("int8 quantization runs on CPUs only, with a torch that has its x86/fbgemm kernels.")
     if levers.dtype is not None:
         parse_dtype(levers.dtype, torch.device(device))  # raises with the allowed names
+    if levers.compile and on_zerogpu():
+        raise ValueError("torch.compile does not run on ZeroGPU Spaces; leave the compiled transformer off.")
     if levers.compile and levers.quantize:
         raise ValueError(
             "Compiling and int8 quantization do not combine (the int8 kernels are not compiled); pick one."
@@ -263,7 +261,7 @@ def add_lever_args(parser: argparse.ArgumentParser, preset_default: str = "exact
         "--compile",
         choices=("on", "off"),
         default=None,
-        help="torch.compile the transformer, static shapes in buckets (the fast preset does on GPUs)",
+        help="torch.compile the transformer, static shapes in buckets (CUDA graphs on GPUs: unverified there)",
     )
     parser.add_argument(
         "--guidance-interval",
@@ -282,6 +280,11 @@ def levers_from_args(args: argparse.Namespace, device: torch.device | str) -> Le
         levers = replace(levers, quantize=None if args.quantize == "none" else args.quantize)
     if args.compile is not None:
         levers = replace(levers, compile=args.compile == "on")
+        if levers.compile and torch.device(device).type == "cuda":
+            warnings.warn(
+                "the compiled transformer has not been verified on a GPU yet; compare it with --compile off",
+                stacklevel=2,
+            )
     if args.guidance_interval is not None:
         levers = replace(levers, guidance_interval=args.guidance_interval)
     if args.cache_threshold is not None:

@@ -117,6 +117,11 @@ def check_lanes(bundle: DiTBundle, lanes: Sequence[Lane], max_lanes: int = MAX_L
     return [check_lane(bundle, lane) for lane in lanes]
 
 
+def lane_work(bundle: DiTBundle, lanes: Sequence[CheckedLane]) -> list[tuple[int, int]]:
+    """Each lane's (model evaluations, transformer rows per evaluation): what a budget estimates from."""
+    return [(lane.sampler.nfe(lane.steps, bundle.scheduler_config, lane.spacing), lane.rows) for lane in lanes]
+
+
 @dataclass(frozen=True)
 class Defaults:
     """What the UI shows and the CLI uses when a field is left out, for one loaded model."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 
-from dit_demo.runtime.levers import has_native_bf16
+from dit_demo.runtime.devices import has_native_bf16
 
 LATENT_CHANNELS = 4
 NUM_TRAIN_TIMESTEPS = 1000
