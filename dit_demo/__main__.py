@@ -131,7 +131,8 @@ def cmd_samplers(args) -> None:
 
 
 def cmd_suite(args) -> None:
-    from dit_demo.lab import suite
+    from dit_demo.lab import bench_report, suite
+    from dit_demo.lab.lever_quality import quality
 
     device = parse_device(args.device)
     quick = args.suite == "quick"
@@ -147,28 +148,28 @@ def cmd_suite(args) -> None:
     data = suite.run_suite(
         bundles,
         ("single",) if quick else suite.WORKLOADS,
-        ("pipeline_fp32", "engine_exact", "engine_fast") if quick else suite.RUNNERS,
+        ("pipeline_fp32", "engine_exact", "engine_fast") if quick else bench_report.RUNNERS,
         steps=10 if quick else 25,
         grid_steps=(5, 10, 20) if cpu_xl else (10, 25, 50),
         repeats=1 if quick else args.repeats,
         recorder=embedded,
         progress=lambda line: print(line, flush=True),
         previous=previous,
-        checkpoint=(lambda data: suite.write_json(data, args.json)) if args.json else None,
+        checkpoint=(lambda data: bench_report.write_json(data, args.json)) if args.json else None,
     )
     if not quick and not (previous or {}).get("quality"):
         print("quality of each lever on the embedded model (evaluator, 1000 samples)...", flush=True)
-        data["quality"] = suite.quality(embedded)
+        data["quality"] = quality(embedded)
     elif previous:
         data["quality"] = previous.get("quality")
-    print(suite.markdown(data))
+    print(bench_report.markdown(data))
     for model, f in data["flops"].items():
         print(
             f"{model}: transformer {f['transformer_gflops_per_s']:.1f} GFLOP/s at {f['rows']} rows "
             f"vs plain matmul {f['matmul_gflops_per_s']:.1f} GFLOP/s"
         )
     if args.json:
-        suite.write_json(data, args.json)
+        bench_report.write_json(data, args.json)
         print(f"wrote {args.json}")
 
 
@@ -176,7 +177,7 @@ def cmd_bench(args) -> None:
     from dit_demo.lab.bench import format_bench, run_bench
 
     if args.readme:
-        from dit_demo.lab.suite import refresh_readme
+        from dit_demo.lab.bench_report import refresh_readme
 
         print(f"refreshed {', '.join(refresh_readme(args.readme)) or 'no'} bench block(s) in {args.readme}")
         return None

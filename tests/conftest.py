@@ -154,3 +154,11 @@ def new_page(browser):
     for context in contexts:
         context.close()
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+@pytest.fixture
+def every_layer_int8(monkeypatch):
+    """The test model's layers are all small: make int8 take every one of them, as it does on DiT-XL/2."""
+    from dit_demo.runtime import levers
+
+    monkeypatch.setattr(levers, "INT8_MIN_WEIGHTS", 0)

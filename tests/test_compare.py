@@ -119,6 +119,7 @@ def test_a_seed_axis_reports_the_mean_and_spread_of_each_cells_distance(small_bu
     assert (a - b).abs().max() < 1e-5 * a.abs().max()
 
 
+@pytest.mark.usefixtures("every_layer_int8")
 def test_a_preset_axis_runs_exact_and_fast_against_the_exact_reference(small_bundle):
     spec = ComparisonSpec.build("dpmpp_2m", "4,8", "Bag", seed=1, cfg_text="3", presets="fast,exact")
     assert spec.presets == ("exact", "fast")  # the reference runs at exact, listed first

@@ -66,15 +66,30 @@ def test_int8_is_refused_off_the_cpu_and_left_out_of_fast_without_kernels(monkey
     assert preset("fast").quantize is None
 
 
+def test_int8_leaves_small_layers_in_fp32_and_takes_large_ones(embedded_bundle):
+    # the embedded model's layers are all 128 wide: int8 would slow every one of them, so none changes
+    kept = with_model_levers(embedded_bundle, Levers(quantize="int8")).transformer
+    assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in kept.modules())
+    before, after = embedded_bundle.transformer.state_dict(), kept.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)  # no q/k/v fusion
+    mixed = levers_module._quantize_int8(torch.nn.Sequential(torch.nn.Linear(1152, 1152), torch.nn.Linear(1152, 32)))
+    assert isinstance(mixed[0], torch.ao.nn.quantized.dynamic.Linear) and type(mixed[1]) is torch.nn.Linear
+
+
+@pytest.mark.usefixtures("every_layer_int8")
 def test_int8_quantizes_every_linear_layer_of_a_copy(small_bundle):
     quantized = with_model_levers(small_bundle, Levers(quantize="int8"))
     int8 = [m for m in quantized.transformer.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
     assert not any(isinstance(m, torch.nn.Linear) for m in quantized.transformer.modules())  # adaLN's included
     assert int8 and all(m.weight().qscheme() == torch.per_channel_affine for m in int8)
     assert any(isinstance(m, torch.nn.Linear) for m in small_bundle.transformer.modules())  # the original stays
-    assert quantized.dtype == torch.float32 and quantized.extras["levers"] == "int8 linear layers"
+    assert (
+        quantized.dtype == torch.float32
+        and quantized.extras["levers"] == "int8 linear layers of 512x512 weights or more"
+    )
 
 
+@pytest.mark.usefixtures("every_layer_int8")
 def test_int8_runs_q_k_v_as_one_layer_with_the_same_result(small_bundle):
     import copy
 
@@ -89,6 +104,7 @@ def test_int8_runs_q_k_v_as_one_layer_with_the_same_result(small_bundle):
         assert torch.equal(fused(x, timestep=t, class_labels=y).sample, apart(x, timestep=t, class_labels=y).sample)
 
 
+@pytest.mark.usefixtures("every_layer_int8")
 def test_int8_packs_its_weights_for_onednn_and_leaves_the_global_engine_alone(small_bundle, monkeypatch):
     engines = torch.backends.quantized.supported_engines
     assert levers_module.INT8_ENGINE == "onednn" and "onednn" in engines and "x86" in engines  # this CPU build
@@ -104,6 +120,7 @@ def test_int8_packs_its_weights_for_onednn_and_leaves_the_global_engine_alone(sm
     assert not torch.equal(ours, theirs)
 
 
+@pytest.mark.usefixtures("every_layer_int8")
 def test_int8_computes_gelu_by_erf_which_moves_fp32_outputs_by_rounding_only(small_bundle):
     import copy
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dit_demo.lab import suite
+from dit_demo.lab import bench_report, lever_quality, suite
 from dit_demo.runtime.levers import preset
 from dit_demo.runtime.request import Lane
 
@@ -21,7 +21,7 @@ def test_suite_json_has_the_schema(imagenet_bundle, small_bundle, tmp_path):
         grid_steps=(2, 3, 4),
         progress=lambda _: None,
     )
-    suite.write_json(data, str(tmp_path / "bench.json"))
+    bench_report.write_json(data, str(tmp_path / "bench.json"))
     data = json.loads((tmp_path / "bench.json").read_text())
     assert set(data["machine"]) >= {"cpu", "cores", "gpu", "torch", "diffusers", "threads", "fast_preset"}
     assert {(r["model"], r["workload"], r["runner"]) for r in data["results"]} == {
@@ -36,7 +36,7 @@ def test_suite_json_has_the_schema(imagenet_bundle, small_bundle, tmp_path):
         assert r["seconds"] is None or r["seconds"] > 0
     for f in data["flops"].values():
         assert f["transformer_gflop"] > 0 and f["transformer_gflops_per_s"] > 0 and f["matmul_gflops_per_s"] > 0
-    table = suite.markdown(data)
+    table = bench_report.markdown(data)
     assert "| tiny1000 | grid3x3 |" in table and "| tiny10 | single |" in table and "n/a" in table
 
 
@@ -58,14 +58,14 @@ def test_the_fast_runner_on_random_weights_replays_a_trained_models_cache_decisi
 
 
 def test_quality_rows_compare_each_lever_with_exact_on_the_same_seeds(embedded_bundle):
-    rows = suite.quality(embedded_bundle, per_class=2, steps=4)
-    assert [r["preset"] for r in rows] == list(suite.quality_levers(embedded_bundle.device))
+    rows = lever_quality.quality(embedded_bundle, per_class=2, steps=4)
+    assert [r["preset"] for r in rows] == list(lever_quality.quality_levers(embedded_bundle.device))
     assert len({r["fd_exact"] for r in rows}) == 1 and len({r["accuracy_exact"] for r in rows}) == 1
     for r in rows:
         assert set(r) >= {"model", "preset", "samples", "fd", "accuracy", "fd_exact", "accuracy_exact"}
         assert r["model"] == "embedded" and r["samples"] == 20 and r["fd"] > 0 and 0 <= r["accuracy"] <= 1
     assert any(r["fd"] != r["fd_exact"] for r in rows)  # the levers changed something
-    table = suite.markdown({**_EMPTY_SUITE, "quality": rows})
+    table = bench_report.markdown({**_EMPTY_SUITE, "quality": rows})
     assert "| engine_fast |" in table and "passes" in table
 
 
@@ -111,13 +111,15 @@ def test_an_interrupted_suite_resumes_without_timing_finished_workloads_again(im
 
 def test_the_readme_performance_section_is_made_from_the_committed_json():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    blocks = suite.readme_blocks(readme)
+    blocks = bench_report.readme_blocks(readme)
     assert "cpu.json" in blocks  # the CPU suite is measured and shown
     for name, body in blocks.items():
-        data = json.loads((suite.BENCH_DIR / name).read_text())
-        assert body.strip() == suite.markdown(data).strip(), (
+        assert body.strip() == bench_report.block(name).strip(), (
             f"README out of date: python -m dit_demo bench --readme README.md ({name})"
         )
+    assert "per-image" in blocks  # the Spaces section's hardware table
+    for path in bench_report.BENCH_DIR.glob("*.json"):
+        data = json.loads(path.read_text())
         assert {r["workload"] for r in data["results"]} == set(suite.WORKLOADS) and data.get("quality")
 
 
@@ -140,7 +142,7 @@ def test_refreshing_the_readme_rewrites_only_the_bench_blocks(tmp_path):
     (tmp_path / "bench" / "x.json").write_text(json.dumps(data))
     readme = tmp_path / "README.md"
     readme.write_text("before\n<!-- bench:x.json -->\nstale\n<!-- /bench:x.json -->\nafter\n")
-    assert suite.refresh_readme(readme, tmp_path / "bench") == ["x.json"]
+    assert bench_report.refresh_readme(readme, tmp_path / "bench") == ["x.json"]
     text = readme.read_text()
     assert text.startswith("before\n<!-- bench:x.json -->\n") and text.endswith("<!-- /bench:x.json -->\nafter\n")
     assert "stale" not in text and "| m | single | 1 |" in text

@@ -45,6 +45,7 @@ PAGE_JS = """
   });
   const SCALED = "%s";
   const fit = (img) => {
+    if (!img || !img.isConnected) return;  // replaced by a newer image since it loaded
     const w = img.naturalWidth, h = img.naturalHeight;
     if (!w || !h || !img.parentElement) return;
     if (document.fullscreenElement && document.fullscreenElement.contains(img)) {
@@ -79,7 +80,9 @@ PAGE_JS = """
   const fitAll = () => document.querySelectorAll(SCALED).forEach(fit);
   // fitted when loaded, and again once the outputs around it have settled (a status line above it)
   document.addEventListener("load", (event) => {
-    if (event.target.matches && event.target.matches(SCALED)) { fit(event.target); setTimeout(() => fit(event.target), 300); }
+    // the event is over when the timer fires (its target is null by then): keep the image itself
+    const img = event.target;
+    if (img && img.matches && img.matches(SCALED)) { fit(img); setTimeout(() => fit(img), 300); }
   }, true);
   window.addEventListener("resize", fitAll);
   document.addEventListener("fullscreenchange", fitAll);

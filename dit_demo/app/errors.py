@@ -11,6 +11,7 @@ import gradio as gr
 
 log = logging.getLogger(__name__)
 
+
 def as_gr_error(exc: Exception) -> gr.Error:
     if isinstance(exc, (ValueError, FileNotFoundError)):
         # duration=None: the message stays until closed (a 10 s toast is gone before people read it)

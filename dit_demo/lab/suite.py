@@ -14,15 +14,12 @@ replays the decisions the trained embedded model makes on the same lanes (said i
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import re
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import diffusers
 import torch
@@ -30,15 +27,15 @@ from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 
 import samplers
 from dit_demo.lab.bench import run_engine, run_pipeline
+from dit_demo.lab.bench_report import RUNNERS
 from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.bundle import DiTBundle
-from dit_demo.runtime.devices import default_dtype, has_native_bf16
+from dit_demo.runtime.devices import default_dtype
 from dit_demo.runtime.engine import run
 from dit_demo.runtime.labels import Labels
-from dit_demo.runtime.levers import Levers, describe_preset, has_int8_kernels, preset, with_model_levers
+from dit_demo.runtime.levers import Levers, describe_preset, preset, with_model_levers
 from dit_demo.runtime.request import Lane, check_lanes
 
-RUNNERS = ("pipeline_fp32", "pipeline_half", "engine_exact", "engine_fast")
 WORKLOADS = ("single", "batch8", "grid3x3")
 GRID_SAMPLERS = ("ddim", "dpmpp_2m", "dpmpp_3m")  # samplers DiTPipeline runs correctly, so it can fill the grid too
 CFG = 4.0
@@ -273,152 +270,3 @@ def run_suite(
             if checkpoint is not None:
                 checkpoint(data)
     return data
-
-
-def quality_levers(device: torch.device) -> dict[str, Levers]:
-    """The fast preset and each lever on its own, as far as this device runs them natively."""
-    fast = preset("fast", device)
-    levers = {"engine_fast": fast, "cache_0.05": Levers(cache_threshold=0.05)}
-    levers["interval_0.28_5.42"] = Levers(guidance_interval=(0.28, 5.42))
-    if has_native_bf16(device):
-        levers["bf16"] = Levers(dtype="bf16")
-    if device.type == "cpu" and has_int8_kernels():
-        levers["int8"] = Levers(quantize="int8")
-    return levers
-
-
-def quality(embedded: DiTBundle, per_class: int = 100, sampler: str = "dpmpp_2m", steps: int = 25) -> list[dict]:
-    """Frechet distance and class accuracy of each lever against exact, same evaluator and seeds."""
-    from dit_demo.lab.evaluate import evaluate
-    from dit_demo.training.classifier import FashionClassifier
-
-    classifier = FashionClassifier.load(embedded.extras["classifier_dir"])
-    cfg = embedded.default_cfg
-
-    def score(levers: Levers) -> dict:
-        model = with_model_levers(embedded, levers)
-        return evaluate(model, classifier, [(sampler, steps)], per_class, cfg, progress=False, **levers.lane_fields())[
-            -1
-        ]
-
-    exact = score(Levers())
-    rows = []
-    for name, levers in quality_levers(embedded.device).items():
-        row = score(levers)
-        rows.append(
-            {
-                "model": "embedded",
-                "preset": name,
-                "levers": levers.describe(),
-                "sampler": sampler,
-                "steps": steps,
-                "cfg": cfg,
-                "samples": row["samples"],
-                "fd": row["frechet"],
-                "accuracy": row["accuracy"],
-                "seconds": row["seconds"],
-                "fd_exact": exact["frechet"],
-                "accuracy_exact": exact["accuracy"],
-                "seconds_exact": exact["seconds"],
-            }
-        )
-    return rows
-
-
-def _speed_table(data: dict) -> list[str]:
-    rows: dict = {}
-    notes: dict = {}
-    for r in data["results"]:
-        rows.setdefault((r["model"], r["workload"]), {})[r["runner"]] = r
-    runners = [name for name in RUNNERS if any(name in v for v in rows.values())]
-    lines = [
-        "| model | workload | images | " + " | ".join(f"{r} (s)" for r in runners) + " | exact vs DiTPipeline fp32 "
-        "| fast vs DiTPipeline fp32 |",
-        "|---|---|---:|" + "---:|" * (len(runners) + 2),
-    ]
-    for (model, workload), by_runner in rows.items():
-        secs = {name: r["seconds"] for name, r in by_runner.items()}
-        cells = [f"{secs[r]:.2f}" if secs.get(r) is not None else "n/a" for r in runners]
-        base = secs.get("pipeline_fp32")
-        ratios = [f"{base / secs[r]:.2f}x" if base and secs.get(r) else "-" for r in ("engine_exact", "engine_fast")]
-        images = next(iter(by_runner.values()))["images"]
-        lines.append(f"| {model} | {workload} | {images} | " + " | ".join(cells + ratios) + " |")
-        for r in by_runner.values():
-            if r.get("note"):
-                notes.setdefault(r["note"], []).append(f"{model}/{workload}/{r['runner']}")
-    lines += ["", *[f"- {', '.join(where)}: {note}." for note, where in notes.items()]]
-    return lines
-
-
-def _quality_table(quality: list[dict]) -> list[str]:
-    first = quality[0]
-    lines = [
-        f"Quality on the embedded model ({first['sampler']}, {first['steps']} steps, cfg {first['cfg']:g}, "
-        f"{first['samples']} samples, the same seeds as exact: {100 * first['accuracy_exact']:.1f}% class accuracy, "
-        f"Frechet distance {first['fd_exact']:.2f}, {first['seconds_exact']:.1f} s). The bar: Frechet distance "
-        "within 5% of exact and accuracy within 1 point.",
-        "",
-        "| lever | what it does | accuracy (points vs exact) | Frechet distance (vs exact) | sampling time (speed-up) "
-        "| passes |",
-        "|---|---|---:|---:|---:|:-:|",
-    ]
-    for q in quality:
-        points = 100 * (q["accuracy"] - q["accuracy_exact"])
-        fd = q["fd"] / q["fd_exact"] - 1
-        ok = "yes" if points >= -1 and fd <= 0.05 else "no"
-        lines.append(
-            f"| {q['preset']} | {q['levers']} | {100 * q['accuracy']:.1f}% ({points:+.1f}) | {q['fd']:.2f} "
-            f"({100 * fd:+.1f}%) | {q['seconds']:.1f} s ({q['seconds_exact'] / q['seconds']:.2f}x) | {ok} |"
-        )
-    return lines
-
-
-def markdown(data: dict) -> str:
-    """The README's performance section from a suite's JSON: machine, table, ratios, FLOP/s, quality."""
-    m = data["machine"]
-    lines = [
-        f"Measured on {m['cpu']} ({m['cores']} cores, {m['threads']} threads)"
-        + (f" with {m['gpu']}" if m["gpu"] else ", no GPU")
-        + f"; torch {m['torch']}, diffusers {m['diffusers']}; {data['steps']} steps (grid: "
-        f"{', '.join(map(str, data['grid_steps']))}), median of {data['repeats']} run(s) after a warm-up. "
-        f"Fast preset here: {m['fast_preset']}.",
-        "",
-        *_speed_table(data),
-    ]
-    for model, f in data.get("flops", {}).items():
-        lines.append(
-            f"- {model}: the transformer runs at {f['transformer_gflops_per_s']:.0f} GFLOP/s ({f['rows']} rows, fp32), "
-            f"a plain matmul of its size at {f['matmul_gflops_per_s']:.0f} GFLOP/s in the same run."
-        )
-    if data.get("quality"):
-        lines += ["", *_quality_table(data["quality"])]
-    return "\n".join(lines)
-
-
-def write_json(data: dict, path: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(data, f, indent=2)
-
-
-BENCH_DIR = Path(__file__).resolve().parents[1] / "assets" / "bench"
-_BLOCK = re.compile(r"(<!-- bench:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /bench:(?P=name) -->)", re.S)
-
-
-def refresh_readme(readme: str | os.PathLike, bench_dir: str | os.PathLike = BENCH_DIR) -> list[str]:
-    """Rewrite every ``<!-- bench:NAME -->`` block of the README from ``bench_dir/NAME``; the names done."""
-    path = Path(readme)
-    done: list[str] = []
-
-    def fill(match: re.Match) -> str:
-        done.append(match["name"])
-        data = json.loads((Path(bench_dir) / match["name"]).read_text())
-        return f"{match[1]}{markdown(data)}\n{match[4]}"
-
-    path.write_text(_BLOCK.sub(fill, path.read_text()))
-    return done
-
-
-def readme_blocks(text: str) -> dict[str, str]:
-    """NAME -> the body of each bench block in a README's text (for the test that keeps them current)."""
-    return {m["name"]: m["body"] for m in _BLOCK.finditer(text)}

@@ -57,7 +57,7 @@ PRESETS = ("exact", "fast")
 def has_int8_kernels() -> bool:
     """Whether this torch still ships dynamic int8 quantization with an x86 or fbgemm backend."""
     try:
-        _quantize_int8(torch.nn.Sequential(torch.nn.Linear(4, 4)))
+        _quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 4)), ["0"])
     except Exception:  # removed or unsupported in this build: the lever is simply unavailable
         return False
     return True
@@ -90,14 +90,37 @@ def _exact_gelu(module: torch.nn.Module) -> None:
             activation.approximate = "none"
 
 
-def _quantize_int8(module: torch.nn.Module, fuse_qkv: bool = True, exact_gelu: bool = True) -> torch.nn.Module:
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+# int8 pays where reading a layer's weights dominates its cost (DiT-XL/2's 1152-wide layers); on a
+# small layer the per-call quantization of its activations costs more than the int8 product saves
+# (the embedded model's 128-wide ones: the fast preset was slower than exact with all of them int8).
+# Layers with fewer weights than this stay fp32.
+INT8_MIN_WEIGHTS = 512 * 512  # Levers.describe says so
 
+
+def _int8_layers(module: torch.nn.Module) -> list[str]:
+    """The linear layers that int8 makes faster: those with at least ``INT8_MIN_WEIGHTS`` weights."""
+    return [
+        name
+        for name, m in module.named_modules()
+        if isinstance(m, torch.nn.Linear) and m.in_features * m.out_features >= INT8_MIN_WEIGHTS
+    ]
+
+
+def _quantize_int8(module: torch.nn.Module, fuse_qkv: bool = True, exact_gelu: bool = True) -> torch.nn.Module:
+    """Large linear layers to int8 (with q/k/v fused and the erf GELU); a model without any stays as it is."""
+    if not _int8_layers(module):
+        return module
     if fuse_qkv:
         _fuse_qkv(module)
     if exact_gelu:
         _exact_gelu(module)
-    spec = {name: per_channel_dynamic_qconfig for name, m in module.named_modules() if isinstance(m, torch.nn.Linear)}
+    return _quantize_dynamic(module, _int8_layers(module))
+
+
+def _quantize_dynamic(module: torch.nn.Module, names: list[str]) -> torch.nn.Module:
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    spec = dict.fromkeys(names, per_channel_dynamic_qconfig)
     with warnings.catch_warnings(), _packing_engine(INT8_ENGINE):  # torch announces a future move of these
         warnings.simplefilter("ignore")  # kernels to torchao; they work today
         return quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
@@ -134,7 +157,7 @@ class Levers:
     def describe(self) -> str:
         parts = []
         if self.quantize:
-            parts.append(f"{self.quantize} linear layers")
+            parts.append(f"{self.quantize} linear layers of 512x512 weights or more")
         if self.dtype:
             parts.append(f"{self.dtype} {'VAE' if self.quantize else 'transformer and VAE'}")
         if self.compile:
