@@ -108,7 +108,7 @@ def test_browser_single_image_whole_pixelated_reuse_seed_and_send_to_compare(app
     page.locator("#cmp-run").wait_for(timeout=10_000)  # the Compare tab is in view
     page.wait_for_timeout(700)
     sent_seed = page.locator("#cmp-seed input").input_value()
-    sent_cfg = page.locator("#c-cfg textarea, #c-cfg input").first.input_value()
+    sent_cfg = page.locator("#cmp-cfg textarea, #cmp-cfg input").first.input_value()
     sent_samplers = [t.replace("×", "").strip() for t in page.locator("#cmp-samplers .token").all_inner_texts()]
     natural_w, natural_h, width, height, bottom, viewport_h, rendering = size
     assert width == height and width / natural_w == int(width / natural_w) >= 2  # a whole multiple of its pixels

@@ -90,6 +90,9 @@ def test_unreachable_hub_model_explains_the_fix(monkeypatch, tmp_path):
     _offline_hub_cache(monkeypatch, tmp_path)  # an empty cache, and no network even where there is some
     with pytest.raises(FileNotFoundError, match="(?s)Could not get 'facebook/DiT-XL-2-256'.*local folder"):
         load_bundle("facebook/DiT-XL-2-256")
+    with pytest.raises(FileNotFoundError) as refused:
+        load_bundle("facebook/DiT-XL-2-512")
+    assert "/path/to/DiT-XL-2-512" in str(refused.value) and "DiT-XL-2-256" not in str(refused.value)
 
 
 def test_bad_device_and_dtype(small_bundle_dir):

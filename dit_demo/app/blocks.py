@@ -25,23 +25,39 @@ CSS = (
     " :fullscreen img {width: 100%; height: 100%; object-fit: contain;}"
     # a gallery cell is as tall as its (whole-multiple) image, so the image starts at the top of it
     " #gen-images .thumbnail-item {height: auto; aspect-ratio: auto; align-items: flex-start;}"
-    # a refused request leaves the last results as they were: no "Error" badge over them (the message
-    # stays in its box and on the status line)
-    " :is(#gen-preview, #gen-images, #gen-status, #cmp-preview, #cmp-grid, #cmp-table, #cmp-status,"
-    " #distance-plot, #sigma-plot) .error {display: none;}"
+    # a live preview is as big as its image: a lone one is not stretched to a square of the box's width,
+    # whose middle would lie below the preview box's fold
+    " :is(#gen-preview, #cmp-preview) .thumbnail-item {height: auto; aspect-ratio: auto; width: auto;}"
+    # a failed event leaves every component as it was: no red "Error" pill over it (the message is in
+    # its box at the top right, which names the field, and on the tab's status line)
+    " [data-testid='status-tracker'] .error {display: none;}"
+    # captions under the images, not over them
+    " #gen-images .caption-label {position: static; max-width: none; white-space: normal; border: none;"
+    " background: none;}"
 )
 
+
+# the choice outlives a reload (PAGE_JS applies it when the page opens)
+TOGGLE_DARK = "() => { localStorage.setItem('dit-dark', document.body.classList.toggle('dark') ? '1' : '0'); }"
 
 # Ctrl+Enter (Cmd+Enter on a Mac) runs the tab in view, from any field of it; images are sized to a
 # whole multiple of their pixels that fits their box and the window
 PAGE_JS = """
 () => {
+  if (localStorage.getItem("dit-dark") === "1") document.body.classList.add("dark");
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
     for (const id of ["gen-run", "cmp-run"]) {
       const button = document.getElementById(id);
       if (button && button.offsetParent !== null) { event.preventDefault(); button.click(); return; }
     }
+  });
+  // on a phone the form fills the screen: a run brings its live previews and status into view
+  document.addEventListener("click", (event) => {
+    const run = event.target.closest && event.target.closest("#gen-run, #cmp-run");
+    if (!run || window.innerWidth > 700) return;
+    const results = document.getElementById(run.id === "gen-run" ? "gen-preview" : "cmp-preview");
+    if (results) results.scrollIntoView({block: "start"});
   });
   const SCALED = "%s";
   const fit = (img) => {
@@ -100,7 +116,7 @@ def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: fl
                 "# DiT Sampler Lab\nClass-conditional DiT: generate, and compare samplers and step counts on the same seed."
             )
             dark = gr.Button("🌓 dark / light", size="sm", scale=0, elem_id="dark-toggle")
-        dark.click(None, js="() => { document.body.classList.toggle('dark'); }")
+        dark.click(None, js=TOGGLE_DARK)
         if startup_warning:
             gr.Markdown(f"**Warning:** {startup_warning}")
         model_row = build_model_row(ctx)

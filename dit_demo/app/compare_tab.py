@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
 import gradio as gr
-import pandas as pd
 
-import samplers
+from dit_demo.app.compare_results import build_compare_results, comparison_outputs, wire_compare_results
 from dit_demo.app.context import (
     CFG_CHANNEL_CHOICES,
-    MODEL_EVENTS,
     PREVIEW_INTERVAL,
     AppContext,
     eta,
+    model_event,
     preset_choices,
     random_seed,
-    refused_status,
     sampler_choices,
-    stopped_status,
 )
 from dit_demo.app.errors import user_errors
-from dit_demo.app.outputs import file_name, save_output, save_zip
-from dit_demo.app.plots import comparison_plots
 from dit_demo.app.preview import preview_images
 from dit_demo.app.streaming import stream
 from dit_demo.app.zerogpu import gpu_event
-from dit_demo.lab.compare import MAX_SEEDS, Comparison, ComparisonSpec, comparison_work, run_comparison
+from dit_demo.lab.compare import MAX_SEEDS, ComparisonSpec, comparison_work, run_comparison
 from dit_demo.runtime.engine import Progress
 from dit_demo.runtime.parsing import MAX_SEED, split_list
 
@@ -72,10 +66,10 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
                 label="Step counts (columns): 10,25,50 or 10-50 (+10) or 5-50 [4]",
             )
             cfgs = gr.Textbox(
-                f"{defaults.cfg:g}", label="CFG scale(s): one value, or a comma list for a cfg axis", elem_id="c-cfg"
+                f"{defaults.cfg:g}", label="CFG scale(s): one value, or a comma list for a cfg axis", elem_id="cmp-cfg"
             )
             class_ = gr.Dropdown(
-                choices, value=choices[0], filterable=True, allow_custom_value=False, label="Class", elem_id="c-class"
+                choices, value=choices[0], filterable=True, allow_custom_value=False, label="Class", elem_id="cmp-class"
             )
             with gr.Row():
                 seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED, elem_id="cmp-seed")
@@ -94,60 +88,22 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
             # the run buttons sit above the rarely changed settings, so pressing them keeps the previews in view
             with gr.Row():
                 run = gr.Button("Compare", variant="primary", elem_id="cmp-run")
-                stop = gr.Button("Stop", variant="stop", elem_id="cmp-stop")
+                stop = gr.Button("Stop", elem_id="cmp-stop", interactive=False)
             with gr.Accordion("More: guidance channels, reference cell", open=False):
                 channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
                 reference = gr.Textbox(
                     "", label="Reference (sampler@steps, e.g. ddim@250; empty = highest-step deterministic cell)"
                 )
         with gr.Column(scale=3):
-            preview = gr.Gallery(label="Live: every lane's x0 estimate", columns=6, height=260, elem_id="cmp-preview")
-            summary = gr.Markdown(elem_id="cmp-status")
-            view = gr.Radio(
-                [("images", "images"), ("difference to the reference", "difference")],
-                value="images",
-                label="Show",
-                elem_id="cmp-view",
-            )
-            grid = gr.Image(
-                label="Grid (PNG with the comparison spec)",
-                type="filepath",
-                format="png",
-                elem_id="cmp-grid",
-                buttons=["download", "fullscreen"],
-            )
-            files = gr.State({})  # the finished comparison's files: the grid, its difference view, the zip
-            download = gr.DownloadButton("Download all (zip)", elem_id="cmp-zip")
-    with gr.Row():
-        table = gr.Dataframe(label="Per cell: NFE, time, distance to the reference", elem_id="cmp-table")
-    with gr.Row():
-        dist_plot = gr.LinePlot(
-            x="nfe",
-            y="distance",
-            color="series",
-            title="Distance to the reference vs NFE",
-            x_title="model evaluations (NFE)",
-            y_title="latent RMSE to reference",
-            elem_id="distance-plot",
-        )
-        sigma_plot = gr.LinePlot(
-            x="step",
-            y="log10_sigma",
-            color="series",
-            title="Noise levels visited",
-            x_title="step",
-            y_title="log10 sigma",
-            elem_id="sigma-plot",
-        )
+            results = build_compare_results()
     tab = CompareTab(samplers_box, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets)
 
     dice.click(random_seed, outputs=seed, api_visibility="private")
-    view.change(lambda which, kept: kept.get(which, gr.skip()), [view, files], grid, api_visibility="private")
-    inputs = [samplers_box, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets, view]
-    outputs = [preview, grid, files, download, table, dist_plot, sigma_plot, summary]
-    event = run.click(_on_compare(ctx), inputs, outputs, api_name="compare", preprocess=False, **MODEL_EVENTS)
-    event.failure(refused_status, None, summary, api_visibility="private")
-    stop.click(stopped_status, summary, summary, cancels=[event], api_visibility="private")
+    inputs = [samplers_box, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets]
+    inputs += [results.view, results.axis]
+    outputs = results.outputs()
+    event = model_event(run, stop, results.summary, results.grid, _on_compare(ctx), inputs, outputs, api_name="compare")
+    wire_compare_results(results, event)
     return tab
 
 
@@ -171,7 +127,7 @@ def _comparison_spec(ctx: AppContext, sampler_names, steps_text, cfg_text, class
 def _on_compare(ctx: AppContext):
     # /compare's arguments, in the order of the form; the API may leave out the ones with defaults
     def estimate(sampler_names, steps, cfgs, class_, seed, channels, reference, variants="", seeds=1, presets=("exact",),
-                 view="images") -> float | None:  # fmt: skip
+                 view="images", axis="linear") -> float | None:  # fmt: skip
         """Seconds the comparison should take, before anything runs (None: the model is not measured yet)."""
         spec = _comparison_spec(
             ctx, sampler_names, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets
@@ -180,7 +136,7 @@ def _on_compare(ctx: AppContext):
 
     @user_errors
     def on_compare(sampler_names, steps, cfgs, class_, seed, channels, reference, variants="", seeds=1, presets=("exact",),
-                   view="images"):  # fmt: skip
+                   view="images", axis="linear"):  # fmt: skip
         models, limit = ctx.slot.variants(), ctx.budget()
         bundle = models.base
         spec = _comparison_spec(
@@ -192,18 +148,24 @@ def _on_compare(ctx: AppContext):
         for item in stream(job, PREVIEW_INTERVAL):
             if isinstance(item, Progress):
                 latest.update(item.x0)
-                names, latents = zip(*spec.cell_previews(latest)) if latest else ((), ())
-                previews = preview_images(bundle, list(latents), size=96)
                 yield (
-                    list(zip(previews, names)),
+                    _strip(bundle, spec, latest),
                     *(gr.skip(),) * 6,
                     f"Sampling all lanes in lock-step... {eta(item)}",
                 )
                 continue
             ctx.costs.observe(limit, time.perf_counter() - start)
-            yield (gr.skip(), *comparison_outputs(bundle.name, item, view))
+            # the strip ends on every cell's final image: a short lane's last preview may be rounds old
+            final = _strip(bundle, spec, {i: cell.latents for i, cell in enumerate(item.cells)})
+            yield (final, *comparison_outputs(bundle.name, item, view, axis))
 
     return gpu_event(on_compare, estimate)
+
+
+def _strip(bundle, spec: ComparisonSpec, x0: dict) -> list:
+    """The live strip: (preview, cell name) for every lane reported so far, in grid order."""
+    names, latents = zip(*spec.cell_previews(x0)) if x0 else ((), ())
+    return list(zip(preview_images(bundle, list(latents), size=96), names))
 
 
 def _rows(picked, variants) -> list[str] | str:
@@ -214,59 +176,3 @@ def _rows(picked, variants) -> list[str] | str:
     if isinstance(picked, str):
         picked = split_list(picked)
     return [*(picked or []), *typed]
-
-
-def comparison_outputs(model_name: str, comparison: Comparison, view: str = "images"):
-    """The Compare tab's outputs from a finished comparison: the grid shown (images or differences),
-    the files kept for the view toggle, the zip, table, two plots and the summary."""
-    spec = comparison.spec
-    parameters = {"mode": "compare", "model": model_name, **spec.to_dict()}
-    stem = file_name(comparison.class_name, "compare", "-".join(spec.samplers), f"seed{spec.seed}")[: -len(".png")]
-    kept = {
-        "images": save_output(comparison.grid, parameters, f"{stem}.png"),
-        "difference": save_output(comparison.difference, parameters, f"{stem}_difference.png"),
-    }
-    zip_path = save_zip(
-        f"{stem}.zip",
-        {
-            **{os.path.basename(path): path for path in kept.values()},
-            **{
-                _cell_name(comparison, c): (c.image, comparison.cell_parameters(c, model_name))
-                for c in comparison.cells
-            },
-        },
-    )
-    summary = (
-        f"**{comparison.class_name}** (class {comparison.class_id}): {len(comparison.cells)} cells, "
-        f"{sum(c.nfe for c in comparison.cells)} NFE in {comparison.seconds:.2f}s (lock-step batched). "
-        + _reference_text(comparison)
-    )
-    return (
-        kept.get(view, kept["images"]),
-        kept,
-        zip_path,
-        pd.DataFrame(comparison.table()),
-        *comparison_plots(comparison),
-        summary,
-    )
-
-
-def _reference_text(comparison: Comparison) -> str:
-    ref = comparison.reference[0]
-    text = f"Reference: {samplers.get(ref.sampler).label} @ {ref.steps} steps"
-    if len(comparison.spec.presets) > 1:
-        text += f", {ref.preset} preset"
-    if comparison.spec.seeds > 1:
-        text += f", one per seed; distances are the mean (and sd) over {comparison.spec.seeds} seeds"
-    return text + "."
-
-
-def _cell_name(comparison: Comparison, cell) -> str:
-    return file_name(
-        comparison.class_name,
-        cell.sampler,
-        cell.steps,
-        f"cfg{cell.cfg_scale:g}",
-        f"seed{cell.seed}",
-        cell.preset if len(comparison.spec.presets) > 1 else "",
-    )

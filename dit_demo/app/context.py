@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
-import threading
 from collections.abc import Sequence
 
+import gradio as gr
+
 import samplers
+from dit_demo.app.costs import CostCache
 from dit_demo.app.model_slot import ModelSlot
-from dit_demo.runtime.budget import Budget, CostModel
+from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.devices import on_zerogpu
 from dit_demo.runtime.engine import MAX_BATCH, Progress
@@ -25,53 +27,6 @@ PREVIEW_INTERVAL = 0.25
 MODEL_EVENTS = {"concurrency_id": "model", "concurrency_limit": 1, "show_progress": "hidden"}
 
 
-class CostCache:
-    """The measured cost of the loaded model (measured at load, so no request pays for it), and
-    the server's overhead around the engine, learned from the requests it serves."""
-
-    START_OVERHEAD = 2.0  # measured 1.5-2.5x on the embedded model on 2 cores (previews, event loop)
-
-    def __init__(self):
-        self._cost: tuple[DiTBundle, CostModel] | None = None  # the bundle is kept so its identity is unique
-        self.overhead = self.START_OVERHEAD
-        self._lock = threading.Lock()
-
-    def remember(self, bundle: DiTBundle, cost: CostModel) -> None:
-        """Take ``cost`` as the cost of ``bundle`` (measured elsewhere: a bench run, a test)."""
-        with self._lock:
-            self._cost = (bundle, cost)
-
-    def known(self, bundle: DiTBundle) -> CostModel | None:
-        """The cost of ``bundle`` if it has been measured (None otherwise): nothing runs."""
-        with self._lock:
-            if self._cost is None or self._cost[0] is not bundle:
-                return None
-            return dataclasses.replace(self._cost[1], overhead=self.overhead)
-
-    def get(self, bundle: DiTBundle) -> CostModel:
-        with self._lock:
-            if self._cost is None or self._cost[0] is not bundle:  # one model at a time is loaded
-                self._cost = (bundle, CostModel.measure(bundle))
-            return dataclasses.replace(self._cost[1], overhead=self.overhead)
-
-    def observe(self, budget: Budget | None, seconds: float) -> None:
-        """Fold a finished request's real duration into the overhead.
-
-        Only requests the engine itself should take a second or more for count: shorter ones are
-        dominated by fixed costs (starting the stream, saving PNGs) that say nothing about a big
-        request. Each observation counts at most 4x and the overhead stays in [1, 4], so one slow
-        moment (another process on the cores) cannot lock the server into refusing small requests.
-        """
-        if budget is None or not budget.estimated:
-            return
-        engine_estimate = budget.estimated / budget.cost.overhead
-        if engine_estimate < 1.0:
-            return
-        ratio = min(4.0, max(1.0, seconds / engine_estimate))
-        with self._lock:
-            self.overhead = min(4.0, max(1.0, 0.5 * self.overhead + 0.5 * ratio))
-
-
 @dataclasses.dataclass
 class AppContext:
     slot: ModelSlot
@@ -82,7 +37,7 @@ class AppContext:
         """A fresh budget for one request (None: no limit); measures the model on first use."""
         if self.max_request_seconds <= 0:
             return None
-        return Budget(self.max_request_seconds, self.costs.get(self.slot.get()))
+        return self.costs.budget(self.slot.get(), self.max_request_seconds)
 
     def measure_now(self) -> None:
         """Measure the loaded model's cost now, so no request waits for it; on ZeroGPU the GPU exists only
@@ -120,19 +75,39 @@ def eta(progress: Progress) -> str:
     )
 
 
-def refused_status() -> str:
-    """The status line after a refused request: the message stays in its box; earlier results stay too."""
-    return (
-        "**The last request was refused**: the message in the box at the top right says why and what is "
-        "allowed. What is shown below is from the run before it."
-    )
+def refused_status(status: str | None, results) -> str:
+    """The status line after a failed request. A Stop also ends the event as failed: its own line stays.
+    The message itself is in the red box at the top right; earlier results, if any, stay below."""
+    if (status or "").startswith(STOPPED):
+        return status
+    kept = " What is shown below is from the run before it." if results else ""
+    return f"**The last request was refused**: the red box at the top right says why and what is allowed.{kept}"
+
+
+STOPPED = "Stopped"
 
 
 def stopped_status(status: str | None) -> str:
     """The status line after Stop: where the run was (its last "round r/n"), and that the previews stay."""
     match = re.search(r"round (\d+)/(\d+)", status or "")
-    where = f" at round {match[1]} of {match[2]}" if match else ""
-    return f"Stopped{where}. The previews show where each image was; nothing was saved."
+    if match is None:
+        return status or "Nothing is running."  # Stop while idle: nothing changes
+    return f"{STOPPED} at round {match[1]} of {match[2]}. The previews show where each image was; nothing was saved."
+
+
+def model_event(run: gr.Button, stop: gr.Button, status: gr.Markdown, results, fn, inputs, outputs, **settings):
+    """``run.click(fn, ...)`` as a model event, with its Stop: offered only while a run is on; a refused
+    run keeps the tab's last ``results`` and says so, a stopped one keeps its own status line (Gradio
+    ends a cancelled event as failed too)."""
+    # before the event: a listener added to the button after it would wait for the run to end
+    run.click(lambda: gr.Button(interactive=True), None, stop, queue=False, api_visibility="private")
+    # preprocess=False: every payload reaches the request layer as sent, so a bad one gets our message
+    # (Gradio's own conversion would answer "abc" or NaN with a generic error)
+    event = run.click(fn, inputs, outputs, preprocess=False, **settings, **MODEL_EVENTS)
+    event.then(lambda: gr.Button(interactive=False), None, stop, queue=False, api_visibility="private")
+    event.failure(refused_status, [status, results], status, api_visibility="private")
+    stop.click(stopped_status, status, status, cancels=[event], api_visibility="private")
+    return event
 
 
 def class_choice(bundle: DiTBundle, class_id: int | str) -> str:

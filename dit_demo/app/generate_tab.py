@@ -9,16 +9,14 @@ import gradio as gr
 
 from dit_demo.app.context import (
     CFG_CHANNEL_CHOICES,
-    MODEL_EVENTS,
     PREVIEW_INTERVAL,
     AppContext,
     eta,
+    model_event,
     preset_choices,
     random_seed,
-    refused_status,
     sampler_choices,
     sampler_info,
-    stopped_status,
 )
 from dit_demo.app.errors import user_errors
 from dit_demo.app.outputs import file_name, save_output
@@ -64,6 +62,9 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                 label="Classes (type to search names and synonyms)",
                 elem_id="gen-classes",
             )
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="gen-run")
+                stop = gr.Button("Stop", elem_id="gen-stop", interactive=False)
             sampler = gr.Dropdown(
                 sampler_choices(),
                 value=defaults.sampler,
@@ -84,12 +85,9 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
             speed = gr.Radio(
                 preset_choices(bundle),
                 value="exact",
-                label="Speed preset (README, Speed levers: what each costs in quality)",
+                label="Speed preset",
                 elem_id="gen-preset",
             )
-            with gr.Row():
-                run = gr.Button("Generate", variant="primary", elem_id="gen-run")
-                stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
             with gr.Accordion("More: sampler options, guidance channels", open=False):
                 options = gr.Textbox(
                     "", label="Sampler options (optional), e.g. karras=true or spacing=linspace", elem_id="gen-options"
@@ -97,15 +95,17 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                 channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
         with gr.Column(scale=3):
             preview = gr.Gallery(
-                label="Live preview (current x0 estimate)", columns=6, height=150, elem_id="gen-preview"
+                label="Live preview: where each image is heading", columns=6, height=260, elem_id="gen-preview"
             )
             summary = gr.Markdown(elem_id="gen-status")
             gallery = gr.Gallery(
                 label="Images (PNG with parameters)", columns=4, format="png", elem_id="gen-images", interactive=False
             )
             with gr.Row():
-                reuse = gr.Button("♻ reuse this image's seed", size="sm", elem_id="gen-reuse")
-                send = gr.Button("→ send to Compare (class, seed, cfg, sampler)", size="sm", elem_id="gen-send")
+                reuse = gr.Button("♻ reuse this image's seed", size="sm", elem_id="gen-reuse", interactive=False)
+                send = gr.Button(
+                    "→ send to Compare (class, seed, cfg, sampler)", size="sm", elem_id="gen-send", interactive=False
+                )
             picked = gr.State(0)
     tab = GenerateTab(classes, sampler, steps, cfg, channels, seed, per_class, speed, options, gallery, send, picked)
 
@@ -126,13 +126,10 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
         api_visibility="private",
         trigger_mode="always_last",
     )
-    # a new sampler brings its own recommended step count (its metadata), and says what it is
-    tab.sampler.change(
-        lambda name: (sampler_info(name), _default_steps(ctx, name)),
-        tab.sampler,
-        [info, tab.steps],
-        api_visibility="private",
-    )
+    # a sampler says what it is whoever sets it; one a person picks also brings its recommended step
+    # count (its metadata), while one set by Reproduce or "send" keeps the steps set with it
+    tab.sampler.change(sampler_info, tab.sampler, info, api_visibility="private")
+    tab.sampler.input(lambda name: _default_steps(ctx, name), tab.sampler, tab.steps, api_visibility="private")
     inputs = [
         tab.classes,
         tab.sampler,
@@ -144,18 +141,10 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
         tab.speed,
         tab.options,
     ]
-    # preprocess=False: every payload reaches the request layer as sent, so a bad one gets our message
-    # (Gradio's own conversion would answer "abc" or NaN with a generic error)
-    event = run.click(
-        _on_generate(ctx),
-        inputs,
-        [preview, gallery, summary],
-        api_name="generate",
-        preprocess=False,
-        **MODEL_EVENTS,
-    )
-    event.failure(refused_status, None, summary, api_visibility="private")
-    stop.click(stopped_status, summary, summary, cancels=[event], api_visibility="private")
+    outputs = [preview, gallery, summary]
+    event = model_event(run, stop, summary, gallery, _on_generate(ctx), inputs, outputs, api_name="generate")
+    # reuse and send act on a generated image: offered once there is one
+    event.success(lambda: (gr.Button(interactive=True),) * 2, None, [reuse, send], api_visibility="private")
     return tab
 
 

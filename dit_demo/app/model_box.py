@@ -47,7 +47,7 @@ def wire_model_row(ctx: AppContext, row, generate: GenerateTab, compare: Compare
             f"{bundle.default_cfg:g}",
         )
 
-    button.click(
+    loading = button.click(
         on_load_model,
         box,
         [status, generate.classes, compare.class_, generate.cfg, compare.cfgs],
@@ -55,3 +55,5 @@ def wire_model_row(ctx: AppContext, row, generate: GenerateTab, compare: Compare
         preprocess=False,  # a name that is not offered gets our message, not Gradio's
         **{**MODEL_EVENTS, "show_progress": "full"},  # loading has no previews to keep visible
     )
+    # a model that failed to load is not shown as if it were: the box goes back to the loaded one
+    loading.failure(lambda: ctx.slot.name, None, box, api_visibility="private")

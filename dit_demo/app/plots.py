@@ -1,12 +1,14 @@
-"""The Compare tab's two plots. Series that coincide (DDIM and Euler are the same update, most
-samplers visit the same noise levels) are drawn once and named together, instead of one line
-hiding another; colours come from a palette whose neighbours are far apart."""
+"""The Compare tab's two plots, as Vega-Lite charts made with Altair: every update is a whole new chart,
+so new series names never meet an old colour domain, legends are never cut, and the distance axis
+can be logarithmic. Series that coincide (DDIM and Euler are the same update, most samplers visit the
+same noise levels) are drawn once and named together, instead of one line hiding another; colours
+come from a palette whose neighbours are far apart."""
 
 from __future__ import annotations
 
 import math
 
-import gradio as gr
+import altair as alt
 import pandas as pd
 
 import samplers
@@ -14,6 +16,9 @@ from dit_demo.lab.compare import Comparison
 
 # Tableau 10: adjacent colours stay distinguishable, also for the common colour-vision deficiencies
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+AXES = ("linear", "log")
+# mid-grey text reads on the light and on the dark page alike
+TEXT = "#888888"
 
 
 def merge_identical(series: dict[str, list[tuple[float, float]]], tolerance: float = 0.002) -> dict[str, list]:
@@ -34,17 +39,49 @@ def merge_identical(series: dict[str, list[tuple[float, float]]], tolerance: flo
     return {" = ".join(names): points for names, points in merged}
 
 
-def _plot(series: dict[str, list], x: str, y: str, what: str) -> gr.LinePlot:
+def chart(series: dict[str, list], title: str, x_title: str, y_title: str, log_y: bool = False) -> alt.Chart:
+    """One line per series (identical ones merged), named in a legend below the plot that is never cut.
+    On a log axis points at 0 (the reference's distance to itself) cannot be drawn and are left out."""
     merged = merge_identical(series)
-    rows = [{x: px, y: py, "series": name} for name, points in merged.items() for px, py in points]
-    same = [name for name in merged if " = " in name]
-    caption = f"Identical {what}, drawn as one line: " + "; ".join(same) + "." if same else None
-    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(merged)}
-    return gr.LinePlot(pd.DataFrame(rows, columns=[x, y, "series"]), color_map=colors, caption=caption)
+    rows = [{"x": x, "y": y, "series": name} for name, points in merged.items() for x, y in points]
+    frame = pd.DataFrame(rows, columns=["x", "y", "series"])
+    notes = (
+        [f"Identical, drawn as one line: {'; '.join(n for n in merged if ' = ' in n)}."]
+        if any(" = " in n for n in merged)
+        else []
+    )
+    if log_y and (frame["y"] <= 0).any():
+        frame = frame[frame["y"] > 0]
+        notes.append("Points at 0 (the reference itself) are not drawn on a log axis.")
+    names = list(merged)
+    colour = alt.Color(
+        "series:N",
+        scale=alt.Scale(domain=names, range=[PALETTE[i % len(PALETTE)] for i in range(len(names))]),
+        legend=alt.Legend(title=None, orient="bottom", direction="vertical", labelLimit=0, labelColor=TEXT),
+    )
+    axis = alt.Axis(labelColor=TEXT, titleColor=TEXT, gridOpacity=0.3)
+    return (
+        alt.Chart(frame)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("x:Q", title=x_title, axis=axis),
+            y=alt.Y("y:Q", title=y_title, axis=axis, scale=alt.Scale(type="log" if log_y else "linear", zero=False)),
+            color=colour,
+            tooltip=[alt.Tooltip("series:N"), alt.Tooltip("x:Q", title=x_title), alt.Tooltip("y:Q", title=y_title)],
+        )
+        .properties(
+            title=alt.TitleParams(title, subtitle=notes, color=TEXT, subtitleColor=TEXT),
+            width="container",
+            height=260,
+            background="transparent",
+        )
+        .configure_view(stroke=None)
+    )
 
 
-def comparison_plots(comparison: Comparison) -> tuple[gr.LinePlot, gr.LinePlot]:
-    """(distance to the reference against NFE, mean over seeds) and (the noise levels each sampler visits)."""
+def plot_series(comparison: Comparison) -> dict[str, dict[str, list]]:
+    """The two plots' data: distance to the reference against NFE (mean over seeds) per series, and
+    the noise levels each sampler visits at its longest run."""
     spec = comparison.spec
     distances: dict[str, list] = {}
     for (preset, cfg, sampler, _), cells in comparison.series():
@@ -54,17 +91,24 @@ def comparison_plots(comparison: Comparison) -> tuple[gr.LinePlot, gr.LinePlot]:
     longest = max(spec.steps)  # one schedule per sampler at its longest run stays readable
     schedules: dict[str, list] = {}
     for c in comparison.cells:
-        if (
-            c.steps == longest
-            and c.seed == spec.seed
-            and c.preset == spec.presets[0]
-            and c.cfg_scale == spec.cfg_scales[0]
-        ):
+        first = c.seed == spec.seed and c.preset == spec.presets[0] and c.cfg_scale == spec.cfg_scales[0]
+        if c.steps == longest and first:
             name = f"{samplers.get(c.sampler).label} {c.steps}"
             schedules[name] = [(float(i), math.log10(max(s, 1e-6))) for i, s in enumerate(c.sigmas)]
+    return {"distances": distances, "schedules": schedules}
+
+
+def comparison_plots(series: dict[str, dict[str, list]], axis: str = "linear") -> tuple[alt.Chart, alt.Chart]:
+    """(distance to the reference against NFE, on a linear or log axis) and (noise levels visited)."""
     return (
-        _plot(distances, "nfe", "distance", "distances"),
-        _plot(schedules, "step", "log10_sigma", "schedules"),
+        chart(
+            series.get("distances", {}),
+            "Distance to the reference vs NFE",
+            "model evaluations (NFE)",
+            "latent RMSE to reference" + (" (log)" if axis == "log" else ""),
+            log_y=axis == "log",
+        ),
+        chart(series.get("schedules", {}), "Noise levels visited", "step", "log10 sigma"),
     )
 
 

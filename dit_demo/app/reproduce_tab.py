@@ -21,7 +21,7 @@ def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, c
         with gr.Column():
             upload = gr.File(label="PNG from DiT Sampler Lab", file_types=[".png"], type="filepath", elem_id="r-file")
             message = gr.Markdown(elem_id="r-text")
-            again = gr.Button("Run it again", variant="primary", elem_id="r-run")
+            again = gr.Button("Run it again", variant="primary", elem_id="r-run", interactive=False)
             target = gr.Textbox(visible=False)  # the run button of the restored tab, for "Run it again"
         with gr.Column():
             shown = gr.Image(label="The dropped image", type="filepath", elem_id="r-image", interactive=False)
@@ -51,13 +51,30 @@ def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, c
     outputs = [tabs, *fields, *vars(compare).values(), message]
     # dropping fills the form without leaving this tab, which shows the image and its parameters;
     # "Run it again" opens the form's tab and runs it
-    upload.upload(lambda path: on_reproduce(path, False), upload, outputs, api_name="reproduce").then(
-        _show, upload, [shown, params_view, target], api_visibility="private"
-    )
+    dropped = upload.upload(lambda path: on_reproduce(path, False), upload, outputs, api_name="reproduce")
+    dropped.then(_show, upload, [shown, params_view, target], api_visibility="private")
+    # a PNG that cannot be restored leaves nothing of an earlier one (its image, parameters, "Restored"
+    # line) and nothing to run again
+    cleared = lambda: ("", gr.Button(interactive=False), None, None)  # noqa: E731
+    dropped.failure(cleared, None, [message, again, shown, params_view], api_visibility="private")
+    dropped.success(lambda: gr.Button(interactive=True), None, again, api_visibility="private")
     # run again = refill the form, then press its run button: the same path as a click, with its checks
-    again.click(on_reproduce, upload, outputs, api_visibility="private").then(
-        None, target, None, js="(id) => { const b = document.getElementById(id); if (b) b.click(); }"
-    )
+    again.click(on_reproduce, upload, outputs, api_visibility="private").then(None, target, None, js=CLICK_WHEN_SHOWN)
+
+
+# a tab not opened yet has no buttons in the page: wait (up to 10 s) for the restored tab's to appear
+CLICK_WHEN_SHOWN = """
+(id) => new Promise((done) => {
+  const until = Date.now() + 10000;
+  const attempt = () => {
+    const button = document.getElementById(id);
+    if (button && button.offsetParent !== null) { button.click(); done(); }
+    else if (Date.now() < until) { requestAnimationFrame(attempt); }
+    else { done(); }
+  };
+  attempt();
+})
+"""
 
 
 def _show(path):

@@ -243,11 +243,12 @@ def run_suite(
         warm = False
         for workload in workloads:
             done = {r["runner"] for r in data["results"] if (r["model"], r["workload"]) == (model, workload)}
-            if set(runners) <= done:
+            todo = tuple(r for r in runners if r not in done)  # a runner finished earlier is not timed again
+            if not todo:
                 progress(f"{model} {workload}: kept from the earlier run")
                 continue
             for lanes in workload_cells(workload, bundle, steps, grid_steps):
-                jobs, fast_note = runner_jobs(bundle, lanes, runners, recorder if "random" in model else None)
+                jobs, fast_note = runner_jobs(bundle, lanes, todo, recorder if "random" in model else None)
                 # one warm-up per model and runner in a process: a minute-long XL workload needs no other
                 timed = time_interleaved(jobs, repeats, warm_up=not warm)
                 warm = True

@@ -61,8 +61,9 @@ def has_safetensors(part_dir: Path) -> bool:
 def reason(exc: BaseException, limit: int = 200) -> str:
     """An exception as one short line: library messages span lines, ours must not."""
     text = " ".join(str(exc).split())
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
+    if len(text) > limit:  # whole sentences only: the first ones that fit (a cut word reads as a bug)
+        end = text.rfind(". ", 0, limit)
+        text = text[: end + 1] if end > 0 else text[: limit - 3].rsplit(" ", 1)[0] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -84,7 +84,7 @@ def _download(hub_id: str, patterns: list[str]) -> Path:
         raise FileNotFoundError(
             f"Could not get {hub_id!r} from the Hugging Face hub ({reason(exc)}). "
             "Check the id and your internet connection, or download it once and pass the local "
-            "folder (`--model /path/to/DiT-XL-2-256`); with HF_HUB_OFFLINE=1 only the cache is used."
+            f"folder (`--model /path/to/{hub_id.split('/')[-1]}`); with HF_HUB_OFFLINE=1 only the cache is used."
         ) from exc
 
 

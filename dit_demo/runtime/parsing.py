@@ -109,7 +109,8 @@ def _list_items(text: str, what: str, example: str) -> list[str]:
 def _step_number(token: str, part: str, max_steps: int) -> int:
     if len(token) > len(str(max_steps)) or not 1 <= int(token) <= max_steps:
         raise ValueError(
-            f"Step count {shown(token, 20)} in {shown(part)} is out of range; this model takes 1 to {max_steps} steps."
+            f"Step count {shown(token, 20)}{'' if token == part.strip() else f' in {shown(part)}'} is out of range; "
+            f"this model takes 1 to {max_steps} steps."
         )
     return int(token)
 

@@ -1,0 +1,143 @@
+"""The Compare tab's results: live strip, status line, the grid (images or differences), the zip, the
+table and two plots, and what a finished comparison puts in each."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+
+import samplers
+from dit_demo.app.outputs import file_name, save_output, save_zip
+from dit_demo.app.plots import AXES, comparison_plots, plot_series
+from dit_demo.lab.compare import Comparison
+
+
+@dataclass
+class CompareResults:
+    preview: gr.Gallery
+    summary: gr.Markdown
+    view: gr.Radio
+    grid: gr.Image
+    kept: gr.State  # the finished comparison's grid files and plot data, for the two toggles
+    download: gr.DownloadButton
+    table: gr.Dataframe
+    axis: gr.Radio
+    dist_plot: gr.Plot
+    sigma_plot: gr.Plot
+
+    def outputs(self) -> list:
+        """What /compare writes, in its order (the State is not part of the API's answer)."""
+        return [self.preview, self.grid, self.kept, self.download, self.table, self.dist_plot, self.sigma_plot,
+                self.summary]  # fmt: skip
+
+
+def build_compare_results() -> CompareResults:
+    """The right-hand column (inside the current Column), then the table and plots in rows below it."""
+    preview = gr.Gallery(label="Live: where each cell is heading", columns=6, height=260, elem_id="cmp-preview")
+    summary = gr.Markdown(elem_id="cmp-status")
+    view = gr.Radio(
+        [("images", "images"), ("difference to the reference", "difference")],
+        value="images",
+        label="Show",
+        elem_id="cmp-view",
+    )
+    grid = gr.Image(
+        label="Grid (PNG with the comparison spec)",
+        type="filepath",
+        format="png",
+        elem_id="cmp-grid",
+        buttons=["download", "fullscreen"],
+    )
+    kept = gr.State({})
+    download = gr.DownloadButton("Download all (zip)", elem_id="cmp-zip", interactive=False)
+    with gr.Row():
+        table = gr.Dataframe(
+            label="Per cell: distance to the reference, NFE, time (scroll sideways on a narrow screen)",
+            elem_id="cmp-table",
+            visible=False,  # until there is a comparison: an empty table only shows placeholder headers
+            max_height=100_000,  # every row on the page: no second scroll box inside it
+            wrap=True,
+        )
+    with gr.Row():
+        axis = gr.Radio(list(AXES), value="linear", label="Distance axis", elem_id="cmp-axis", scale=0)
+    with gr.Row():
+        dist_plot = gr.Plot(label="Distance to the reference vs NFE", elem_id="distance-plot")
+        sigma_plot = gr.Plot(label="Noise levels visited", elem_id="sigma-plot")
+    results = CompareResults(preview, summary, view, grid, kept, download, table, axis, dist_plot, sigma_plot)
+    return results
+
+
+def wire_compare_results(results: CompareResults, event) -> None:
+    """The toggles, and the zip and table offered once there is a comparison (not in /compare's answer,
+    which stays plain values)."""
+    offered = lambda: (gr.DownloadButton(interactive=True), gr.Dataframe(visible=True))  # noqa: E731
+    event.success(offered, None, [results.download, results.table], api_visibility="private")
+    view, kept, grid, axis = results.view, results.kept, results.grid, results.axis
+    view.change(lambda which, files: files.get(which, gr.skip()), [view, kept], grid, api_visibility="private")
+    axis.change(_replot, [axis, kept], [results.dist_plot, results.sigma_plot], api_visibility="private")
+
+
+def _replot(axis: str, kept: dict):
+    if not kept.get("plots"):
+        return gr.skip(), gr.skip()
+    return comparison_plots(kept["plots"], axis)
+
+
+def comparison_outputs(model_name: str, comparison: Comparison, view: str = "images", axis: str = "linear"):
+    """The outputs from a finished comparison, but the strip: the grid shown (images or differences),
+    what the toggles keep, the zip, table, two plots and the summary."""
+    spec = comparison.spec
+    parameters = {"mode": "compare", "model": model_name, **spec.to_dict()}
+    stem = file_name(comparison.class_name, "compare", "-".join(spec.samplers), f"seed{spec.seed}")[: -len(".png")]
+    files = {
+        "images": save_output(comparison.grid, parameters, f"{stem}.png"),
+        "difference": save_output(comparison.difference, parameters, f"{stem}_difference.png"),
+    }
+    zip_path = save_zip(
+        f"{stem}.zip",
+        {
+            **{os.path.basename(path): path for path in files.values()},
+            **{
+                _cell_name(comparison, c): (c.image, comparison.cell_parameters(c, model_name))
+                for c in comparison.cells
+            },
+        },
+    )
+    summary = (
+        f"**{comparison.class_name}** (class {comparison.class_id}): {len(comparison.cells)} cells, "
+        f"{sum(c.nfe for c in comparison.cells)} NFE in {comparison.seconds:.2f}s (lock-step batched). "
+        + _reference_text(comparison)
+    )
+    series = plot_series(comparison)
+    return (
+        files.get(view, files["images"]),
+        {**files, "plots": series},
+        zip_path,
+        pd.DataFrame(comparison.table()),
+        *comparison_plots(series, axis if axis in AXES else "linear"),
+        summary,
+    )
+
+
+def _reference_text(comparison: Comparison) -> str:
+    ref = comparison.reference[0]
+    text = f"Reference: {samplers.get(ref.sampler).label} @ {ref.steps} steps"
+    if len(comparison.spec.presets) > 1:
+        text += f", {ref.preset} preset"
+    if comparison.spec.seeds > 1:
+        text += f", one per seed; distances are the mean (and sd) over {comparison.spec.seeds} seeds"
+    return text + "."
+
+
+def _cell_name(comparison: Comparison, cell) -> str:
+    return file_name(
+        comparison.class_name,
+        cell.sampler,
+        cell.steps,
+        f"cfg{cell.cfg_scale:g}",
+        f"seed{cell.seed}",
+        cell.preset if len(comparison.spec.presets) > 1 else "",
+    )

@@ -1,0 +1,190 @@
+"""Second-pass browser flows (issue 20): each test failed before its fix. Every page must also stay
+free of page errors and console errors (the ``new_page`` fixture)."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+
+import numpy as np
+from PIL import Image
+
+from dit_demo.lab.generate import generate, generation_lanes
+from dit_demo.lab.pngmeta import save_png
+
+# every text the status line shows, in order, recorded by the page itself (no polling gaps)
+RECORD_STATUS = """(id) => {
+  window.seen = [];
+  const box = document.getElementById(id);
+  new MutationObserver(() => window.seen.push(box.innerText)).observe(box, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_stop_says_where_it_stopped_and_no_refusal_follows_then_a_second_run(app_url, new_page):
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Compare").click()
+    page.evaluate(RECORD_STATUS, "cmp-status")
+    page.locator("#cmp-steps textarea").fill("600,1000")
+    page.locator("#cmp-run").click()
+    page.locator("#cmp-status").get_by_text("round").wait_for(timeout=60_000)
+    page.locator("#cmp-stop").click()
+    page.locator("#cmp-status").get_by_text("Stopped at round").wait_for(timeout=30_000)
+    page.locator("#cmp-stop[disabled]").wait_for(timeout=30_000)  # the run has ended: Stop is offered no more
+    page.locator("#cmp-steps textarea").fill("2,3")  # the second run: it must start and finish normally
+    page.locator("#cmp-run").click()
+    page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=60_000)
+    seen = page.evaluate("window.seen")
+    assert not [text for text in seen if "refused" in text], seen
+    assert any(text.startswith("Stopped at round") for text in seen)
+
+
+def _generated_png(bundle, folder, sampler: str, steps: int):
+    (made,) = generate(bundle, generation_lanes(["Bag"], sampler, steps, 2.0, 3))
+    return save_png(made.image, folder / f"bag_{sampler}_{steps}.png", made.parameters)
+
+
+def test_reproduce_runs_again_with_the_steps_of_the_png(app_url, new_page, small_bundle, tmp_path):
+    png = _generated_png(small_bundle, tmp_path, "euler", 7)  # euler's own default is another count
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Reproduce").click()
+    page.locator("#r-file input[type=file]").set_input_files(str(png))
+    page.locator("#r-text").get_by_text("Restored").wait_for(timeout=30_000)
+    page.locator("#r-run").click()
+    page.locator("#gen-status").get_by_text("NFE each").wait_for(timeout=60_000)
+    assert "1 image(s), 7 NFE each" in page.locator("#gen-status").inner_text()
+    assert page.locator("#gen-steps input[type=number]").input_value() == "7"
+
+
+def test_run_it_again_on_a_comparison_png_before_the_compare_tab_was_opened(app_url, client, new_page, tmp_path):
+    grid = client.predict(["ddim"], "2,3", "2", "Coat", 4, 0, "", api_name="/compare")[1]
+    page = new_page(1400, 1000)
+    page.goto(app_url)  # a fresh page: the Compare tab has never been shown
+    page.get_by_role("tab", name="Reproduce").click()
+    page.locator("#r-file input[type=file]").set_input_files(grid)
+    page.locator("#r-text").get_by_text("Restored a comparison").wait_for(timeout=30_000)
+    page.locator("#r-run").click()
+    page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=60_000)
+    assert "2 cells" in page.locator("#cmp-status").inner_text()
+
+
+def test_a_foreign_png_clears_the_previous_image_and_its_restored_line(app_url, new_page, small_bundle, tmp_path):
+    png = _generated_png(small_bundle, tmp_path, "ddim", 3)
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "foreign.png")
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Reproduce").click()
+    page.locator("#r-file input[type=file]").set_input_files(str(png))
+    page.locator("#r-image img").wait_for(timeout=30_000)
+    page.locator("#r-file button[aria-label='Clear']").first.click()
+    page.locator("#r-file input[type=file]").set_input_files(str(tmp_path / "foreign.png"))
+    page.get_by_text("carries no DiT Sampler Lab parameters").first.wait_for(timeout=30_000)
+    page.locator("#r-image img").wait_for(state="detached", timeout=30_000)
+    assert "Restored" not in page.locator("#r-text").inner_text()
+    assert _visible_error_pills(page) == 0
+
+
+def test_a_failed_model_load_shows_the_loaded_model_and_a_whole_message(app_url, new_page, monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # the server runs in this process
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    loaded = page.locator("#model input").input_value()
+    page.locator("#model input").fill("DiT-XL-2-512")
+    page.locator("#model input").press("Enter")
+    page.locator("#load-model").click()
+    message = page.get_by_text("Could not get 'facebook/DiT-XL-2-512'").first
+    message.wait_for(timeout=60_000)
+    text = message.inner_text()
+    page.wait_for_function(f"() => document.querySelector('#model input').value === {loaded!r}", timeout=30_000)
+    assert "/path/to/DiT-XL-2-512" in text and "DiT-XL-2-256" not in text and text.rstrip().endswith(".")
+    assert _visible_error_pills(page) == 0
+
+
+def test_nothing_to_act_on_is_offered_before_there_is_something(app_url, new_page):
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    for button in ("#gen-stop", "#gen-reuse", "#gen-send"):
+        assert page.locator(button).is_disabled(), button
+    page.locator("#gen-steps input[type=number]").fill("600")
+    page.locator("#gen-run").click()
+    page.locator("#gen-stop:not([disabled])").wait_for(timeout=30_000)  # offered while it runs
+    page.locator("#gen-stop").click()
+    page.locator("#gen-stop[disabled]").wait_for(timeout=30_000)
+    page.locator("#gen-steps input[type=number]").fill("2")
+    page.locator("#gen-run").click()
+    page.locator("#gen-status").get_by_text("NFE each").wait_for(timeout=60_000)
+    page.locator("#gen-send:not([disabled])").wait_for(timeout=30_000)
+    assert page.locator("#gen-reuse").is_enabled() and page.locator("#gen-stop").is_disabled()
+    page.get_by_role("tab", name="Compare").click()
+    assert page.locator("#cmp-zip").is_disabled() and not page.locator("#cmp-table").is_visible()
+    page.get_by_role("tab", name="Reproduce").click()
+    assert page.locator("#r-run").is_disabled()
+
+
+def _visible_error_pills(page) -> int:
+    """Gradio's red "Error" labels over components (the message itself is in the toast)."""
+    return page.evaluate(
+        "() => [...document.querySelectorAll('.block .error')].filter((e) => e.offsetParent !== null"
+        " && e.innerText.trim() === 'Error').length"
+    )
+
+
+def test_the_live_strip_ends_on_every_cells_final_image(client):
+    strip, _, zip_path, *_ = client.predict(["ddim", "heun"], "2,40", "2", "Bag", 9, 0, "", api_name="/compare")
+    with zipfile.ZipFile(zip_path) as archive:
+        cells = {n: Image.open(archive.open(n)).convert("RGB") for n in archive.namelist() if "_compare_" not in n}
+    assert [item["caption"] for item in strip] == ["ddim 2", "ddim 40", "heun 2", "heun 40"]
+    for item in strip:
+        sampler, steps = item["caption"].split()
+        shown = Image.open(item["image"]).convert("RGB")
+        # the strip is lossy (webp): its nearest cell must be its own, not a noisier earlier frame's
+        nearest = min(cells, key=lambda name: _distance(shown, cells[name]))
+        assert nearest == f"bag_{sampler}_{steps}_cfg2_seed9.png"
+        assert _distance(shown, cells[nearest]) < 8
+
+
+def _distance(preview: Image.Image, cell: Image.Image) -> float:
+    """Mean absolute difference at the cell's own size (the preview is a whole-multiple enlargement)."""
+    a = np.asarray(preview.resize(cell.size, Image.NEAREST), dtype=float)
+    return float(np.abs(a - np.asarray(cell, dtype=float)).mean())
+
+
+def test_generates_live_preview_is_in_view_and_whole_at_one_image(app_url, new_page):
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.locator("#gen-steps input[type=number]").fill("800")  # long enough to watch on the tiny model
+    page.locator("#gen-run").click()
+    page.locator("#gen-preview img").first.wait_for(timeout=60_000)
+    seen = page.evaluate(
+        "(() => { const i = document.querySelector('#gen-preview img'); const r = i.getBoundingClientRect();"
+        " const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);"
+        " return [r.top, r.bottom, r.height, innerHeight, hit === i]; })()"
+    )
+    page.locator("#gen-stop").click()
+    page.locator("#gen-status").get_by_text(re.compile("Stopped|NFE each")).wait_for(timeout=30_000)
+    top, bottom, height, viewport, on_top = seen
+    assert 0 <= top and bottom <= viewport and height >= 64 and on_top, seen
+
+
+def test_on_a_phone_a_run_brings_its_results_into_view_and_dark_mode_outlives_a_reload(app_url, new_page):
+    page = new_page(390, 844)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#cmp-steps textarea").fill("300,600")
+    page.locator("#cmp-run").click()
+    page.locator("#cmp-preview img").first.wait_for(timeout=60_000)
+    top = page.evaluate("document.getElementById('cmp-preview').getBoundingClientRect().top")
+    page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=120_000)
+    assert 0 <= top < 844 / 2
+    page.locator("#dark-toggle").click()
+    page.reload()
+    page.locator("#gen-run").wait_for(timeout=30_000)
+    assert page.evaluate("document.body.classList.contains('dark')")
+    page.locator("#dark-toggle").click()  # and back: the next visit opens light again
+    page.reload()
+    page.locator("#gen-run").wait_for(timeout=30_000)
+    assert not page.evaluate("document.body.classList.contains('dark')")
