@@ -188,3 +188,37 @@ def test_on_a_phone_a_run_brings_its_results_into_view_and_dark_mode_outlives_a_
     page.reload()
     page.locator("#gen-run").wait_for(timeout=30_000)
     assert not page.evaluate("document.body.classList.contains('dark')")
+
+
+def _pixels_near(shot, colour: str, tolerance: int = 40) -> int:
+    target = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=int)
+    return int((np.abs(pixels - target).max(axis=2) <= tolerance).sum())
+
+
+def test_plots_draw_a_second_comparison_with_other_series_and_on_a_log_axis(app_url, new_page, tmp_path):
+    from dit_demo.app.plots import PALETTE
+
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#cmp-steps textarea").fill("2,4")
+    page.locator("#cmp-run").click()
+    page.locator("#cmp-status").get_by_text("6 cells").wait_for(timeout=60_000)
+    page.locator("#cmp-samplers input").fill("heun")
+    page.locator("#cmp-samplers input").press("Enter")  # a new series name: Heun
+    page.locator("#cmp-steps textarea").fill("3,6")
+    page.locator("#cmp-run").click()
+    page.locator("#cmp-status").get_by_text("8 cells").wait_for(timeout=60_000)
+    plot = page.locator("#distance-plot canvas")
+    plot.wait_for(timeout=30_000)
+    third = PALETTE[2]  # the series are DDIM = Euler, DPM-Solver++ 2M, Heun: Heun's line and its legend mark
+    page.wait_for_function("() => document.querySelector('#distance-plot canvas').width > 0", timeout=30_000)
+    plot.screenshot(path=str(tmp_path / "linear.png"))
+    page.evaluate("window.drawn = document.querySelector('#distance-plot canvas').toDataURL()")
+    page.locator("#cmp-axis").get_by_text("log", exact=True).click()
+    redrawn = "() => { const c = document.querySelector('#distance-plot canvas'); return c && c.toDataURL() !== window.drawn; }"
+    page.wait_for_function(redrawn, timeout=30_000)
+    plot.screenshot(path=str(tmp_path / "log.png"))
+    assert _pixels_near(tmp_path / "linear.png", third) > 150
+    assert _pixels_near(tmp_path / "log.png", third) > 150

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from dit_demo.app.compare_tab import build_compare_tab
@@ -32,7 +34,7 @@ CSS = (
     # its box at the top right, which names the field, and on the tab's status line)
     " [data-testid='status-tracker'] .error {display: none;}"
     # captions under the images, not over them
-    " #gen-images .caption-label {position: static; max-width: none; white-space: normal; border: none;"
+    " :is(#gen-images, #cmp-preview) .caption-label {position: static; max-width: none; white-space: normal; border: none;"
     " background: none;}"
 )
 
@@ -40,70 +42,10 @@ CSS = (
 # the choice outlives a reload (PAGE_JS applies it when the page opens)
 TOGGLE_DARK = "() => { localStorage.setItem('dit-dark', document.body.classList.toggle('dark') ? '1' : '0'); }"
 
-# Ctrl+Enter (Cmd+Enter on a Mac) runs the tab in view, from any field of it; images are sized to a
-# whole multiple of their pixels that fits their box and the window
-PAGE_JS = """
-() => {
-  if (localStorage.getItem("dit-dark") === "1") document.body.classList.add("dark");
-  document.addEventListener("keydown", (event) => {
-    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
-    for (const id of ["gen-run", "cmp-run"]) {
-      const button = document.getElementById(id);
-      if (button && button.offsetParent !== null) { event.preventDefault(); button.click(); return; }
-    }
-  });
-  // on a phone the form fills the screen: a run brings its live previews and status into view
-  document.addEventListener("click", (event) => {
-    const run = event.target.closest && event.target.closest("#gen-run, #cmp-run");
-    if (!run || window.innerWidth > 700) return;
-    const results = document.getElementById(run.id === "gen-run" ? "gen-preview" : "cmp-preview");
-    if (results) results.scrollIntoView({block: "start"});
-  });
-  const SCALED = "%s";
-  const fit = (img) => {
-    if (!img || !img.isConnected) return;  // replaced by a newer image since it loaded
-    const w = img.naturalWidth, h = img.naturalHeight;
-    if (!w || !h || !img.parentElement) return;
-    if (document.fullscreenElement && document.fullscreenElement.contains(img)) {
-      img.style.width = img.style.height = img.style.maxWidth = "";  // fullscreen: the CSS fills the screen
-      return;
-    }
-    // the room: the smallest clipping box around the image (a gallery's scroll area), and the window
-    let roomW = Infinity, roomH = window.innerHeight * 0.85;
-    for (let e = img.parentElement, i = 0; e && i < 8; e = e.parentElement, i++) {
-      // the component's own box follows its image's height, so only its width (the layout's) counts
-      if (e.id) { roomW = Math.min(roomW, e.clientWidth || Infinity); break; }
-      if (getComputedStyle(e).overflowY !== "visible") {
-        roomW = Math.min(roomW, e.clientWidth || Infinity);
-        roomH = Math.min(roomH, e.clientHeight || Infinity);
-      }
-    }
-    let k = 0.96 * Math.min(roomW / w, roomH / h);
-    if (k >= 1) {
-      // an enlarged small image also stays above the fold: from its component's first image to the
-      // bottom of the window, unless that is tiny (so every image of a gallery gets the same size)
-      const first = (img.closest("[id]") || img).querySelector("img") || img;
-      const top = first.parentElement.getBoundingClientRect().top + window.scrollY;
-      const fold = Math.max(window.innerHeight - top - 24, 0.3 * window.innerHeight);
-      k = Math.max(1, Math.min(k, 0.96 * fold / h));
-    }
-    const whole = k >= 1 ? Math.floor(k) : k;  // shrinking: any factor, smoothed
-    img.style.width = Math.round(w * whole) + "px";
-    img.style.height = Math.round(h * whole) + "px";
-    img.style.maxWidth = "none";
-    img.classList.toggle("px-whole", k >= 1);
-  };
-  const fitAll = () => document.querySelectorAll(SCALED).forEach(fit);
-  // fitted when loaded, and again once the outputs around it have settled (a status line above it)
-  document.addEventListener("load", (event) => {
-    // the event is over when the timer fires (its target is null by then): keep the image itself
-    const img = event.target;
-    if (img && img.matches && img.matches(SCALED)) { fit(img); setTimeout(() => fit(img), 300); }
-  }, true);
-  window.addEventListener("resize", fitAll);
-  document.addEventListener("fullscreenchange", fitAll);
-}
-""".replace("%s", SCALED)
+# what the page does beyond Gradio (page.js): Ctrl+Enter runs the tab in view, Enter in a picker takes
+# an exact match, images are sized to a whole multiple of their pixels, a run on a phone scrolls to its
+# results, the dark/light choice outlives a reload
+PAGE_JS = (Path(__file__).with_name("page.js")).read_text().replace("%SCALED%", SCALED)
 
 
 def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: float = DEFAULT_MAX_SECONDS) -> gr.Blocks:

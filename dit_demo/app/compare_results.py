@@ -34,8 +34,15 @@ class CompareResults:
                 self.summary]  # fmt: skip
 
 
-def build_compare_results() -> CompareResults:
-    """The right-hand column (inside the current Column), then the table and plots in rows below it."""
+def build_compare_results(column) -> CompareResults:
+    """The live strip, status and grid in ``column`` (the tab's right-hand one), then the table and the
+    plots in full-width rows below the tab's row."""
+    with column:
+        top = _build_live_and_grid()
+    return CompareResults(*top, *_build_table_and_plots())
+
+
+def _build_live_and_grid() -> tuple:
     preview = gr.Gallery(label="Live: where each cell is heading", columns=6, height=260, elem_id="cmp-preview")
     summary = gr.Markdown(elem_id="cmp-status")
     view = gr.Radio(
@@ -53,6 +60,10 @@ def build_compare_results() -> CompareResults:
     )
     kept = gr.State({})
     download = gr.DownloadButton("Download all (zip)", elem_id="cmp-zip", interactive=False)
+    return preview, summary, view, grid, kept, download
+
+
+def _build_table_and_plots() -> tuple:
     with gr.Row():
         table = gr.Dataframe(
             label="Per cell: distance to the reference, NFE, time (scroll sideways on a narrow screen)",
@@ -66,8 +77,7 @@ def build_compare_results() -> CompareResults:
     with gr.Row():
         dist_plot = gr.Plot(label="Distance to the reference vs NFE", elem_id="distance-plot")
         sigma_plot = gr.Plot(label="Noise levels visited", elem_id="sigma-plot")
-    results = CompareResults(preview, summary, view, grid, kept, download, table, axis, dist_plot, sigma_plot)
-    return results
+    return table, axis, dist_plot, sigma_plot
 
 
 def wire_compare_results(results: CompareResults, event) -> None:

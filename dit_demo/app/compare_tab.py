@@ -94,8 +94,8 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
                 reference = gr.Textbox(
                     "", label="Reference (sampler@steps, e.g. ddim@250; empty = highest-step deterministic cell)"
                 )
-        with gr.Column(scale=3):
-            results = build_compare_results()
+        right = gr.Column(scale=3)
+    results = build_compare_results(right)  # filled after the row: the table and plots go below it
     tab = CompareTab(samplers_box, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets)
 
     dice.click(random_seed, outputs=seed, api_visibility="private")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -118,14 +119,10 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
         api_visibility="private",
     )
     # the untouched default class gives way to the first class picked, instead of staying in silently
-    default_class, touched = [choices[0]], gr.State(False)
-    classes.input(
-        lambda value, seen: (value[1:] if not seen and len(value) == 2 and value[:1] == default_class else value, True),
-        [classes, touched],
-        [classes, touched],
-        api_visibility="private",
-        trigger_mode="always_last",
-    )
+    touched = gr.State(False)
+    # in the page, not on the server: a Ctrl+Enter right after the pick must already run without it
+    gives_way = f"(value, seen) => [(!seen && value.length === 2 && value[0] === {json.dumps(choices[0])}) ? value.slice(1) : value, true]"
+    classes.input(None, [classes, touched], [classes, touched], js=gives_way, api_visibility="private")
     # a sampler says what it is whoever sets it; one a person picks also brings its recommended step
     # count (its metadata), while one set by Reproduce or "send" keeps the steps set with it
     tab.sampler.change(sampler_info, tab.sampler, info, api_visibility="private")

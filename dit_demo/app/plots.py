@@ -17,6 +17,9 @@ from dit_demo.lab.compare import Comparison
 # Tableau 10: adjacent colours stay distinguishable, also for the common colour-vision deficiencies
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
 AXES = ("linear", "log")
+# Gradio fits only its own plots to their box: an Altair chart keeps the width it is given, which
+# leaves half of a 1400 px page to each of the two plots
+CHART_WIDTH = 500
 # mid-grey text reads on the light and on the dark page alike
 TEXT = "#888888"
 
@@ -39,7 +42,7 @@ def merge_identical(series: dict[str, list[tuple[float, float]]], tolerance: flo
     return {" = ".join(names): points for names, points in merged}
 
 
-def chart(series: dict[str, list], title: str, x_title: str, y_title: str, log_y: bool = False) -> alt.Chart:
+def chart(series: dict[str, list], x_title: str, y_title: str, log_y: bool = False) -> alt.Chart:
     """One line per series (identical ones merged), named in a legend below the plot that is never cut.
     On a log axis points at 0 (the reference's distance to itself) cannot be drawn and are left out."""
     merged = merge_identical(series)
@@ -65,13 +68,14 @@ def chart(series: dict[str, list], title: str, x_title: str, y_title: str, log_y
         .mark_line(point=True)
         .encode(
             x=alt.X("x:Q", title=x_title, axis=axis),
-            y=alt.Y("y:Q", title=y_title, axis=axis, scale=alt.Scale(type="log" if log_y else "linear", zero=False)),
+            y=alt.Y("y:Q", title=y_title, axis=axis, scale=alt.Scale(type="log") if log_y else alt.Scale(zero=False)),
             color=colour,
             tooltip=[alt.Tooltip("series:N"), alt.Tooltip("x:Q", title=x_title), alt.Tooltip("y:Q", title=y_title)],
         )
         .properties(
-            title=alt.TitleParams(title, subtitle=notes, color=TEXT, subtitleColor=TEXT),
-            width="container",
+            # the plot's own label names it: the chart's title says only what to know when reading it
+            title=alt.TitleParams(notes or "", color=TEXT, fontSize=11, fontWeight="normal"),
+            width=CHART_WIDTH,
             height=260,
             background="transparent",
         )
@@ -103,12 +107,11 @@ def comparison_plots(series: dict[str, dict[str, list]], axis: str = "linear") -
     return (
         chart(
             series.get("distances", {}),
-            "Distance to the reference vs NFE",
             "model evaluations (NFE)",
             "latent RMSE to reference" + (" (log)" if axis == "log" else ""),
             log_y=axis == "log",
         ),
-        chart(series.get("schedules", {}), "Noise levels visited", "step", "log10 sigma"),
+        chart(series.get("schedules", {}), "step", "log10 sigma"),
     )
 
 

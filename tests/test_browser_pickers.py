@@ -1,0 +1,36 @@
+"""Pickers in the browser (issue 20, item 9): Enter takes an exact match, Ctrl+Enter runs what the picker shows."""
+
+from __future__ import annotations
+
+
+def test_enter_takes_the_exact_match_not_the_first_that_contains_it(app_url, new_page):
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.locator("#gen-sampler input").fill("DDIM")  # "DDPM (fixed variance) / DDIM eta=1" comes first
+    page.locator("#gen-sampler input").press("Enter")
+    page.wait_for_function(
+        "() => document.querySelector('#gen-sampler input').value.startsWith('DDIM')", timeout=10_000
+    )
+    page.get_by_role("tab", name="Compare").click()
+    chip = page.locator("#cmp-samplers .token").filter(has_text="DDIM")
+    chip.locator(".token-remove").click()  # the default rows include DDIM: take it out, then add it back
+    chip.wait_for(state="detached", timeout=10_000)
+    page.locator("#cmp-samplers input").fill("ddim")
+    page.locator("#cmp-samplers input").press("Enter")
+    chip.wait_for(timeout=10_000)
+    chips = [t.replace("×", "").strip() for t in page.locator("#cmp-samplers .token").all_inner_texts()]
+    assert "DDIM (1 NFE/step)" in chips and not any("eta=1" in c for c in chips)
+
+
+def test_ctrl_enter_with_a_class_half_typed_runs_the_class_the_picker_shows(app_url, new_page):
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.locator("#gen-steps input[type=number]").fill("3")
+    picker = page.locator("#gen-classes input")
+    picker.click()
+    picker.press_sequentially("trous")
+    picker.press("Control+Enter")
+    page.locator("#gen-status").get_by_text("NFE each").wait_for(timeout=60_000)
+    captions = page.locator("#gen-images .caption-label").all_inner_texts()
+    chips = [t.replace("×", "").strip() for t in page.locator("#gen-classes .token").all_inner_texts()]
+    assert chips == ["1: Trouser"] and len(captions) == 1 and captions[0].startswith("Trouser")
