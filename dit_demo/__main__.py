@@ -11,14 +11,17 @@ from pathlib import Path
 from tqdm import tqdm
 
 import samplers
-from dit_demo.lab.compare import ComparisonSpec, run_comparison
+from dit_demo.lab.compare import run_comparison
+from dit_demo.lab.compare_spec import ComparisonSpec
 from dit_demo.lab.generate import generate, generation_lanes
+from dit_demo.lab.grammar import parse_names, parse_steps
 from dit_demo.lab.grid import make_grid
+from dit_demo.lab.lever_flags import add_lever_args, levers_from_args
 from dit_demo.lab.pngmeta import save_png
 from dit_demo.runtime.devices import parse_device
-from dit_demo.runtime.levers import add_lever_args, levers_from_args, load_with_levers
+from dit_demo.runtime.levers import load_with_levers
 from dit_demo.runtime.loader import load_bundle
-from dit_demo.runtime.parsing import SPACINGS, parse_names, parse_steps
+from dit_demo.runtime.parsing import SPACINGS
 from dit_demo.runtime.request import Defaults, check_lanes
 
 SPACING_HELP = "step grid: trailing (default; every sampler starts at t = T-1), linspace (DiT's own grid), leading"

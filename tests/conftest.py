@@ -22,15 +22,17 @@ from dit_demo.runtime.loader import load_bundle, save_bundle
 SHARED_LABELS = Path(__file__).resolve().parents[1] / "dit_demo" / "imagenet_id2label.json"
 
 
-def make_bundle(folder: Path, num_classes: int, id2label: dict, seed: int = 0) -> Path:
+def make_bundle(
+    folder: Path, num_classes: int, id2label: dict, seed: int = 0, heads: int = 2, layers: int = 2, latent: int = 8
+) -> Path:
     torch.manual_seed(seed)
     transformer = DiTTransformer2DModel(
-        num_attention_heads=2,
+        num_attention_heads=heads,
         attention_head_dim=16,
         in_channels=4,
         out_channels=8,
-        num_layers=2,
-        sample_size=8,
+        num_layers=layers,
+        sample_size=latent,
         patch_size=2,
         num_embeds_ada_norm=num_classes,
     )
@@ -159,6 +161,6 @@ def new_page(browser):
 @pytest.fixture
 def every_layer_int8(monkeypatch):
     """The test model's layers are all small: make int8 take every one of them, as it does on DiT-XL/2."""
-    from dit_demo.runtime import levers
+    from dit_demo.runtime import int8
 
-    monkeypatch.setattr(levers, "INT8_MIN_WEIGHTS", 0)
+    monkeypatch.setattr(int8, "INT8_MIN_WEIGHTS", 0)

@@ -9,16 +9,11 @@ import pytest
 import torch
 
 from dit_demo.lab.evaluate import classify, to_classifier_input
+from dit_demo.lab.lever_flags import add_lever_args, levers_from_args
+from dit_demo.runtime import int8 as int8_module
 from dit_demo.runtime import levers as levers_module
 from dit_demo.runtime.engine import sample
-from dit_demo.runtime.levers import (
-    Levers,
-    add_lever_args,
-    check_levers,
-    levers_from_args,
-    preset,
-    with_model_levers,
-)
+from dit_demo.runtime.levers import Levers, check_levers, preset, with_model_levers
 from dit_demo.runtime.request import Lane
 from dit_demo.training.classifier import FashionClassifier
 
@@ -72,7 +67,7 @@ def test_int8_leaves_small_layers_in_fp32_and_takes_large_ones(embedded_bundle):
     assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in kept.modules())
     before, after = embedded_bundle.transformer.state_dict(), kept.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)  # no q/k/v fusion
-    mixed = levers_module._quantize_int8(torch.nn.Sequential(torch.nn.Linear(1152, 1152), torch.nn.Linear(1152, 32)))
+    mixed = int8_module.quantize_int8(torch.nn.Sequential(torch.nn.Linear(1152, 1152), torch.nn.Linear(1152, 32)))
     assert isinstance(mixed[0], torch.ao.nn.quantized.dynamic.Linear) and type(mixed[1]) is torch.nn.Linear
 
 
@@ -94,7 +89,7 @@ def test_int8_runs_q_k_v_as_one_layer_with_the_same_result(small_bundle):
     import copy
 
     def int8(**rewrites):
-        return levers_module._quantize_int8(copy.deepcopy(small_bundle.transformer), exact_gelu=False, **rewrites)
+        return int8_module.quantize_int8(copy.deepcopy(small_bundle.transformer), exact_gelu=False, **rewrites)
 
     fused, apart = int8(), int8(fuse_qkv=False)
     attention = fused.transformer_blocks[0].attn1
@@ -107,11 +102,11 @@ def test_int8_runs_q_k_v_as_one_layer_with_the_same_result(small_bundle):
 @pytest.mark.usefixtures("every_layer_int8")
 def test_int8_packs_its_weights_for_onednn_and_leaves_the_global_engine_alone(small_bundle, monkeypatch):
     engines = torch.backends.quantized.supported_engines
-    assert levers_module.INT8_ENGINE == "onednn" and "onednn" in engines and "x86" in engines  # this CPU build
+    assert int8_module.INT8_ENGINE == "onednn" and "onednn" in engines and "x86" in engines  # this CPU build
     before = torch.backends.quantized.engine
     lever = with_model_levers(small_bundle, Levers(quantize="int8")).transformer
     assert torch.backends.quantized.engine == before
-    monkeypatch.setattr(levers_module, "INT8_ENGINE", "x86")
+    monkeypatch.setattr(int8_module, "INT8_ENGINE", "x86")
     x86 = with_model_levers(small_bundle, Levers(quantize="int8")).transformer
     x, t, y = torch.randn(3, 4, 8, 8), torch.tensor([999.0, 500.0, 3.0]), torch.tensor([1, 2, 10])
     with torch.inference_mode():
@@ -129,7 +124,7 @@ def test_int8_computes_gelu_by_erf_which_moves_fp32_outputs_by_rounding_only(sma
     lever = with_model_levers(small_bundle, Levers(quantize="int8")).transformer
     assert {m.approximate for m in lever.modules() if isinstance(m, GELU)} == {"none"}
     erf = copy.deepcopy(small_bundle.transformer)
-    levers_module._exact_gelu(erf)
+    int8_module._exact_gelu(erf)
     assert {m.approximate for m in small_bundle.transformer.modules() if isinstance(m, GELU)} == {"tanh"}
     x, t, y = torch.randn(3, 4, 8, 8), torch.tensor([999.0, 500.0, 3.0]), torch.tensor([1, 2, 10])
     with torch.inference_mode():

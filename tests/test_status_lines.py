@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dit_demo.app.context import refused_status, stopped_status
+from dit_demo.lab.grammar import parse_steps
 from dit_demo.runtime.checkpoints import reason
-from dit_demo.runtime.parsing import parse_steps
 
 
 def test_a_stop_keeps_its_own_line_when_the_event_then_ends_as_failed():

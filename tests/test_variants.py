@@ -7,8 +7,8 @@ import torch
 
 import samplers
 from dit_demo.lab.generate import generate
+from dit_demo.lab.grammar import parse_names
 from dit_demo.runtime.engine import sample
-from dit_demo.runtime.parsing import parse_names
 from dit_demo.runtime.request import Lane
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import samplers
 from dit_demo.app.outputs import file_name, save_output, save_zip
 from dit_demo.app.plots import AXES, comparison_plots, plot_series
-from dit_demo.lab.compare import Comparison
+from dit_demo.lab.comparison import Comparison
 
 
 @dataclass

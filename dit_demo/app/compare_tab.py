@@ -22,9 +22,11 @@ from dit_demo.app.errors import user_errors
 from dit_demo.app.preview import preview_images
 from dit_demo.app.streaming import stream
 from dit_demo.app.zerogpu import gpu_event
-from dit_demo.lab.compare import MAX_SEEDS, ComparisonSpec, comparison_work, run_comparison
+from dit_demo.lab.compare import comparison_work, run_comparison
+from dit_demo.lab.compare_spec import MAX_SEEDS, ComparisonSpec
+from dit_demo.lab.grammar import split_list
 from dit_demo.runtime.engine import Progress
-from dit_demo.runtime.parsing import MAX_SEED, split_list
+from dit_demo.runtime.parsing import MAX_SEED
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dit_demo.app.compare_tab import CompareTab
 from dit_demo.app.context import AppContext, channel_choice, class_choice
 from dit_demo.app.errors import user_errors
 from dit_demo.app.generate_tab import GenerateTab, picked_parameters
-from dit_demo.lab.compare import ComparisonSpec
+from dit_demo.lab.compare_spec import ComparisonSpec
 from dit_demo.lab.pngmeta import read_parameters
 
 

@@ -23,13 +23,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import samplers
+from dit_demo.lab.grammar import parse_names, parse_steps
+from dit_demo.lab.lever_flags import add_lever_args, levers_from_args
 from dit_demo.lab.metrics import feature_stats, frechet_distance
 from dit_demo.lab.sweep import cell_name, sample_cell
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.devices import parse_device
-from dit_demo.runtime.levers import Levers, add_lever_args, levers_from_args, load_with_levers
+from dit_demo.runtime.levers import Levers, load_with_levers
 from dit_demo.runtime.loader import EMBEDDED_MODEL
-from dit_demo.runtime.parsing import parse_names, parse_steps
 from dit_demo.training.classifier import FashionClassifier
 from dit_demo.training.data import load_fashion_mnist
 

@@ -5,9 +5,7 @@ sampler. Each is measured for speed and quality in the README's performance sect
 
 - ``dtype``: the arithmetic of the transformer and the VAE; bf16 where the hardware has it
   natively (CPUs with AVX-512 BF16 or AMX, GPUs). The scheduler math stays fp32.
-- ``quantize="int8"``: the transformer's linear layers with int8 weights (per output channel)
-  and int8 activations quantized per call (dynamic quantization, CPU only). DiT-XL/2 at 2 rows
-  is bound by reading its weights (a third of them are adaLN modulation), which int8 quarters.
+- ``quantize="int8"``: the transformer's large linear layers in int8 (``int8.py``, CPU only).
 - ``compile``: the transformer through ``torch.compile`` with static shapes, rows padded to a few
   bucket sizes (``compiled.py``); CUDA graphs on GPUs, where the eager DiT is launch-bound. No preset
   takes it until it has run on a GPU; never on ZeroGPU, which does not support it.
@@ -21,22 +19,18 @@ The first three change the model (``with_model_levers``); the last two are field
 
 from __future__ import annotations
 
-import argparse
 import copy
 import threading
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import cache
 
 import torch
-from diffusers.models.activations import GELU
-from diffusers.models.attention_processor import Attention, FusedAttnProcessor2_0
 from diffusers.utils import logging as diffusers_logging
 
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.compiled import CompiledTransformer
 from dit_demo.runtime.devices import has_native_bf16, on_zerogpu, parse_dtype
+from dit_demo.runtime.int8 import has_int8_kernels, quantize_int8
 from dit_demo.runtime.parsing import as_float, parse_interval
 
 # What ``fast`` takes, each lever having met the bar (Frechet distance within 5% and class accuracy
@@ -52,97 +46,6 @@ from dit_demo.runtime.parsing import as_float, parse_interval
 FAST_CACHE_THRESHOLD = 0.05
 QUANTIZE = ("int8",)
 PRESETS = ("exact", "fast")
-
-
-@cache
-def has_int8_kernels() -> bool:
-    """Whether this torch still ships dynamic int8 quantization with an x86 or fbgemm backend."""
-    try:
-        _quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 4)), ["0"])
-    except Exception:  # removed or unsupported in this build: the lever is simply unavailable
-        return False
-    return True
-
-
-def _fuse_qkv(module: torch.nn.Module) -> None:
-    """One q/k/v projection per self-attention (diffusers' own fusion and processor).
-
-    With int8 weights quantized per output channel and the activation quantized once per call,
-    the fused layer computes exactly what the three did (the same scales, bit for bit), in one
-    matrix product instead of three: 4-5% of an XL/2 forward in one run on a 2-core CPU, within
-    the noise in another.
-    """
-    for attention in module.modules():
-        if isinstance(attention, Attention) and not attention.is_cross_attention:
-            with torch.no_grad():
-                attention.fuse_projections()
-            attention.set_processor(FusedAttnProcessor2_0())
-            del attention.to_q, attention.to_k, attention.to_v  # the fused layer replaces them
-
-
-def _exact_gelu(module: torch.nn.Module) -> None:
-    """The MLP's GELU by erf instead of its tanh approximation.
-
-    The two differ by at most 5e-4 (absolute), far below the int8 rounding of the same activations,
-    and on CPUs erf costs half of what tanh does: about 3% of an int8 XL/2 forward on 2 cores.
-    """
-    for activation in module.modules():
-        if isinstance(activation, GELU) and activation.approximate == "tanh":
-            activation.approximate = "none"
-
-
-# int8 pays where reading a layer's weights dominates its cost (DiT-XL/2's 1152-wide layers); on a
-# small layer the per-call quantization of its activations costs more than the int8 product saves
-# (the embedded model's 128-wide ones: the fast preset was slower than exact with all of them int8).
-# Layers with fewer weights than this stay fp32.
-INT8_MIN_WEIGHTS = 512 * 512  # Levers.describe says so
-
-
-def _int8_layers(module: torch.nn.Module) -> list[str]:
-    """The linear layers that int8 makes faster: those with at least ``INT8_MIN_WEIGHTS`` weights."""
-    return [
-        name
-        for name, m in module.named_modules()
-        if isinstance(m, torch.nn.Linear) and m.in_features * m.out_features >= INT8_MIN_WEIGHTS
-    ]
-
-
-def _quantize_int8(module: torch.nn.Module, fuse_qkv: bool = True, exact_gelu: bool = True) -> torch.nn.Module:
-    """Large linear layers to int8 (with q/k/v fused and the erf GELU); a model without any stays as it is."""
-    if not _int8_layers(module):
-        return module
-    if fuse_qkv:
-        _fuse_qkv(module)
-    if exact_gelu:
-        _exact_gelu(module)
-    return _quantize_dynamic(module, _int8_layers(module))
-
-
-def _quantize_dynamic(module: torch.nn.Module, names: list[str]) -> torch.nn.Module:
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    spec = dict.fromkeys(names, per_channel_dynamic_qconfig)
-    with warnings.catch_warnings(), _packing_engine(INT8_ENGINE):  # torch announces a future move of these
-        warnings.simplefilter("ignore")  # kernels to torchao; they work today
-        return quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
-
-
-# The weights are packed for one backend's kernels, which then run them whatever the global engine
-# says later. oneDNN's run DiT-XL/2's 1152-wide layers 4-13% faster than the default x86/fbgemm
-# ones on this CPU (2 and 12 rows; AVX-512 VNNI), but the embedded model's 128-wide ones 20-30%
-# slower at 2-18 rows (README, under the performance table).
-INT8_ENGINE = "onednn"
-
-
-@contextmanager
-def _packing_engine(name: str):
-    before = torch.backends.quantized.engine
-    if name in torch.backends.quantized.supported_engines:
-        torch.backends.quantized.engine = name
-    try:
-        yield
-    finally:
-        torch.backends.quantized.engine = before
 
 
 @dataclass(frozen=True)
@@ -251,7 +154,7 @@ def _with_model_levers(bundle: DiTBundle, levers: Levers, own) -> DiTBundle:
     if target is not None and vae.dtype != target:
         vae = own(vae).to(target)
     if levers.quantize == "int8":
-        transformer, dtype = _quantize_int8(own(transformer).float()), torch.float32
+        transformer, dtype = quantize_int8(own(transformer).float()), torch.float32
     elif target is not None and dtype != target:
         transformer, dtype = own(transformer).to(target), target
     if levers.compile:  # compiled lazily, per bucket size, on the first call of that size
@@ -270,51 +173,6 @@ def load_with_levers(model: str | None, device: torch.device | str, levers: Leve
 
     bundle = load_bundle(model, device, "fp32" if levers.quantize else levers.dtype)
     return with_model_levers(bundle, levers, in_place=True)
-
-
-def add_lever_args(parser: argparse.ArgumentParser, preset_default: str = "exact") -> None:
-    """``--preset`` and one flag per lever; a flag given overrides the preset's value."""
-    parser.add_argument(
-        "--preset",
-        choices=PRESETS,
-        default=preset_default,
-        help="exact: no shortcuts; fast: every lever that keeps quality (int8 on CPUs, bf16 where native)",
-    )
-    parser.add_argument("--dtype", default=None, help="fp32, bf16, fp16 or auto (default: the preset's)")
-    parser.add_argument("--quantize", choices=("none", *QUANTIZE), default=None, help="int8 linear layers (CPU)")
-    parser.add_argument(
-        "--compile",
-        choices=("on", "off"),
-        default=None,
-        help="torch.compile the transformer, static shapes in buckets (CUDA graphs on GPUs: unverified there)",
-    )
-    parser.add_argument(
-        "--guidance-interval",
-        default=None,
-        help="lo,hi: guidance only at noise levels lo < sigma <= hi (Kynkaanniemi et al. 2024), e.g. 0.28,5.42",
-    )
-    parser.add_argument("--cache-threshold", type=float, default=None, help="first-block cache threshold (0: off)")
-
-
-def levers_from_args(args: argparse.Namespace, device: torch.device | str) -> Levers:
-    """The preset named by ``--preset``, with every lever flag that was given on top, checked."""
-    levers = preset(args.preset, device)
-    if args.dtype is not None:
-        levers = replace(levers, dtype=None if args.dtype == "auto" else args.dtype)
-    if args.quantize is not None:
-        levers = replace(levers, quantize=None if args.quantize == "none" else args.quantize)
-    if args.compile is not None:
-        levers = replace(levers, compile=args.compile == "on")
-        if levers.compile and torch.device(device).type == "cuda":
-            warnings.warn(
-                "the compiled transformer has not been verified on a GPU yet; compare it with --compile off",
-                stacklevel=2,
-            )
-    if args.guidance_interval is not None:
-        levers = replace(levers, guidance_interval=args.guidance_interval)
-    if args.cache_threshold is not None:
-        levers = replace(levers, cache_threshold=args.cache_threshold)
-    return check_levers(levers, device)
 
 
 class ModelVariants:
