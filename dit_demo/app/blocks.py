@@ -17,7 +17,7 @@ from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS
 
 # small models make 32 px images: shown whole, with hard pixels at a whole multiple of their size
 # (PAGE_JS picks the multiple); images shrunk to fit are smoothed, so grid labels stay legible
-SCALED = "#cmp-grid img, #gen-images img, #gen-preview img, #cmp-preview img, #r-image img"
+SCALED = "#cmp-grid img, #gen-images img, #r-image img"
 CSS = (
     f"{SCALED} {{object-fit: contain;}} img.px-whole {{image-rendering: pixelated;}}"
     " .sampler-info {font-size: 0.9em;}"
@@ -30,6 +30,9 @@ CSS = (
     # a live preview is as big as its image: a lone one is not stretched to a square of the box's width,
     # whose middle would lie below the preview box's fold
     " :is(#gen-preview, #cmp-preview) .thumbnail-item {height: auto; aspect-ratio: auto; width: auto;}"
+    # previews come at their shown size (enlarged on the server with hard pixels): every one alike
+    " :is(#gen-preview, #cmp-preview) img {width: auto; height: auto; object-fit: none;"
+    " image-rendering: pixelated;}"
     # a failed event leaves every component as it was: no red "Error" pill over it (the message is in
     # its box at the top right, which names the field, and on the tab's status line)
     " [data-testid='status-tracker'] .error {display: none;}"

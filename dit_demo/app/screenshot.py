@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
             page.screenshot(path=str(out / "compare-midrun.png"))
             page.locator("#cmp-stop").click()
             page.locator("#cmp-status").get_by_text("Stopped at round").wait_for(timeout=60_000)
+            page.locator("#cmp-stop[disabled]").wait_for(timeout=60_000)  # the stopped run has ended
 
             seconds = _compare(page, "25", VARIANTS, seeds=3)
             print(f"4 variants x 3 seeds at 25 steps: {seconds:.2f}s click to result")
