@@ -1,4 +1,4 @@
-"""Pickers in the browser (issue 20, item 9): Enter takes an exact match, Ctrl+Enter runs what the picker shows."""
+"""Pickers and dark mode in the browser (issue 20, items 9 and 15)."""
 
 from __future__ import annotations
 
@@ -34,3 +34,31 @@ def test_ctrl_enter_with_a_class_half_typed_runs_the_class_the_picker_shows(app_
     captions = page.locator("#gen-images .caption-label").all_inner_texts()
     chips = [t.replace("×", "").strip() for t in page.locator("#gen-classes .token").all_inner_texts()]
     assert chips == ["1: Trouser"] and len(captions) == 1 and captions[0].startswith("Trouser")
+
+
+def test_in_dark_mode_the_grid_is_dark_and_its_download_stays_white(app_url, new_page, tmp_path):
+    from PIL import Image
+
+    from dit_demo.lab.pngmeta import read_parameters
+
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.locator("#dark-toggle").click()
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#cmp-steps textarea").fill("2,3")
+    page.locator("#cmp-run").click()
+    page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => (document.querySelector('#cmp-grid img')?.style.content || '').includes('_dark')", timeout=30_000
+    )
+    grid = page.locator("#cmp-grid img")
+    grid.screenshot(path=str(tmp_path / "dark.png"))
+    with page.expect_download() as download:
+        page.locator("#cmp-grid button[aria-label='Download'], #cmp-grid a[download]").first.click()
+    download.value.save_as(tmp_path / "downloaded.png")
+    page.locator("#dark-toggle").click()
+    page.wait_for_function("() => !document.querySelector('#cmp-grid img').style.content", timeout=10_000)
+    grid.screenshot(path=str(tmp_path / "light.png"))
+    corner = lambda name: Image.open(tmp_path / name).convert("L").getpixel((2, 2))  # noqa: E731
+    assert corner("dark.png") < 60 and corner("light.png") > 200
+    assert corner("downloaded.png") > 200 and read_parameters(tmp_path / "downloaded.png")["mode"] == "compare"

@@ -36,6 +36,8 @@ CSS = (
     # a failed event leaves every component as it was: no red "Error" pill over it (the message is in
     # its box at the top right, which names the field, and on the tab's status line)
     " [data-testid='status-tracker'] .error {display: none;}"
+    # the grid's dark copy is drawn over the grid by the page script, never shown itself
+    " #cmp-grid-dark {display: none !important;}"
     # captions under the images, not over them
     " :is(#gen-images, #cmp-preview) .caption-label {position: static; max-width: none; white-space: normal; border: none;"
     " background: none;}"
@@ -43,7 +45,10 @@ CSS = (
 
 
 # the choice outlives a reload (PAGE_JS applies it when the page opens)
-TOGGLE_DARK = "() => { localStorage.setItem('dit-dark', document.body.classList.toggle('dark') ? '1' : '0'); }"
+TOGGLE_DARK = (
+    "() => { localStorage.setItem('dit-dark', document.body.classList.toggle('dark') ? '1' : '0');"
+    " window.ditDarkGrid && window.ditDarkGrid(); }"
+)
 
 # what the page does beyond Gradio (page.js): Ctrl+Enter runs the tab in view, Enter in a picker takes
 # an exact match, images are sized to a whole multiple of their pixels, a run on a phone scrolls to its

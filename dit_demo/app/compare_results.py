@@ -12,7 +12,9 @@ import pandas as pd
 import samplers
 from dit_demo.app.outputs import file_name, save_output, save_zip
 from dit_demo.app.plots import AXES, comparison_plots, plot_series
+from dit_demo.lab.compare_grid import comparison_grid, difference_grid
 from dit_demo.lab.comparison import Comparison
+from dit_demo.lab.grid import DARK
 
 
 @dataclass
@@ -21,6 +23,7 @@ class CompareResults:
     summary: gr.Markdown
     view: gr.Radio
     grid: gr.Image
+    dark: gr.Image
     kept: gr.State  # the finished comparison's grid files and plot data, for the two toggles
     download: gr.DownloadButton
     table: gr.Dataframe
@@ -57,10 +60,16 @@ def _build_live_and_grid() -> tuple:
         format="png",
         elem_id="cmp-grid",
         buttons=["download", "fullscreen"],
+        interactive=False,  # an output (read by the refusal line too, which would make it an upload box)
+    )
+    # the dark copy of what the grid shows: never displayed itself, the page script draws it over the grid
+    # in dark mode (the grid's own download button keeps the white file)
+    dark = gr.Image(
+        type="filepath", format="png", elem_id="cmp-grid-dark", show_label=False, buttons=[], interactive=False
     )
     kept = gr.State({})
     download = gr.DownloadButton("Download all (zip)", elem_id="cmp-zip", interactive=False)
-    return preview, summary, view, grid, kept, download
+    return preview, summary, view, grid, dark, kept, download
 
 
 def _build_table_and_plots() -> tuple:
@@ -86,8 +95,19 @@ def wire_compare_results(results: CompareResults, event) -> None:
     offered = lambda: (gr.DownloadButton(interactive=True), gr.Dataframe(visible=True))  # noqa: E731
     event.success(offered, None, [results.download, results.table], api_visibility="private")
     view, kept, grid, axis = results.view, results.kept, results.grid, results.axis
-    view.change(lambda which, files: files.get(which, gr.skip()), [view, kept], grid, api_visibility="private")
+    event.success(_dark_copy, [view, kept], results.dark, api_visibility="private")
+    view.change(_shown, [view, kept], [grid, results.dark], api_visibility="private")
     axis.change(_replot, [axis, kept], [results.dist_plot, results.sigma_plot], api_visibility="private")
+
+
+def _dark_copy(view: str, kept: dict):
+    return kept.get(f"{view}-dark", gr.skip())
+
+
+def _shown(view: str, kept: dict):
+    if view not in kept:
+        return gr.skip(), gr.skip()
+    return kept[view], kept.get(f"{view}-dark")
 
 
 def _replot(axis: str, kept: dict):
@@ -122,9 +142,14 @@ def comparison_outputs(model_name: str, comparison: Comparison, view: str = "ima
         + _reference_text(comparison)
     )
     series = plot_series(comparison)
+    # dark copies for a dark page (shown over the white files, which stay what is downloaded and zipped)
+    dark = {
+        "images-dark": save_output(comparison_grid(comparison, DARK), parameters, f"{stem}_dark.png"),
+        "difference-dark": save_output(difference_grid(comparison, DARK), parameters, f"{stem}_difference_dark.png"),
+    }
     return (
         files.get(view, files["images"]),
-        {**files, "plots": series},
+        {**files, **dark, "plots": series},
         zip_path,
         pd.DataFrame(comparison.table()),
         *comparison_plots(series, axis if axis in AXES else "linear"),

@@ -96,6 +96,19 @@
     const img = event.target;
     if (img && img.matches && img.matches(SCALED)) { fit(img); setTimeout(() => fit(img), 300); }
   }, true);
+  // in dark mode the grid shows its dark copy (a hidden image of the same size) in place of the white
+  // file, which stays what its download button gives
+  window.ditDarkGrid = () => {
+    const grid = document.querySelector("#cmp-grid img"), copy = document.querySelector("#cmp-grid-dark img");
+    if (!grid) return;
+    const dark = document.body.classList.contains("dark") && copy && copy.src;
+    grid.style.content = dark ? `url("${copy.src}")` : "";
+  };
+  // the copy is never displayed, so it never loads (Gradio's images load lazily): follow its src instead
+  new MutationObserver((changes) => {
+    const ours = (node) => node.nodeType === 1 && (node.closest("#cmp-grid, #cmp-grid-dark") || node.querySelector("#cmp-grid img"));
+    if (changes.some((change) => ours(change.target))) window.ditDarkGrid();
+  }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ["src"]});
   window.addEventListener("resize", fitAll);
   document.addEventListener("fullscreenchange", fitAll);
 }

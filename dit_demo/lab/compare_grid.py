@@ -7,17 +7,16 @@ from PIL import Image
 
 import samplers
 from dit_demo.lab.comparison import Comparison
-from dit_demo.lab.grid import make_grid
+from dit_demo.lab.grid import LIGHT, Palette, make_grid
 
 
-def comparison_grid(comparison: Comparison) -> Image.Image:
+def comparison_grid(comparison: Comparison, palette: Palette = LIGHT) -> Image.Image:
     """Rows (preset, cfg, sampler) x columns (steps, seed), labelled; axes of one value go in the title."""
-    return _grid(
-        comparison, [c.image for c in comparison.cells], [f"NFE {c.nfe} | {c.seconds:.2f}s" for c in comparison.cells]
-    )
+    captions = [f"NFE {c.nfe} | {c.seconds:.2f}s" for c in comparison.cells]
+    return _grid(comparison, [c.image for c in comparison.cells], captions, palette=palette)
 
 
-def difference_grid(comparison: Comparison) -> Image.Image:
+def difference_grid(comparison: Comparison, palette: Palette = LIGHT) -> Image.Image:
     """|cell - reference| for every cell, each against the reference of its cfg and seed. One gain for
     the whole grid (the largest difference becomes white) so cells compare; the title gives it."""
     refs = {(r.cfg_scale, r.seed): np.asarray(r.image.convert("RGB"), dtype=np.int16) for r in comparison.reference}
@@ -29,10 +28,12 @@ def difference_grid(comparison: Comparison) -> Image.Image:
     images = [Image.fromarray((d * gain).clip(0, 255).astype(np.uint8)) for d in diffs]
     captions = [f"max {d.max() / 255:.3f} | rms {np.sqrt(((d / 255.0) ** 2).mean()):.3f}" for d in diffs]
     scale = f"|cell - reference| x{gain:.1f} (white = {peak / 255:.3f})"
-    return _grid(comparison, images, captions, scale)
+    return _grid(comparison, images, captions, scale, palette)
 
 
-def _grid(comparison: Comparison, images: list[Image.Image], captions: list[str], what: str = "") -> Image.Image:
+def _grid(
+    comparison: Comparison, images: list[Image.Image], captions: list[str], what: str = "", palette: Palette = LIGHT
+) -> Image.Image:
     spec = comparison.spec
     multi_cfg, multi_seed, multi_preset = len(spec.cfg_scales) > 1, spec.seeds > 1, len(spec.presets) > 1
     per_row = len(spec.steps) * spec.seeds
@@ -53,4 +54,4 @@ def _grid(comparison: Comparison, images: list[Image.Image], captions: list[str]
     title += "" if multi_cfg else f", cfg {spec.cfg_scales[0]:g}"
     title += "" if multi_preset or spec.presets == ("exact",) else f", {spec.presets[0]} preset"
     title += f": {what}" if what else ""
-    return make_grid(rows, row_labels, col_labels, row_captions, title=title)
+    return make_grid(rows, row_labels, col_labels, row_captions, title=title, palette=palette)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -13,6 +14,16 @@ def _font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+@dataclass(frozen=True)
+class Palette:
+    background: str = "white"
+    text: str = "black"
+    caption: str = "#333333"
+    empty: str = "#eeeeee"  # a cell with no image
+
+
+LIGHT = Palette()
+DARK = Palette(background="#0b0f19", text="#e5e7eb", caption="#9ca3af", empty="#1f2937")  # a dark page's colours
 LEGEND_PER_WIDTH = 50  # legend font size: at least 1/50 of the cells' width (12 px when shown 600 px wide)
 
 
@@ -46,6 +57,7 @@ def make_grid(
     col_labels: Sequence[str],
     captions: Sequence[Sequence[str]] | None = None,
     title: str = "",
+    palette: Palette = LIGHT,
 ) -> Image.Image:
     """Rows x columns of images with legends drawn on the image (row labels left, columns on top)."""
     first = next(img for row in cells for img in row if img is not None)
@@ -61,26 +73,26 @@ def make_grid(
     caption_h = (lines * (small.size + 2) + 6) if captions else 0
     width = int(left + cell * len(col_labels))
     height = int(top + (cell + caption_h) * len(row_labels))
-    grid = Image.new("RGB", (width, height), "white")
+    grid = Image.new("RGB", (width, height), palette.background)
     draw = ImageDraw.Draw(grid)
     if title:  # centred: viewers such as Gradio's image box overlay their label on the top-left corner
-        draw.text((max(10, (width - draw.textlength(title, font=font)) / 2), 5), title, fill="black", font=font)
+        draw.text((max(10, (width - draw.textlength(title, font=font)) / 2), 5), title, fill=palette.text, font=font)
     for j, label in enumerate(col_labels):
         x = left + j * cell + (cell - draw.textlength(label, font=font)) / 2
-        draw.text((x, top - line), label, fill="black", font=font)
+        draw.text((x, top - line), label, fill=palette.text, font=font)
     for i, label in enumerate(row_labels):
         y0 = top + i * (cell + caption_h)
-        draw.text((10, y0 + cell / 2 - font.size / 2), label, fill="black", font=font)
+        draw.text((10, y0 + cell / 2 - font.size / 2), label, fill=palette.text, font=font)
         for j in range(len(col_labels)):
             image = cells[i][j]
             x0 = int(left + j * cell)
             if image is None:
-                draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill="#eeeeee")
+                draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=palette.empty)
             else:
                 grid.paste(upscale(image).resize((cell, cell), Image.NEAREST), (x0, int(y0)))
             if captions:
                 parts = captions[i][j].split(" | ") if broken else [captions[i][j]]
                 for k, text in enumerate(parts):
                     x = x0 + (cell - draw.textlength(text, font=small)) / 2
-                    draw.text((x, y0 + cell + 2 + k * (small.size + 2)), text, fill="#333333", font=small)
+                    draw.text((x, y0 + cell + 2 + k * (small.size + 2)), text, fill=palette.caption, font=small)
     return grid
