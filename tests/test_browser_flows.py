@@ -222,3 +222,37 @@ def test_plots_draw_a_second_comparison_with_other_series_and_on_a_log_axis(app_
     plot.screenshot(path=str(tmp_path / "log.png"))
     assert _pixels_near(tmp_path / "linear.png", third) > 150
     assert _pixels_near(tmp_path / "log.png", third) > 150
+
+
+def test_the_form_starts_with_its_run_button_and_speaks_plainly(app_url, new_page):
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    run = page.locator("#gen-run").bounding_box()
+    assert run["y"] + run["height"] < 1000 / 2  # not at the bottom edge of the screen
+    text = page.locator("body").inner_text()
+    assert "x0" not in text and "README" not in text  # a Space's visitor sees no README
+    page.locator("#gen-steps input[type=number]").fill("2")
+    page.locator("#gen-run").click()
+    page.locator("#gen-status").get_by_text("NFE each").wait_for(timeout=60_000)
+    image, caption = (page.locator(f"#gen-images {s}").first.bounding_box() for s in ("img", ".caption-label"))
+    assert caption["y"] >= image["y"] + image["height"] - 1  # the caption sits under the image, not over it
+
+
+def test_a_large_comparisons_table_shows_every_row_on_the_page(app_url, new_page):
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#cmp-variants textarea").fill("dpmpp_2m[karras=true], ddpm, heun, unipc, euler_a")
+    page.locator("#cmp-steps textarea").fill("2-6 (+1)")  # 8 rows x 5 step counts: 40 table rows
+    page.locator("#cmp-run").click()
+    page.locator("#cmp-status").get_by_text("40 cells").wait_for(timeout=120_000)
+    rows = page.locator("#cmp-table [role=row]")  # the header and one per cell
+    rows.nth(40).wait_for(timeout=30_000)
+    inner_scroll = page.evaluate(
+        "() => [...document.querySelectorAll('#cmp-table *')].filter((e) => e.scrollHeight > e.clientHeight + 2"
+        " && ['auto', 'scroll'].includes(getComputedStyle(e).overflowY)).length"
+    )
+    last = rows.nth(40).bounding_box()
+    table = page.locator("#cmp-table").bounding_box()
+    assert rows.count() == 41 and inner_scroll == 0
+    assert last["y"] + last["height"] <= table["y"] + table["height"]  # the last row is inside the table's box

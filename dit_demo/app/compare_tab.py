@@ -12,11 +12,11 @@ from dit_demo.app.context import (
     CFG_CHANNEL_CHOICES,
     PREVIEW_INTERVAL,
     AppContext,
-    eta,
     model_event,
     preset_choices,
     random_seed,
     sampler_choices,
+    time_left,
 )
 from dit_demo.app.errors import user_errors
 from dit_demo.app.preview import preview_images
@@ -153,7 +153,7 @@ def _on_compare(ctx: AppContext):
                 yield (
                     _strip(bundle, spec, latest),
                     *(gr.skip(),) * 6,
-                    f"Sampling all lanes in lock-step... {eta(item)}",
+                    f"Sampling all lanes in lock-step... {time_left(item)}",
                 )
                 continue
             ctx.costs.observe(limit, time.perf_counter() - start)

@@ -36,6 +36,8 @@ class AppContext:
     def budget(self) -> Budget | None:
         """A fresh budget for one request (None: no limit); measures the model on first use."""
         if self.max_request_seconds <= 0:
+            if on_zerogpu():  # no limit, but the GPU slot each request asks for comes from the measurement
+                self.costs.get(self.slot.get())
             return None
         return self.costs.budget(self.slot.get(), self.max_request_seconds)
 
@@ -66,7 +68,8 @@ def random_seed() -> int:
     return random.randint(0, 2**31 - 1)
 
 
-def eta(progress: Progress) -> str:
+def time_left(progress: Progress) -> str:
+    """The status line while a run is on: round r/n, time elapsed, about how long is left."""
     if progress.nfe_done == 0:
         return ""
     remaining = progress.elapsed / progress.nfe_done * (progress.nfe_total - progress.nfe_done)

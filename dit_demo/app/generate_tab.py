@@ -12,12 +12,12 @@ from dit_demo.app.context import (
     CFG_CHANNEL_CHOICES,
     PREVIEW_INTERVAL,
     AppContext,
-    eta,
     model_event,
     preset_choices,
     random_seed,
     sampler_choices,
     sampler_info,
+    time_left,
 )
 from dit_demo.app.errors import user_errors
 from dit_demo.app.outputs import file_name, save_output
@@ -200,7 +200,7 @@ def _on_generate(ctx: AppContext):
                 yield (
                     preview_images(bundle, [item.x0[k] for k in sorted(item.x0)]),
                     gr.skip(),
-                    f"Sampling... {eta(item)}",
+                    f"Sampling... {time_left(item)}",
                 )
                 continue
             seconds = time.perf_counter() - start

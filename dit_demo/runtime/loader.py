@@ -37,12 +37,6 @@ __all__ = ["EMBEDDED_MODEL", "HUB_MODELS", "ModelLoadError", "DiTBundle", "load_
 _COMPONENT_FILES = ["model_index.json", "*/config.json", "*/scheduler_config.json", "*/*.safetensors"]
 
 
-def resolve_model_folder(name: str | os.PathLike | None) -> Path:
-    """A local folder as is; a hub id downloaded (configs and safetensors; for ``HUB_MODELS`` also a .bin
-    where a component has no safetensors) into the HF cache."""
-    return _locate(name).folder
-
-
 def _locate(name: str | os.PathLike | None) -> Source:
     if name is None or str(name) in ("", "embedded", "fashion-mnist"):
         folder = EMBEDDED_MODEL
