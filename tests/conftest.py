@@ -144,9 +144,11 @@ def new_page(browser):
     console error seen on any of its pages (a missing favicon aside)."""
     contexts, errors = [], []
 
-    def make(width: int, height: int):
-        context = browser.new_context(viewport={"width": width, "height": height})
-        contexts.append(context)
+    def make(width: int, height: int, context=None):
+        """A page in a fresh context, or in ``context`` (sharing its storage: a later visit of the same person)."""
+        if context is None:
+            context = browser.new_context(viewport={"width": width, "height": height})
+            contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
         page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)

@@ -40,7 +40,11 @@ def test_browser_previews_stay_visible_while_sampling_and_stop_says_where(app_ur
     page.locator("#cmp-preview img").first.wait_for(timeout=30_000)
     page.locator("#cmp-preview").scroll_into_view_if_needed()  # where the eye goes (the click may have scrolled)
     first = page.locator("#cmp-preview img").evaluate_all("imgs => imgs.map(i => i.src)")
-    page.wait_for_timeout(1200)
+    changed = (
+        "(first) => { const now = [...document.querySelectorAll('#cmp-preview img')].map((i) => i.src);"
+        " return now.length > 0 && now.join() !== first.join(); }"
+    )
+    page.wait_for_function(changed, arg=first, timeout=30_000)
     later = page.locator("#cmp-preview img").evaluate_all("imgs => imgs.map(i => i.src)")
     # what a person sees at the centre of a preview while it updates: the image, not a progress overlay
     on_top = page.evaluate(
@@ -62,7 +66,8 @@ def test_browser_enter_takes_the_match_ctrl_enter_runs_and_errors_stay(app_url, 
     picker = page.locator("#gen-classes input")
     picker.fill("sneak")
     picker.press("Enter")
-    page.wait_for_timeout(500)
+    picked = "() => [...document.querySelectorAll('#gen-classes .token')].some((t) => t.innerText.includes('Sneaker'))"
+    page.wait_for_function(picked, timeout=10_000)
     chips = [t.replace("×", "").strip() for t in page.locator("#gen-classes .token").all_inner_texts()]
     page.get_by_role("tab", name="Compare").click()
     page.locator("#cmp-steps textarea").fill("2,3")
@@ -71,8 +76,9 @@ def test_browser_enter_takes_the_match_ctrl_enter_runs_and_errors_stay(app_url, 
     page.locator("#cmp-steps textarea").fill("five")
     page.locator("#cmp-run").click()
     page.get_by_text("Cannot read step counts 'five'").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(12_000)  # Gradio's default toast would be gone by now
-    still_there = page.get_by_text("Cannot read step counts 'five'").first.is_visible()
+    # a message that stays until closed: its toast runs no countdown (Gradio's default closes it in 10 s)
+    toast = page.locator(".toast-body").filter(has_text="Cannot read step counts 'five'").first
+    still_there = toast.is_visible() and toast.locator(".timer").count() == 0
     status = page.locator("#cmp-status").inner_text()
     grid_kept = page.locator("#cmp-grid img").is_visible()
     badges = page.locator("#cmp-grid .error, #cmp-table .error").evaluate_all(
@@ -91,7 +97,7 @@ def test_browser_single_image_whole_pixelated_reuse_seed_and_send_to_compare(app
     page.locator("#gen-steps input[type=number]").fill("3")
     page.locator("#gen-run").click()
     page.locator("#gen-status").get_by_text("NFE each").wait_for(timeout=60_000)
-    page.wait_for_timeout(500)
+    page.locator("#gen-images img.px-whole").first.wait_for(timeout=30_000)  # sized by the page script
     page.evaluate("window.scrollTo(0, 0)")  # the page as it opens: the image is whole above the fold
     size = page.evaluate(
         "(() => { const i = document.querySelector('#gen-images img'); const r = i.getBoundingClientRect();"
@@ -100,13 +106,13 @@ def test_browser_single_image_whole_pixelated_reuse_seed_and_send_to_compare(app
     )
     page.locator("#gen-seed input").fill("123")
     page.locator("#gen-reuse").click()  # back to the seed the image was made with
-    page.wait_for_timeout(700)
+    page.wait_for_function("() => document.querySelector('#gen-seed input').value === '0'", timeout=10_000)
     reused = page.locator("#gen-seed input").input_value()
     page.locator("#gen-seed input").fill("77")
     made_cfg = page.locator("#gen-cfg input[type=number]").input_value()
     page.locator("#gen-send").click()
     page.locator("#cmp-run").wait_for(timeout=10_000)  # the Compare tab is in view
-    page.wait_for_timeout(700)
+    page.wait_for_function("() => document.querySelector('#cmp-seed input').value === '0'", timeout=10_000)
     sent_seed = page.locator("#cmp-seed input").input_value()
     sent_cfg = page.locator("#cmp-cfg textarea, #cmp-cfg input").first.input_value()
     sent_samplers = [t.replace("×", "").strip() for t in page.locator("#cmp-samplers .token").all_inner_texts()]
@@ -126,7 +132,7 @@ def test_browser_phone_grid_title_is_clear_and_reproduce_shows_and_reruns(app_ur
     page.locator("#cmp-run").click()
     page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=60_000)
     page.locator("#cmp-grid img").scroll_into_view_if_needed()
-    page.wait_for_timeout(500)
+    page.wait_for_function("() => document.querySelector('#cmp-grid img').complete", timeout=10_000)
     # the title is drawn centred in the grid's top rows: nothing of Gradio's may sit on it
     on_title = page.evaluate(
         "(() => { const r = document.querySelector('#cmp-grid img').getBoundingClientRect();"

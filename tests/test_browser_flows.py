@@ -181,13 +181,23 @@ def test_on_a_phone_a_run_brings_its_results_into_view_and_dark_mode_outlives_a_
     page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=120_000)
     assert 0 <= top < 844 / 2
     page.locator("#dark-toggle").click()
-    page.reload()
-    page.locator("#gen-run").wait_for(timeout=30_000)
-    assert page.evaluate("document.body.classList.contains('dark')")
+    assert _next_visit_is_dark(page, app_url, new_page)
+    page = new_page(390, 844, page.context)
+    page.goto(app_url)
     page.locator("#dark-toggle").click()  # and back: the next visit opens light again
-    page.reload()
-    page.locator("#gen-run").wait_for(timeout=30_000)
-    assert not page.evaluate("document.body.classList.contains('dark')")
+    assert not _next_visit_is_dark(page, app_url, new_page)
+
+
+def _next_visit_is_dark(page, app_url, new_page) -> bool:
+    """Close the page (a reload would abort its open requests, which the page logs as errors) and open
+    the app again in the same browser profile."""
+    again = new_page(390, 844, page.context)
+    page.close()
+    again.goto(app_url)
+    again.locator("#gen-run").wait_for(timeout=30_000)
+    dark = again.evaluate("document.body.classList.contains('dark')")
+    again.close()
+    return dark
 
 
 def _pixels_near(shot, colour: str, tolerance: int = 40) -> int:

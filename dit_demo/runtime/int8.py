@@ -52,7 +52,7 @@ def _exact_gelu(module: torch.nn.Module) -> None:
 
 # int8 pays where reading a layer's weights dominates its cost (DiT-XL/2's 1152-wide layers); on a
 # small layer the per-call quantization of its activations costs more than the int8 product saves
-# (the embedded model's 128-wide ones: the fast preset was slower than exact with all of them int8).
+# (the embedded model's 128-wide ones: with every one of them in int8, fast is slower than exact there).
 # Layers with fewer weights than this stay fp32.
 INT8_MIN_WEIGHTS = 512 * 512  # levers.Levers.describe says so
 
