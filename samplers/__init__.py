@@ -13,40 +13,67 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
+from importlib import import_module
 from importlib.metadata import entry_points
 
-from samplers import (
-    ddim,
-    ddpm,
-    ddpm_fixed,
-    dpmpp_2m,
-    dpmpp_2m_karras,
-    dpmpp_3m,
-    dpmpp_sde,
-    dpmpp_sde_karras,
-    euler,
-    euler_ancestral,
-    heun,
-    unipc,
-)
-from samplers.base import Sampler
+from samplers.base import Sampler, SchedulerContract, missing_methods
 from samplers.variants import make_variant, split_variant
 
 ENTRY_POINT_GROUP = "dit_demo.samplers"
+# the built-in samplers, one module each, in the order the UI lists them
+BUILT_IN = (
+    "ddpm",
+    "ddpm_fixed",
+    "ddim",
+    "dpmpp_2m",
+    "dpmpp_2m_karras",
+    "dpmpp_3m",
+    "dpmpp_sde",
+    "dpmpp_sde_karras",
+    "euler",
+    "euler_ancestral",
+    "heun",
+    "unipc",
+)
 _REGISTRY: dict[str, Sampler] = {}
 _plugins_loaded = False
 _VARIANTS: dict[tuple[str, str], tuple[Sampler, Sampler]] = {}  # (name, options) -> (base it was built from, variant)
 
-__all__ = ["Sampler", "register", "get", "names", "all_samplers", "load_plugins", "ENTRY_POINT_GROUP"]
+__all__ = [
+    "Sampler",
+    "SchedulerContract",
+    "register",
+    "unregister",
+    "get",
+    "names",
+    "all_samplers",
+    "load_plugins",
+    "ENTRY_POINT_GROUP",
+]
 
 
 def register(sampler: Sampler, replace: bool = False) -> Sampler:
+    """Add ``sampler`` to the registry, after checking its scheduler class keeps the contract
+    (:class:`SchedulerContract`): a clear error names what is missing."""
     if not isinstance(sampler, Sampler):
         raise TypeError(f"register() takes a samplers.Sampler, got {type(sampler).__name__}")
+    if missing := missing_methods(sampler.scheduler_class):
+        raise TypeError(
+            f"Sampler {sampler.name!r}: its scheduler class {sampler.scheduler_class.__name__} has no "
+            f"{', '.join(missing)}; a sampler's scheduler needs {', '.join(SchedulerContract.__annotations__)} "
+            "and the methods from_config, set_timesteps, scale_model_input and step (samplers/base.py)."
+        )
     if sampler.name in _REGISTRY and not replace:
         raise ValueError(f"A sampler named {sampler.name!r} is already registered; pass replace=True to override it.")
     _REGISTRY[sampler.name] = sampler
     return sampler
+
+
+def unregister(name: str) -> None:
+    """Take ``name`` out of the registry (a plugin's tests clean up with it); built-ins cannot be removed."""
+    if name in BUILT_IN_NAMES:
+        raise ValueError(f"{name!r} is a built-in sampler; only added samplers can be unregistered.")
+    _REGISTRY.pop(name, None)
 
 
 def _as_samplers(obj) -> Iterable[Sampler]:
@@ -97,18 +124,6 @@ def all_samplers() -> list[Sampler]:
     return list(_REGISTRY.values())
 
 
-for _module in (
-    ddpm,
-    ddpm_fixed,
-    ddim,
-    dpmpp_2m,
-    dpmpp_2m_karras,
-    dpmpp_3m,
-    dpmpp_sde,
-    dpmpp_sde_karras,
-    euler,
-    euler_ancestral,
-    heun,
-    unipc,
-):
-    register(_module.SAMPLER)
+for _module in BUILT_IN:
+    register(import_module(f"samplers.{_module}").SAMPLER)
+BUILT_IN_NAMES = frozenset(_REGISTRY)

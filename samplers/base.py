@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 # a model's scheduler config lists keys that other scheduler classes do not take; diffusers warns
 # about each on every build, which is expected here, so only its errors are shown
@@ -17,6 +17,36 @@ LATENT_SAFE = {"clip_sample": False, "thresholding": False}
 # (DDIM's and DDPM's default) would start DDIM-50 at t = 980 and make comparisons unfair
 # (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed")
 DEFAULT_SPACING = {"timestep_spacing": "trailing"}
+
+
+@runtime_checkable
+class SchedulerContract(Protocol):
+    """What the engine asks of a sampler's scheduler class: the generic loop of every diffusers scheduler.
+
+    ``from_config(config)`` makes a fresh one; after ``set_timesteps(n)`` it has ``timesteps`` and
+    ``init_noise_sigma``; each step is ``scale_model_input(x, t)``, the model, then ``step(out, t, x,
+    generator=...)``, whose result has ``prev_sample`` and (where it has one) ``pred_original_sample``.
+    """
+
+    timesteps: Any
+    init_noise_sigma: Any
+
+    @classmethod
+    def from_config(cls, config: dict, **kwargs): ...
+
+    def set_timesteps(self, num_inference_steps: int, *args, **kwargs) -> None: ...
+
+    def scale_model_input(self, sample, timestep): ...
+
+    def step(self, model_output, timestep, sample, *args, **kwargs): ...
+
+
+CONTRACT_METHODS = ("from_config", "set_timesteps", "scale_model_input", "step")
+
+
+def missing_methods(scheduler_class: type) -> list[str]:
+    """The contract's methods that ``scheduler_class`` lacks (its attributes appear on an instance)."""
+    return [name for name in CONTRACT_METHODS if not callable(getattr(scheduler_class, name, None))]
 
 
 @dataclass(frozen=True)

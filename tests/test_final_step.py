@@ -98,7 +98,7 @@ def registered():
 
     yield register
     for name in added:
-        samplers._REGISTRY.pop(name, None)
+        samplers.unregister(name)
 
 
 @pytest.mark.parametrize("spacing", ["trailing", "linspace", "leading"])

@@ -30,7 +30,7 @@ def installed_plugin(tmp_path, monkeypatch):
     (dist / "entry_points.txt").write_text("[dit_demo.samplers]\nlab = lab_plugin_sampler:SAMPLER\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "lab_ddim_trailing"
-    samplers._REGISTRY.pop("lab_ddim_trailing", None)
+    samplers.unregister("lab_ddim_trailing")
     sys.modules.pop("lab_plugin_sampler", None)
 
 
@@ -58,3 +58,30 @@ def test_every_builtin_declares_its_metadata():
     assert {"ddpm", "ddim", "dpmpp_2m", "dpmpp_3m", "dpmpp_sde", "euler", "euler_a", "heun", "unipc"} <= set(
         samplers.names()
     )
+
+
+def test_a_plugin_whose_scheduler_breaks_the_contract_is_refused_by_name():
+    class NoStep:  # what a half-written scheduler looks like: it cannot take a step
+        @classmethod
+        def from_config(cls, config):
+            return cls()
+
+        def set_timesteps(self, n):
+            pass
+
+        def scale_model_input(self, x, t):
+            return x
+
+    broken = samplers.Sampler(name="broken", label="Broken", description="No step.", scheduler_class=NoStep)
+    with pytest.raises(TypeError, match=r"NoStep has no step; .*timesteps, init_noise_sigma"):
+        samplers.register(broken)
+    assert "broken" not in samplers.names()
+    with pytest.raises(ValueError, match="built-in"):
+        samplers.unregister("ddim")
+
+
+def test_every_builtin_scheduler_keeps_the_contract_the_engine_relies_on(small_bundle):
+    for sampler in samplers.all_samplers():
+        scheduler = sampler.build(small_bundle.scheduler_config, 4)
+        assert isinstance(scheduler, samplers.SchedulerContract), sampler.name
+        assert len(scheduler.timesteps) >= 4 and float(scheduler.init_noise_sigma) >= 1.0
