@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -111,14 +112,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def serve(demo):
+    """``demo`` served on a free local port, with the app's launch settings: yields its URL, then closes it."""
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **LAUNCH_SETTINGS)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
 @pytest.fixture(scope="session")
 def app_url(small_bundle_dir):
     """The app on the small test model, served for the whole session (API and browser tests share it)."""
-    demo = create_app(str(small_bundle_dir), "cpu", "fp32")
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **LAUNCH_SETTINGS)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with serve(create_app(str(small_bundle_dir), "cpu", "fp32")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

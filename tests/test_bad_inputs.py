@@ -7,14 +7,14 @@ endpoint's public parameters in order; ``PNG(...)`` stands for an uploaded file 
 from __future__ import annotations
 
 import json
-import socket
 import struct
 import zlib
 
 import pytest
+from conftest import serve
 from PIL import Image
 
-from app import LAUNCH_SETTINGS, create_app
+from app import create_app
 from dit_demo.lab.pngmeta import METADATA_KEY
 
 G = {"classes": ["Coat"], "sampler": "ddim", "steps": 2, "cfg": 1.5, "channels": 0, "seed": 0, "per_class": 1}
@@ -156,12 +156,6 @@ CASES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def client(small_bundle_dir):
     from gradio_client import Client
@@ -169,11 +163,8 @@ def client(small_bundle_dir):
     # 5 s of estimated work per request: the tiny test model answers the good requests here in
     # milliseconds (even counted 4x for the server's overhead), while 64 Heun lanes of 1000 steps
     # with guidance cost it well over 10 s
-    demo = create_app(str(small_bundle_dir), "cpu", "fp32", max_request_seconds=5.0)
-    port = _free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **LAUNCH_SETTINGS)
-    yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    demo.close()
+    with serve(create_app(str(small_bundle_dir), "cpu", "fp32", max_request_seconds=5.0)) as url:
+        yield Client(url, verbose=False)
 
 
 def _upload(arg, tmp_path):

@@ -125,10 +125,10 @@ def test_a_server_started_on_a_busy_machine_accepts_what_fits_once_the_load_is_g
     import subprocess
     import sys
 
-    from conftest import free_port, make_bundle
+    from conftest import make_bundle, serve
     from gradio_client import Client
 
-    from app import LAUNCH_SETTINGS, create_app
+    from app import create_app
     from dit_demo.app.costs import START_OVERHEAD
     from dit_demo.runtime.loader import load_bundle
 
@@ -153,11 +153,8 @@ def test_a_server_started_on_a_busy_machine_accepts_what_fits_once_the_load_is_g
             burner.kill()
             burner.wait()
     assert busy > limit, "the load did not slow the measurement down: this test shows nothing here"
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **LAUNCH_SETTINGS)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        _, gallery, summary = client.predict(["class 8"], "ddim", 200, 4.0, 0, 0, 1, api_name="/generate")
-    finally:
-        demo.close()
+    with serve(demo) as url:
+        _, gallery, summary = Client(url, verbose=False).predict(
+            ["class 8"], "ddim", 200, 4.0, 0, 0, 1, api_name="/generate"
+        )
     assert len(gallery) == 1 and "200 NFE each" in summary

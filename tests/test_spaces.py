@@ -22,7 +22,7 @@ ZEROGPU_ENV = {"SPACES_ZERO_GPU": "true", "SPACES_ZERO_DEVICE_API_URL": "http://
 
 def test_app_starts_and_serves_as_a_space(monkeypatch, tmp_path):
     import huggingface_hub.constants
-    from conftest import free_port
+    from conftest import serve
     from gradio_client import Client
 
     monkeypatch.setenv("SPACE_ID", "someone/dit-sampler-lab")
@@ -32,14 +32,8 @@ def test_app_starts_and_serves_as_a_space(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     args = app.parse_args([])
     assert args.model == "facebook/DiT-XL-2-256" and args.host == "0.0.0.0"
-    demo = app.create_app(args.model, "cpu", "fp32", args.max_request_seconds)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **app.LAUNCH_SETTINGS)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        _, gallery, summary = client.predict(["Bag"], "ddim", 3, 1.5, 0, 0, 1, api_name="/generate")
-    finally:
-        demo.close()
+    with serve(app.create_app(args.model, "cpu", "fp32", args.max_request_seconds)) as url:
+        _, gallery, summary = Client(url, verbose=False).predict(["Bag"], "ddim", 3, 1.5, 0, 0, 1, api_name="/generate")
     assert len(gallery) == 1 and "1 image(s), 3 NFE each" in summary
 
 
