@@ -147,6 +147,15 @@ def browser():
         browser.close()
 
 
+def compare_in(page, steps: str, until: str = "lock-step batched", timeout: int = 60_000) -> None:
+    """In the Compare tab, run the default samplers over ``steps`` and wait for ``until`` on the status line
+    ("lock-step batched": the comparison is done; "round": it is under way)."""
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#cmp-steps textarea").fill(steps)
+    page.locator("#cmp-run").click()
+    page.locator("#cmp-status").get_by_text(until).first.wait_for(timeout=timeout)
+
+
 @pytest.fixture
 def new_page(browser):
     """``new_page(width, height)``: a page in a fresh context; the test fails on any page error or

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zipfile
 
+from conftest import compare_in
 from PIL import Image
 
 from dit_demo.lab.grid import upscale
@@ -33,10 +34,7 @@ def test_browser_runs_a_comparison_by_clicking(app_url, new_page, tmp_path):
 def test_browser_previews_stay_visible_while_sampling_and_stop_says_where(app_url, new_page):
     page = new_page(1400, 1000)
     page.goto(app_url)
-    page.get_by_role("tab", name="Compare").click()
-    page.locator("#cmp-steps textarea").fill("600,1000")  # 1000 rounds: several seconds on the tiny test model
-    page.locator("#cmp-run").click()
-    page.locator("#cmp-status").get_by_text("Sampling all lanes").wait_for(timeout=60_000)
+    compare_in(page, "600,1000", until="Sampling all lanes")  # 1000 rounds: several seconds on the tiny model
     page.locator("#cmp-preview img").first.wait_for(timeout=30_000)
     page.locator("#cmp-preview").scroll_into_view_if_needed()  # where the eye goes (the click may have scrolled)
     first = page.locator("#cmp-preview img").evaluate_all("imgs => imgs.map(i => i.src)")
@@ -127,10 +125,7 @@ def test_browser_single_image_whole_pixelated_reuse_seed_and_send_to_compare(app
 def test_browser_phone_grid_title_is_clear_and_reproduce_shows_and_reruns(app_url, new_page, tmp_path):
     page = new_page(390, 844)
     page.goto(app_url)
-    page.get_by_role("tab", name="Compare").click()
-    page.locator("#cmp-steps textarea").fill("2,4")
-    page.locator("#cmp-run").click()
-    page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=60_000)
+    compare_in(page, "2,4")
     page.locator("#cmp-grid img").scroll_into_view_if_needed()
     page.wait_for_function("() => document.querySelector('#cmp-grid img').complete", timeout=10_000)
     # the title is drawn centred in the grid's top rows: nothing of Gradio's may sit on it

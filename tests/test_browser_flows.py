@@ -7,6 +7,7 @@ import re
 import zipfile
 
 import numpy as np
+from conftest import compare_in
 from PIL import Image
 
 from dit_demo.lab.generate import generate, generation_lanes
@@ -173,9 +174,7 @@ def test_generates_live_preview_is_in_view_and_whole_at_one_image(app_url, new_p
 def test_on_a_phone_a_run_brings_its_results_into_view_and_dark_mode_outlives_a_reload(app_url, new_page):
     page = new_page(390, 844)
     page.goto(app_url)
-    page.get_by_role("tab", name="Compare").click()
-    page.locator("#cmp-steps textarea").fill("300,600")
-    page.locator("#cmp-run").click()
+    compare_in(page, "300,600", until="round")
     page.locator("#cmp-preview img").first.wait_for(timeout=60_000)
     top = page.evaluate("document.getElementById('cmp-preview').getBoundingClientRect().top")
     page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=120_000)
@@ -211,10 +210,7 @@ def test_plots_draw_a_second_comparison_with_other_series_and_on_a_log_axis(app_
 
     page = new_page(1400, 1000)
     page.goto(app_url)
-    page.get_by_role("tab", name="Compare").click()
-    page.locator("#cmp-steps textarea").fill("2,4")
-    page.locator("#cmp-run").click()
-    page.locator("#cmp-status").get_by_text("6 cells").wait_for(timeout=60_000)
+    compare_in(page, "2,4", until="6 cells")
     page.locator("#cmp-samplers input").fill("heun")
     page.locator("#cmp-samplers input").press("Enter")  # a new series name: Heun
     page.locator("#cmp-steps textarea").fill("3,6")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from conftest import compare_in
+
 
 def test_enter_takes_the_exact_match_not_the_first_that_contains_it(app_url, new_page):
     page = new_page(1400, 1000)
@@ -44,10 +46,7 @@ def test_in_dark_mode_the_grid_is_dark_and_its_download_stays_white(app_url, new
     page = new_page(1400, 1000)
     page.goto(app_url)
     page.locator("#dark-toggle").click()
-    page.get_by_role("tab", name="Compare").click()
-    page.locator("#cmp-steps textarea").fill("2,3")
-    page.locator("#cmp-run").click()
-    page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=60_000)
+    compare_in(page, "2,3")
     page.wait_for_function(
         "() => (document.querySelector('#cmp-grid img')?.style.content || '').includes('_dark')", timeout=30_000
     )
