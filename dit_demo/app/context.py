@@ -78,6 +78,9 @@ def time_left(progress: Progress) -> str:
     )
 
 
+STOPPED = "Stopped"  # how a stopped run's status line starts
+
+
 def refused_status(status: str | None, results) -> str:
     """The status line after a failed request. A Stop also ends the event as failed: its own line stays.
     The message itself is in the red box at the top right; earlier results, if any, stay below."""
@@ -85,9 +88,6 @@ def refused_status(status: str | None, results) -> str:
         return status
     kept = " What is shown below is from the run before it." if results else ""
     return f"**The last request was refused**: the red box at the top right says why and what is allowed.{kept}"
-
-
-STOPPED = "Stopped"
 
 
 def stopped_status(status: str | None) -> str:
