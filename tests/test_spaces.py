@@ -105,7 +105,9 @@ def test_on_zerogpu_fast_has_no_compile_and_nothing_touches_cuda_at_start(monkey
     assert ctx.budget() is not None and ctx.costs.known(slot.get()) is not None  # inside a request it measures
 
 
-def test_off_zerogpu_a_gpu_fast_preset_is_not_compiled_until_verified(monkeypatch):
+def test_off_zerogpu_a_gpu_fast_preset_is_compiled(monkeypatch):
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-    assert not preset("fast", "cuda").compile
-    assert "unverified on GPUs" in describe_preset("fast", "cuda")
+    assert preset("fast", "cuda").compile and not preset("fast", "cpu").compile
+    assert "compiled transformer" in describe_preset("fast", "cuda") and "ZeroGPU" not in describe_preset(
+        "fast", "cuda"
+    )

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import warnings
 from dataclasses import replace
 
 import torch
@@ -18,7 +17,7 @@ def add_lever_args(parser: argparse.ArgumentParser, preset_default: str = "exact
         "--preset",
         choices=PRESETS,
         default=preset_default,
-        help="exact: no shortcuts; fast: every lever that keeps quality (int8 on CPUs, bf16 where native)",
+        help="exact: no shortcuts; fast: every lever that keeps quality (int8 on CPUs, bf16 and compiled on GPUs)",
     )
     parser.add_argument("--dtype", default=None, help="fp32, bf16, fp16 or auto (default: the preset's)")
     parser.add_argument("--quantize", choices=("none", *QUANTIZE), default=None, help="int8 linear layers (CPU)")
@@ -26,7 +25,7 @@ def add_lever_args(parser: argparse.ArgumentParser, preset_default: str = "exact
         "--compile",
         choices=("on", "off"),
         default=None,
-        help="torch.compile the transformer, static shapes in buckets (CUDA graphs on GPUs: unverified there)",
+        help="torch.compile the transformer, static shapes in buckets (CUDA graphs on GPUs)",
     )
     parser.add_argument(
         "--guidance-interval",
@@ -45,11 +44,6 @@ def levers_from_args(args: argparse.Namespace, device: torch.device | str) -> Le
         levers = replace(levers, quantize=None if args.quantize == "none" else args.quantize)
     if args.compile is not None:
         levers = replace(levers, compile=args.compile == "on")
-        if levers.compile and torch.device(device).type == "cuda":
-            warnings.warn(
-                "the compiled transformer has not been verified on a GPU yet; compare it with --compile off",
-                stacklevel=2,
-            )
     if args.guidance_interval is not None:
         levers = replace(levers, guidance_interval=args.guidance_interval)
     if args.cache_threshold is not None:

@@ -114,11 +114,16 @@ def recorded_decisions(recorder: DiTBundle, lanes: list[Lane]) -> dict:
 
 
 def runner_jobs(
-    bundle: DiTBundle, lanes: list[Lane], runners: tuple[str, ...], recorder: DiTBundle | None = None
+    bundle: DiTBundle,
+    lanes: list[Lane],
+    runners: tuple[str, ...],
+    recorder: DiTBundle | None = None,
+    fast_model: DiTBundle | None = None,
 ) -> tuple[dict[str, Callable | None], str]:
     """Each runner's job for one workload (None where a runner cannot run it), and a note on how
     engine_fast's cache decisions were made. ``recorder``: the trained model whose decisions a
-    random-weights bundle replays."""
+    random-weights bundle replays. ``fast_model``: the bundle under the fast preset's model levers,
+    made once per model (a compiled one keeps its compiled shapes from workload to workload)."""
     fast = preset("fast", bundle.device)
     fast_lanes = [replace(lane, **fast.lane_fields()) for lane in lanes]
     replay, note = None, ""
@@ -135,7 +140,7 @@ def runner_jobs(
         elif runner == "engine_exact":
             jobs[runner] = lambda lanes=lanes: run_engine(bundle, lanes)
         elif runner == "engine_fast":
-            model = with_model_levers(bundle, fast)
+            model = fast_model or with_model_levers(bundle, fast)
             jobs[runner] = lambda b=model, lanes=fast_lanes: run_engine(b, lanes, replay)
         else:
             raise ValueError(f"Unknown runner {runner!r}; choose from {', '.join(RUNNERS)}.")
@@ -234,12 +239,15 @@ def run_suite(
         "grid_steps": list(grid_steps),
         "results": [],
         "flops": {},
+        "compile_seconds": {},
     }
     if previous and all(previous.get(k) == data[k] for k in ("repeats", "steps", "grid_steps")):
         data["results"], data["flops"] = list(previous["results"]), dict(previous.get("flops", {}))
+        data["compile_seconds"] = dict(previous.get("compile_seconds", {}))
     for model, bundle in bundles.items():
         if model not in data["flops"]:
             data["flops"][model] = flops_check(bundle)
+        fast_model = with_model_levers(bundle, preset("fast", bundle.device))
         warm = False
         for workload in workloads:
             done = {r["runner"] for r in data["results"] if (r["model"], r["workload"]) == (model, workload)}
@@ -248,7 +256,7 @@ def run_suite(
                 progress(f"{model} {workload}: kept from the earlier run")
                 continue
             for lanes in workload_cells(workload, bundle, steps, grid_steps):
-                jobs, fast_note = runner_jobs(bundle, lanes, todo, recorder if "random" in model else None)
+                jobs, fast_note = runner_jobs(bundle, lanes, todo, recorder if "random" in model else None, fast_model)
                 # one warm-up per model and runner in a process: a minute-long XL workload needs no other
                 timed = time_interleaved(jobs, repeats, warm_up=not warm)
                 warm = True
@@ -268,6 +276,10 @@ def run_suite(
                         }
                     )
                     progress(f"{model} {workload} {runner}: " + (f"{seconds:.3f}s" if seconds is not None else note))
+            first_calls = getattr(fast_model.transformer, "first_calls", None)
+            if first_calls:  # the compiled path's cost: each bucket's first call, compile included
+                seen = {str(size): seconds for size, seconds in first_calls.items()}
+                data["compile_seconds"][model] = {**data["compile_seconds"].get(model, {}), **seen}
             if checkpoint is not None:
                 checkpoint(data)
     return data

@@ -10,10 +10,16 @@ padded rows are ordinary inputs and are dropped from the output.
 
 from __future__ import annotations
 
+import time
+
 import torch
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 
 BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+# Each bucket is one compiled entry of the DiT's forward, for every model in the process (a server
+# keeps exact and fast copies, the suite several models): dynamo's default of 8 entries would send
+# the rest back to eager without an error.
+RECOMPILE_LIMIT = 64
 
 
 def bucket(rows: int) -> int:
@@ -30,8 +36,13 @@ class CompiledTransformer(torch.nn.Module):
         self.inner = transformer
         if mode is None:  # CUDA graphs where there is a GPU to launch; fused kernels on a CPU
             mode = "reduce-overhead" if transformer.device.type == "cuda" else "default"
+        config = torch._dynamo.config
+        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+        setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
+        self.graphs = mode == "reduce-overhead"
         self.compiled = torch.compile(transformer, mode=mode, backend=backend, dynamic=False)
         self.shapes: set[int] = set()  # the bucket sizes compiled so far
+        self.first_calls: dict[int, float] = {}  # seconds of each bucket's first call (compile and run)
 
     def forward(self, hidden_states, timestep=None, class_labels=None, return_dict: bool = True, **kwargs):
         rows = hidden_states.shape[0]
@@ -41,8 +52,20 @@ class CompiledTransformer(torch.nn.Module):
             hidden_states = torch.cat([hidden_states, hidden_states[-1:].expand(pad, *hidden_states.shape[1:])])
             timestep = torch.cat([timestep, timestep[-1:].expand(pad)])
             class_labels = torch.cat([class_labels, class_labels[-1:].expand(pad)])
+        first = size not in self.shapes
+        start = time.perf_counter()
         self.shapes.add(size)
-        out = self.compiled(hidden_states, timestep=timestep, class_labels=class_labels, **kwargs).sample
+        if self.graphs:  # every call is a new step: earlier outputs were copied out, their buffers are free
+            torch.compiler.cudagraph_mark_step_begin()
+        # outside inference mode, on plain copies of the inputs: compiling and graph capture have open bugs
+        # with inference tensors (pytorch/pytorch#135892, #180823); no_grad keeps it an inference graph
+        with torch.inference_mode(False), torch.no_grad():
+            inputs = (hidden_states.clone(), timestep.clone(), class_labels.clone())
+            out = self.compiled(inputs[0], timestep=inputs[1], class_labels=inputs[2], **kwargs).sample
+        if first:
+            if out.is_cuda:
+                torch.cuda.synchronize(out.device)
+            self.first_calls[size] = time.perf_counter() - start
         # CUDA graphs reuse their output buffer on the next call: keep a copy of the real rows
         sample = out[:rows].clone()
         return Transformer2DModelOutput(sample=sample) if return_dict else (sample,)
