@@ -136,6 +136,7 @@ def cmd_samplers(args) -> None:
 def cmd_suite(args) -> None:
     from dit_demo.lab import bench_report, suite
     from dit_demo.lab.lever_quality import quality
+    from dit_demo.lab.xl_random import xl256_random
 
     device = parse_device(args.device)
     quick = args.suite == "quick"
@@ -143,7 +144,7 @@ def cmd_suite(args) -> None:
     if args.resume and args.json and Path(args.json).exists():  # an interrupted run: keep what it finished
         previous = json.loads(Path(args.json).read_text())
     embedded = load_bundle(None, device, "fp32")  # timed in the full suite; its cache decisions replay on XL
-    bundles = {"xl256-random": suite.xl256_random(device)}
+    bundles = {"xl256-random": xl256_random(device)}
     if not quick:
         bundles["embedded"] = embedded
     print(f"models: {', '.join(b.name for b in bundles.values())}")
@@ -160,11 +161,9 @@ def cmd_suite(args) -> None:
         previous=previous,
         checkpoint=(lambda data: bench_report.write_json(data, args.json)) if args.json else None,
     )
-    if not quick and not (previous or {}).get("quality"):
+    if not quick and not data.get("quality"):
         print("quality of each lever on the embedded model (evaluator, 1000 samples)...", flush=True)
         data["quality"] = quality(embedded)
-    elif previous:
-        data["quality"] = previous.get("quality")
     print(bench_report.markdown(data))
     for model, f in data["flops"].items():
         print(

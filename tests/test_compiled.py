@@ -3,6 +3,7 @@ compiler (inductor, on this CPU) gives the eager results within fp32 tolerance."
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import torch
@@ -52,3 +53,27 @@ def test_inductor_compiled_equals_eager_within_fp32_tolerance(small_bundle):
     assert compiled.transformer.shapes == {4}
     for a, b in zip(got, want):
         torch.testing.assert_close(a.latents, b.latents, rtol=1e-4, atol=1e-4)
+
+
+def test_graph_calls_from_any_thread_run_on_the_one_graph_thread(small_bundle):
+    compiled = CompiledTransformer(small_bundle.transformer, backend="eager")
+    compiled.graphs = True  # the CUDA-graph path's threading, exercised on a CPU
+    threads = []
+    call = compiled._call
+
+    def spy(*args):
+        threads.append(threading.current_thread().name)
+        return call(*args)
+
+    compiled._call = spy
+    model = replace(small_bundle, transformer=compiled)
+    lanes = [Lane("dpmpp_2m", 3, 1, 0, 2.0)]
+    got = {}
+    server_thread = threading.Thread(target=lambda: got.setdefault("thread", sample(model, lanes)[0].latents))
+    server_thread.start()
+    server_thread.join()
+    got["main"] = sample(model, lanes)[0].latents
+    want = sample(small_bundle, lanes)[0].latents
+    assert len(threads) == 6 and len(set(threads)) == 1 and threads[0].startswith("cuda-graphs")
+    assert torch.equal(got["thread"], want) and torch.equal(got["main"], want)
+    assert set(compiled.first_calls) == {2}  # one bucket: one first call, timed

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from dit_demo.lab import bench_report, lever_quality, suite
-from dit_demo.runtime.levers import preset
+from dit_demo.runtime.levers import Levers, preset
 from dit_demo.runtime.request import Lane
 
 _EMPTY_SUITE = {"machine": suite.machine(), "steps": 25, "grid_steps": [5], "repeats": 1, "results": []}
@@ -146,3 +146,50 @@ def test_refreshing_the_readme_rewrites_only_the_bench_blocks(tmp_path):
     text = readme.read_text()
     assert text.startswith("before\n<!-- bench:x.json -->\n") and text.endswith("<!-- /bench:x.json -->\nafter\n")
     assert "stale" not in text and "| m | single | 1 |" in text
+
+
+def test_a_compiled_fast_model_is_warmed_per_workload_and_its_first_calls_are_kept(imagenet_bundle, monkeypatch):
+    monkeypatch.setattr(suite, "preset", lambda name, device: Levers(compile=True))  # fast as on a GPU
+    data = suite.run_suite(
+        {"tiny1000": imagenet_bundle}, ("single", "batch8"), ("engine_fast",), 3, (2,), progress=lambda _: None
+    )
+    assert set(data["compile_seconds"]["tiny1000"]) == {"2", "16"}  # one image with guidance, then 8
+    assert all(seconds > 0 for seconds in data["compile_seconds"]["tiny1000"].values())
+    report = bench_report.markdown(data)
+    assert "first call per bucket (compiling included): 2 rows" in report
+
+
+def test_warm_up_runs_only_the_runners_named():
+    calls = {"a": 0, "b": 0}
+
+    def job(name):
+        return lambda: calls.__setitem__(name, calls[name] + 1)
+
+    timed = suite.time_interleaved({"a": job("a"), "b": job("b"), "c": None}, repeats=2, warm_up=("a",))
+    assert calls == {"a": 3, "b": 2} and timed["c"] is None and timed["a"] >= 0
+
+
+def test_the_report_compares_fast_with_the_half_precision_pipeline_too():
+    rows = [
+        {"model": "m", "workload": "single", "runner": r, "seconds": s, "images": 1, "nfe": 25, "note": ""}
+        for r, s in (("pipeline_fp32", 4.0), ("pipeline_half", 2.0), ("engine_exact", 4.0), ("engine_fast", 0.5))
+    ]
+    table = bench_report.markdown({**_EMPTY_SUITE, "results": rows})
+    assert "| fast vs DiTPipeline half |" in table
+    assert table.count("| m | single | 1 | 4.00 | 2.00 | 4.00 | 0.50 | 1.00x | 8.00x | 4.00x |") == 1
+
+
+def test_a_resumed_suite_keeps_the_earlier_quality_in_every_checkpoint(imagenet_bundle):
+    earlier = {"repeats": 1, "steps": 3, "grid_steps": [2], "results": [], "quality": [{"preset": "engine_fast"}]}
+    saved = []
+    suite.run_suite(
+        {"tiny1000": imagenet_bundle},
+        ("single",),
+        ("engine_exact",),
+        3,
+        (2,),
+        progress=lambda _: None,
+        previous=earlier,
+        checkpoint=lambda data: saved.append(json.loads(json.dumps(data))),
+    )
+    assert saved and all(data["quality"] == earlier["quality"] for data in saved)

@@ -14,6 +14,11 @@ from pathlib import Path
 
 RUNNERS = ("pipeline_fp32", "pipeline_half", "engine_exact", "engine_fast")
 PER_IMAGE = "per-image"
+RATIOS = (("exact", "fp32"), ("fast", "fp32"), ("fast", "half"))  # (engine preset, DiTPipeline precision)
+
+
+def _ratio(theirs: float | None, ours: float | None) -> str:
+    return f"{theirs / ours:.2f}x" if theirs and ours else "-"
 
 
 def _speed_table(data: dict) -> list[str]:
@@ -23,15 +28,17 @@ def _speed_table(data: dict) -> list[str]:
         rows.setdefault((r["model"], r["workload"]), {})[r["runner"]] = r
     runners = [name for name in RUNNERS if any(name in v for v in rows.values())]
     lines = [
-        "| model | workload | images | " + " | ".join(f"{r} (s)" for r in runners) + " | exact vs DiTPipeline fp32 "
-        "| fast vs DiTPipeline fp32 |",
-        "|---|---|---:|" + "---:|" * (len(runners) + 2),
+        "| model | workload | images | "
+        + " | ".join(f"{r} (s)" for r in runners)
+        + " | "
+        + " | ".join(f"{ours} vs DiTPipeline {theirs}" for ours, theirs in RATIOS)
+        + " |",
+        "|---|---|---:|" + "---:|" * (len(runners) + len(RATIOS)),
     ]
     for (model, workload), by_runner in rows.items():
         secs = {name: r["seconds"] for name, r in by_runner.items()}
         cells = [f"{secs[r]:.2f}" if secs.get(r) is not None else "n/a" for r in runners]
-        base = secs.get("pipeline_fp32")
-        ratios = [f"{base / secs[r]:.2f}x" if base and secs.get(r) else "-" for r in ("engine_exact", "engine_fast")]
+        ratios = [_ratio(secs.get(f"pipeline_{theirs}"), secs.get(f"engine_{ours}")) for ours, theirs in RATIOS]
         images = next(iter(by_runner.values()))["images"]
         lines.append(f"| {model} | {workload} | {images} | " + " | ".join(cells + ratios) + " |")
         for r in by_runner.values():
@@ -53,6 +60,7 @@ def _quality_table(quality: list[dict]) -> list[str]:
         "| passes |",
         "|---|---|---:|---:|---:|:-:|",
     ]
+    notes = [f"- {q['preset']}: {q['note']}." for q in quality if q.get("note")]
     for q in quality:
         points = 100 * (q["accuracy"] - q["accuracy_exact"])
         fd = q["fd"] / q["fd_exact"] - 1
@@ -61,7 +69,7 @@ def _quality_table(quality: list[dict]) -> list[str]:
             f"| {q['preset']} | {q['levers']} | {100 * q['accuracy']:.1f}% ({points:+.1f}) | {q['fd']:.2f} "
             f"({100 * fd:+.1f}%) | {q['seconds']:.1f} s ({q['seconds_exact'] / q['seconds']:.2f}x) | {ok} |"
         )
-    return lines
+    return lines + (["", *notes] if notes else [])
 
 
 def markdown(data: dict) -> str:
@@ -81,9 +89,16 @@ def markdown(data: dict) -> str:
             f"- {model}: the transformer runs at {f['transformer_gflops_per_s']:.0f} GFLOP/s ({f['rows']} rows, fp32), "
             f"a plain matmul of its size at {f['matmul_gflops_per_s']:.0f} GFLOP/s in the same run."
         )
+    for model, first_calls in data.get("compile_seconds", {}).items():
+        calls = ", ".join(f"{rows} rows {seconds:.0f} s" for rows, seconds in sorted(first_calls.items(), key=_rows))
+        lines.append(f"- {model}: the compiled transformer's first call per bucket (compiling included): {calls}.")
     if data.get("quality"):
         lines += ["", *_quality_table(data["quality"])]
     return "\n".join(lines)
+
+
+def _rows(item: tuple[str, float]) -> int:
+    return int(item[0])
 
 
 def write_json(data: dict, path: str) -> None:

@@ -18,12 +18,11 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 
 import diffusers
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 
 import samplers
 from dit_demo.lab.bench import run_engine, run_pipeline
@@ -32,44 +31,12 @@ from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.devices import default_dtype
 from dit_demo.runtime.engine import run
-from dit_demo.runtime.labels import Labels
 from dit_demo.runtime.levers import Levers, describe_preset, preset, with_model_levers
 from dit_demo.runtime.request import Lane, check_lanes
 
 WORKLOADS = ("single", "batch8", "grid3x3")
 GRID_SAMPLERS = ("ddim", "dpmpp_2m", "dpmpp_3m")  # samplers DiTPipeline runs correctly, so it can fill the grid too
 CFG = 4.0
-
-
-def xl256_random(device: torch.device) -> DiTBundle:
-    """DiT-XL/2-256's transformer and sd-vae-ft-ema's VAE, shapes only (random weights)."""
-    torch.manual_seed(0)
-    transformer = DiTTransformer2DModel(
-        num_attention_heads=16,
-        attention_head_dim=72,
-        in_channels=4,
-        out_channels=8,
-        num_layers=28,
-        sample_size=32,
-        patch_size=2,
-        num_embeds_ada_norm=1000,
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=2,
-        sample_size=256,
-    )
-    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
-    labels = Labels.from_id2label({str(i): f"class {i}" for i in range(1000)})
-    transformer.to(device).eval().requires_grad_(False)
-    vae.to(device).eval().requires_grad_(False)
-    name = "DiT-XL/2-256 architecture, random weights (timing only)"
-    return DiTBundle(name, transformer, vae, dict(scheduler.config), labels, device, torch.float32)
 
 
 def half_dtype(device: torch.device) -> torch.dtype:
@@ -147,12 +114,15 @@ def runner_jobs(
     return jobs, note
 
 
-def time_interleaved(jobs: dict[str, Callable | None], repeats: int, warm_up: bool = True) -> dict[str, float | None]:
-    """Median seconds per runner; the runners take turns so drift hits them alike. With ``warm_up``
-    each runs once untimed first (first-call allocations are not what we measure)."""
+def time_interleaved(
+    jobs: dict[str, Callable | None], repeats: int, warm_up: Collection[str] | None = None
+) -> dict[str, float | None]:
+    """Median seconds per runner; the runners take turns so drift hits them alike. The runners named in
+    ``warm_up`` (default: all) run once untimed first (first-call allocations are not what we measure)."""
     runnable = {name: job for name, job in jobs.items() if job is not None}
-    for job in runnable.values() if warm_up else ():
-        job()
+    for name in runnable if warm_up is None else warm_up:
+        if name in runnable:
+            runnable[name]()
     times: dict[str, list[float]] = {name: [] for name in runnable}
     for _ in range(repeats):
         for name, job in runnable.items():
@@ -242,12 +212,12 @@ def run_suite(
         "compile_seconds": {},
     }
     if previous and all(previous.get(k) == data[k] for k in ("repeats", "steps", "grid_steps")):
-        data["results"], data["flops"] = list(previous["results"]), dict(previous.get("flops", {}))
-        data["compile_seconds"] = dict(previous.get("compile_seconds", {}))
+        _keep_finished(data, previous)
     for model, bundle in bundles.items():
         if model not in data["flops"]:
             data["flops"][model] = flops_check(bundle)
         fast_model = with_model_levers(bundle, preset("fast", bundle.device))
+        compiled = ("engine_fast",) if hasattr(fast_model.transformer, "first_calls") else ()
         warm = False
         for workload in workloads:
             done = {r["runner"] for r in data["results"] if (r["model"], r["workload"]) == (model, workload)}
@@ -257,8 +227,9 @@ def run_suite(
                 continue
             for lanes in workload_cells(workload, bundle, steps, grid_steps):
                 jobs, fast_note = runner_jobs(bundle, lanes, todo, recorder if "random" in model else None, fast_model)
-                # one warm-up per model and runner in a process: a minute-long XL workload needs no other
-                timed = time_interleaved(jobs, repeats, warm_up=not warm)
+                # one warm-up per model and runner in a process: a minute-long XL workload needs no other,
+                # but a compiled model compiles each new bucket size on its first call
+                timed = time_interleaved(jobs, repeats, warm_up=None if not warm else compiled)
                 warm = True
                 nfe = sum(samplers.get(lane.sampler).nfe(lane.steps, bundle.scheduler_config) for lane in lanes)
                 for runner, seconds in timed.items():
@@ -276,10 +247,23 @@ def run_suite(
                         }
                     )
                     progress(f"{model} {workload} {runner}: " + (f"{seconds:.3f}s" if seconds is not None else note))
-            first_calls = getattr(fast_model.transformer, "first_calls", None)
-            if first_calls:  # the compiled path's cost: each bucket's first call, compile included
-                seen = {str(size): seconds for size, seconds in first_calls.items()}
-                data["compile_seconds"][model] = {**data["compile_seconds"].get(model, {}), **seen}
+            _keep_first_calls(data, model, fast_model)
             if checkpoint is not None:
                 checkpoint(data)
     return data
+
+
+def _keep_finished(data: dict, previous: dict) -> None:
+    """What an interrupted run of the same suite finished: its timings, FLOP/s, first calls and quality."""
+    data["results"], data["flops"] = list(previous["results"]), dict(previous.get("flops", {}))
+    data["compile_seconds"] = dict(previous.get("compile_seconds", {}))
+    if previous.get("quality"):  # kept in every checkpoint, so a second interruption loses nothing
+        data["quality"] = previous["quality"]
+
+
+def _keep_first_calls(data: dict, model: str, fast_model: DiTBundle) -> None:
+    """The compiled path's cost, where fast compiles: each bucket size's first call, compiling included."""
+    first_calls = getattr(fast_model.transformer, "first_calls", None)
+    if first_calls:
+        seen = {str(size): seconds for size, seconds in first_calls.items()}
+        data["compile_seconds"][model] = {**data["compile_seconds"].get(model, {}), **seen}

@@ -11,6 +11,7 @@ padded rows are ordinary inputs and are dropped from the output.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
@@ -20,6 +21,22 @@ BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 # keeps exact and fast copies, the suite several models): dynamo's default of 8 entries would send
 # the rest back to eager without an error.
 RECOMPILE_LIMIT = 64
+_graph_thread: ThreadPoolExecutor | None = None
+
+
+def _on_graph_thread(fn, *args):
+    """``fn(*args)`` on the one thread that runs every CUDA-graph call in the process. Inductor keeps its
+    graph trees in thread-local state: a server thread other than the first to replay a graph fails
+    (an AssertionError in cudagraph_trees), and every thread would record graphs of its own."""
+    global _graph_thread
+    if _graph_thread is None:
+        _graph_thread = ThreadPoolExecutor(1, "cuda-graphs", initializer=_import_graph_trees)
+    return _graph_thread.submit(fn, *args).result()
+
+
+def _import_graph_trees() -> None:
+    # torch before 2.13 sets that state up only in the thread that imports the module: let it be this one
+    import torch._inductor.cudagraph_trees  # noqa: F401
 
 
 def bucket(rows: int) -> int:
@@ -55,20 +72,25 @@ class CompiledTransformer(torch.nn.Module):
         first = size not in self.shapes
         start = time.perf_counter()
         self.shapes.add(size)
+        inputs = (rows, hidden_states, timestep, class_labels, kwargs)
+        sample = _on_graph_thread(self._call, *inputs) if self.graphs else self._call(*inputs)
+        if first:
+            if sample.is_cuda:
+                torch.cuda.synchronize(sample.device)
+            self.first_calls[size] = time.perf_counter() - start
+        return Transformer2DModelOutput(sample=sample) if return_dict else (sample,)
+
+    def _call(self, rows: int, hidden_states, timestep, class_labels, kwargs) -> torch.Tensor:
         if self.graphs:  # every call is a new step: earlier outputs were copied out, their buffers are free
             torch.compiler.cudagraph_mark_step_begin()
         # outside inference mode, on plain copies of the inputs: compiling and graph capture have open bugs
         # with inference tensors (pytorch/pytorch#135892, #180823); no_grad keeps it an inference graph
         with torch.inference_mode(False), torch.no_grad():
-            inputs = (hidden_states.clone(), timestep.clone(), class_labels.clone())
-            out = self.compiled(inputs[0], timestep=inputs[1], class_labels=inputs[2], **kwargs).sample
-        if first:
-            if out.is_cuda:
-                torch.cuda.synchronize(out.device)
-            self.first_calls[size] = time.perf_counter() - start
-        # CUDA graphs reuse their output buffer on the next call: keep a copy of the real rows
-        sample = out[:rows].clone()
-        return Transformer2DModelOutput(sample=sample) if return_dict else (sample,)
+            x, t, y = hidden_states.clone(), timestep.clone(), class_labels.clone()
+            out = self.compiled(x, timestep=t, class_labels=y, **kwargs).sample
+            # a graph's next replay overwrites its output buffer: the real rows are copied out here, on
+            # the graph thread, before any other call can replay it
+            return out[:rows].clone()
 
     def __getattr__(self, name: str):
         try:
