@@ -69,8 +69,7 @@ def cmd_generate(args) -> None:
         args.batch,
         args.cfg_channels,
         args.spacing,
-        levers.guidance_interval,
-        levers.cache_threshold,
+        levers.lane,
     )
     check_lanes(bundle, lanes)  # before the progress bar: a bad request prints one line, nothing else
     bar, callback = _progress_bar("generate")
@@ -105,8 +104,7 @@ def cmd_compare(args) -> None:
         args.cfg_channels,
         args.reference,
         args.spacing,
-        levers.guidance_interval,
-        levers.cache_threshold,
+        levers.lane,
         max_steps=bundle.num_train_timesteps,
         seeds=args.seeds,
         presets=args.presets,

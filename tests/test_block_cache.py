@@ -8,11 +8,14 @@ import torch
 from dit_demo.runtime import block_cache
 from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.engine import run
+from dit_demo.runtime.levers import LaneLevers
 from dit_demo.runtime.request import Lane, check_lanes
 
 
 def _lanes(bundle, threshold, names=("dpmpp_2m", "ddpm", "heun")):
-    return check_lanes(bundle, [Lane(n, 12, 3, seed=2, cfg_scale=4.0, cache_threshold=threshold) for n in names])
+    return check_lanes(
+        bundle, [Lane(n, 12, 3, seed=2, cfg_scale=4.0, levers=LaneLevers(cache_threshold=threshold)) for n in names]
+    )
 
 
 def test_threshold_zero_through_the_cache_is_the_exact_path(small_bundle):
@@ -40,7 +43,10 @@ def test_the_threshold_is_per_lane(small_bundle):
     exact_alone = run(small_bundle, _lanes(small_bundle, 0.0, names=("ddim",)))[0]
     mixed = check_lanes(
         small_bundle,
-        [Lane("ddim", 12, 3, seed=2, cfg_scale=4.0), Lane("ddim", 12, 3, seed=2, cfg_scale=4.0, cache_threshold=1.0)],
+        [
+            Lane("ddim", 12, 3, seed=2, cfg_scale=4.0),
+            Lane("ddim", 12, 3, seed=2, cfg_scale=4.0, levers=LaneLevers(cache_threshold=1.0)),
+        ],
     )
     untouched, shortcut = run(small_bundle, mixed)
     scale = exact_alone.latents.abs().max()
@@ -51,7 +57,7 @@ def test_the_threshold_is_per_lane(small_bundle):
 @pytest.mark.parametrize("value", [-0.1, 2, "lots"])
 def test_bad_thresholds_are_explained(small_bundle, value):
     with pytest.raises(ValueError, match="Cache threshold must be"):
-        check_lanes(small_bundle, [Lane("ddim", 4, 1, cache_threshold=value)])
+        check_lanes(small_bundle, [Lane("ddim", 4, 1, levers=LaneLevers(cache_threshold=value))])
 
 
 def test_a_replay_takes_the_recorded_decisions_on_another_model(small_bundle, imagenet_bundle):
@@ -67,3 +73,10 @@ def test_a_replay_takes_the_recorded_decisions_on_another_model(small_bundle, im
     replayer = BlockCache(replay=decisions, record=True)
     run(imagenet_bundle, _lanes(imagenet_bundle, 0.0), cache=replayer)
     assert replayer.decisions() == decisions and replayer.reused == recorder.reused
+
+
+def test_the_change_metric_counts_a_change_down_as_much_as_one_up():
+    old = torch.tensor([[[-2.0, 2.0]], [[1.0, 1.0]]])  # two rows of one token, two channels
+    new = torch.tensor([[[-1.0, 1.0]], [[0.5, 1.5]]])
+    # by hand: row 0 moves by 1 and 1 on a mean size of 2 -> 0.5; row 1 by 0.5 down and 0.5 up on 1 -> 0.5
+    assert block_cache.relative_change(new, old).tolist() == [0.5, 0.5]

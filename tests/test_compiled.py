@@ -10,7 +10,7 @@ import torch
 
 from dit_demo.runtime.compiled import BUCKETS, CompiledTransformer, bucket
 from dit_demo.runtime.engine import sample
-from dit_demo.runtime.levers import Levers, with_model_levers
+from dit_demo.runtime.levers import LaneLevers, Levers, with_model_levers
 from dit_demo.runtime.request import Lane
 
 
@@ -18,7 +18,7 @@ def _lanes():
     # rows change every few rounds: lanes finish at 3, 5 and 8 steps, one leaves its guidance interval
     return [
         Lane("dpmpp_2m", 8, 1, 0, 3.0),
-        Lane("euler", 5, 2, 1, 3.0, guidance_interval=(1.0, float("inf"))),
+        Lane("euler", 5, 2, 1, 3.0, levers=LaneLevers(guidance_interval=(1.0, float("inf")))),
         Lane("ddpm", 3, 3, 2, 3.0),
     ]
 

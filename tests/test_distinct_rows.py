@@ -7,6 +7,7 @@ import torch
 from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.distinct_rows import distinct_rows
 from dit_demo.runtime.engine import run
+from dit_demo.runtime.levers import LaneLevers
 from dit_demo.runtime.request import Lane, check_lanes
 from tests.helpers import wrapped
 
@@ -30,7 +31,7 @@ def _grid(bundle, threshold=0.0):
     # one seed and class: every lane starts from the same noise at t = 999 (trailing grid), and
     # DPM-Solver++ 2M and 3M take the same first two steps
     lanes = [
-        Lane(name, steps, 3, seed=4, cfg_scale=4.0, cache_threshold=threshold)
+        Lane(name, steps, 3, seed=4, cfg_scale=4.0, levers=LaneLevers(cache_threshold=threshold))
         for name in ("ddim", "dpmpp_2m", "dpmpp_3m")
         for steps in (5, 8)
     ]

@@ -9,8 +9,9 @@ import torch
 from helpers import wrapped
 
 from dit_demo.runtime.engine import sample
+from dit_demo.runtime.levers import LaneLevers
 from dit_demo.runtime.parsing import parse_interval
-from dit_demo.runtime.request import Lane
+from dit_demo.runtime.request import Lane, check_lanes
 
 
 def _rows_seen(bundle, lanes):
@@ -24,7 +25,7 @@ def _rows_seen(bundle, lanes):
 def test_an_interval_covering_every_noise_level_is_the_exact_path(small_bundle, name):
     exact, exact_rows = _rows_seen(small_bundle, [Lane(name, 8, 2, seed=3, cfg_scale=4.0)])
     everywhere, rows = _rows_seen(
-        small_bundle, [Lane(name, 8, 2, seed=3, cfg_scale=4.0, guidance_interval=(0, math.inf))]
+        small_bundle, [Lane(name, 8, 2, seed=3, cfg_scale=4.0, levers=LaneLevers(guidance_interval=(0, math.inf)))]
     )
     assert torch.equal(exact[0], everywhere[0]) and rows == exact_rows == 16
 
@@ -32,14 +33,14 @@ def test_an_interval_covering_every_noise_level_is_the_exact_path(small_bundle, 
 def test_an_interval_no_step_falls_in_is_the_unguided_image(small_bundle):
     unguided, _ = _rows_seen(small_bundle, [Lane("dpmpp_2m", 8, 2, seed=3, cfg_scale=1.0)])
     never, rows = _rows_seen(
-        small_bundle, [Lane("dpmpp_2m", 8, 2, seed=3, cfg_scale=4.0, guidance_interval=(1e5, 1e6))]
+        small_bundle, [Lane("dpmpp_2m", 8, 2, seed=3, cfg_scale=4.0, levers=LaneLevers(guidance_interval=(1e5, 1e6)))]
     )
     assert torch.equal(unguided[0], never[0]) and rows == 8
 
 
 def test_guidance_runs_only_inside_the_interval(small_bundle):
     steps, interval = 10, (0.5, 20.0)
-    lane = Lane("ddim", steps, 2, seed=3, cfg_scale=4.0, guidance_interval=interval)
+    lane = Lane("ddim", steps, 2, seed=3, cfg_scale=4.0, levers=LaneLevers(guidance_interval=interval))
     (latents,), rows = _rows_seen(small_bundle, [lane])
     (full,), _ = _rows_seen(small_bundle, [Lane("ddim", steps, 2, seed=3, cfg_scale=4.0)])
     result = sample(small_bundle, [Lane("ddim", steps, 2, seed=3)])[0]
@@ -62,3 +63,11 @@ def test_interval_forms():
     assert parse_interval("0.28,5.42") == (0.28, 5.42)
     assert parse_interval("0.5, inf") == (0.5, math.inf)
     assert parse_interval((1, 2)) == (1.0, 2.0) and parse_interval("") is None and parse_interval(None) is None
+
+
+def test_the_interval_is_open_below_and_closed_above_as_the_paper_defines_it(small_bundle):
+    (lane,) = check_lanes(
+        small_bundle, [Lane("ddim", 4, 1, cfg_scale=4.0, levers=LaneLevers(guidance_interval=(0.28, 5.42)))]
+    )
+    assert not lane.guided_at(0.28) and lane.guided_at(0.2800001)
+    assert lane.guided_at(5.42) and not lane.guided_at(5.4200001)

@@ -153,7 +153,7 @@ def test_fast_preset_stays_within_its_tolerance_of_exact_on_the_embedded_model(e
     lanes = [Lane("dpmpp_2m", 25, c, s, 1.5) for c in range(10) for s in range(5)]
     exact = torch.stack([r.latents for r in sample(embedded_bundle, lanes)])
     model = with_model_levers(embedded_bundle, fast)
-    quick = torch.stack([r.latents for r in sample(model, [replace(lane, **fast.lane_fields()) for lane in lanes])])
+    quick = torch.stack([r.latents for r in sample(model, [replace(lane, levers=fast.lane) for lane in lanes])])
     relative = (quick - exact).flatten(1).norm(dim=1) / exact.flatten(1).norm(dim=1)
     assert 0 < relative.mean() < 0.1
     classifier = FashionClassifier.load(embedded_bundle.extras["classifier_dir"])

@@ -174,7 +174,7 @@ def _generate_request(ctx: AppContext, classes, sampler, steps, cfg, channels, s
     seed = 0 if seed is None else seed
     if isinstance(options, str) and options.strip() and isinstance(sampler, str):
         sampler = f"{sampler}[{options.strip()}]"  # a variant: checked with the sampler's own options
-    lanes = generation_lanes(classes, sampler, steps, cfg, seed, per_class, channels, **levers.lane_fields())
+    lanes = generation_lanes(classes, sampler, steps, cfg, seed, per_class, channels, levers=levers.lane)
     if isinstance(classes, list):  # counted above; now every bad class is named at once, not the first only
         bundle.labels.resolve_all(classes)
     return levers, bundle, lanes

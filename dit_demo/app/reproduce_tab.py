@@ -12,6 +12,7 @@ from dit_demo.app.errors import user_errors
 from dit_demo.app.generate_tab import GenerateTab, picked_parameters
 from dit_demo.lab.compare_spec import ComparisonSpec
 from dit_demo.lab.pngmeta import read_parameters
+from dit_demo.runtime.levers import LaneLevers
 
 
 def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, compare: CompareTab) -> None:
@@ -156,7 +157,7 @@ def restore(ctx: AppContext, params: dict, tabs, generate: GenerateTab, compare:
 
 def _took_shortcuts(params: dict) -> bool:
     """Whether an image was made with speed levers (older PNGs name them, not the preset)."""
-    return bool(params.get("model_levers") or params.get("cache_threshold"))
+    return bool(params.get("model_levers")) or LaneLevers.from_params(params) != LaneLevers()
 
 
 def _spacing_note(spacing: str | None) -> str:

@@ -49,6 +49,7 @@ def run_comparison(
                 [model.sigma_at(t) for t in r.timesteps],
                 seed=r.lane.seed,
                 preset=keys[i].preset,
+                levers=r.lane.levers,
             )
     for cell in every:
         ref = every[ref_index[cell.cfg_scale, cell.seed]]

@@ -3,14 +3,14 @@ seeds and speed presets) on one class, checked once when built and stored in the
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
 import samplers
 from dit_demo.lab.grammar import parse_floats, parse_names, parse_reference, parse_steps
-from dit_demo.runtime.levers import PRESETS, preset
-from dit_demo.runtime.parsing import MAX_SEED, as_float, as_int, parse_interval, parse_spacing
+from dit_demo.runtime.levers import PRESETS, LaneLevers, preset
+from dit_demo.runtime.parsing import MAX_SEED, as_int, parse_spacing
 from dit_demo.runtime.request import MAX_LANES, Lane
 
 MAX_SEEDS = 16
@@ -43,8 +43,7 @@ class ComparisonSpec:
     cfg_channels: int | None = None
     reference: tuple[str, int] | None = None  # (sampler, steps); default: highest-step deterministic cell
     spacing: str | None = None  # step grid for every lane; None: each sampler's default
-    guidance_interval: tuple[float, float] | None = None  # noise levels where guidance runs; None: all
-    cache_threshold: float = 0.0  # first-block cache threshold for every lane; 0: every block runs
+    levers: LaneLevers = LaneLevers()  # lane levers for every lane, on top of each preset's
     seeds: int = 1  # how many seeds, from ``seed`` on: distances are then a mean and a spread
     presets: tuple[str, ...] = ("exact",)  # speed presets as an axis; the reference runs at the first
 
@@ -59,8 +58,7 @@ class ComparisonSpec:
         cfg_channels=None,
         reference=None,
         spacing=None,
-        guidance_interval=None,
-        cache_threshold=None,
+        levers: LaneLevers | None = None,
         max_steps: int = 1000,
         seeds=1,
         presets=None,
@@ -85,20 +83,24 @@ class ComparisonSpec:
             cfg_channels,
             parse_reference(reference, max_steps),
             parse_spacing(spacing),
-            parse_interval(guidance_interval),
-            0.0 if cache_threshold is None else as_float("Cache threshold", cache_threshold, 0, 1),
+            (levers or LaneLevers()).checked(),
             seeds,
             preset_names,
         )
 
     def to_dict(self) -> dict:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "levers"}
+        data["samplers"], data["steps"], data["cfg_scales"] = (
+            list(self.samplers),
+            list(self.steps),
+            list(self.cfg_scales),
+        )
         data["reference"] = list(self.reference) if self.reference else None
         data["presets"] = list(self.presets)
+        data.update(self.levers.params())  # as top-level keys, as before lane levers were one field
         # absent means the default, so older PNGs read the same and new ones stay short
-        for key, default in (("spacing", None), ("guidance_interval", None), ("cache_threshold", 0.0)):
-            if data[key] == default:
-                del data[key]
+        if self.spacing is None:
+            del data["spacing"]
         if self.seeds == 1:
             del data["seeds"]
         if self.presets == ("exact",):
@@ -118,13 +120,12 @@ class ComparisonSpec:
                 data.get("cfg_channels"),
                 data.get("reference"),
                 data.get("spacing"),
-                data.get("guidance_interval"),
-                data.get("cache_threshold"),
+                LaneLevers.from_params(data),
                 max_steps=10**6,
                 seeds=data.get("seeds", 1),
                 presets=data.get("presets"),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(
                 f"The comparison's parameters are incomplete or damaged ({type(exc).__name__}: {exc})."
             ) from None
@@ -163,8 +164,8 @@ class ComparisonSpec:
         return [(names[k], x0[k]) for k in sorted(x0) if k < len(names)]
 
     def lane(self, key: CellKey, device: torch.device | str = "cpu") -> Lane:
-        """One cell's lane: the spec's interval and cache threshold, else its preset's."""
-        levers = preset(key.preset, device)
+        """One cell's lane: each lane lever the spec sets, else its preset's."""
+        levers = _lane_levers(self.levers, preset(key.preset, device).lane)
         return Lane(
             key.sampler,
             key.steps,
@@ -173,12 +174,24 @@ class ComparisonSpec:
             key.cfg,
             self.cfg_channels,
             self.spacing,
-            self.guidance_interval or levers.guidance_interval,
-            self.cache_threshold or levers.cache_threshold,
+            levers,
         )
 
     def lanes(self, device: torch.device | str = "cpu") -> list[Lane]:
         return [self.lane(key, device) for key in self.keys()]
+
+
+def _lane_levers(asked: LaneLevers, preset_levers: LaneLevers) -> LaneLevers:
+    """The levers the spec asked for, and the preset's where it left one at its default."""
+    defaults = LaneLevers()
+    return replace(
+        asked,
+        **{
+            f.name: getattr(preset_levers, f.name)
+            for f in fields(asked)
+            if getattr(asked, f.name) == getattr(defaults, f.name)
+        },
+    )
 
 
 def _parse_presets(value) -> tuple[str, ...]:

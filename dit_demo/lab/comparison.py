@@ -11,6 +11,7 @@ from PIL import Image
 
 import samplers
 from dit_demo.lab.compare_spec import ComparisonSpec
+from dit_demo.runtime.levers import LaneLevers
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Cell:
     sigmas: list[float]
     seed: int = 0
     preset: str = "exact"
+    levers: LaneLevers = LaneLevers()  # the lane levers it ran with (its preset's and the spec's)
     distance: float = float("nan")  # latent RMSE to the reference of its cfg and seed
     pixel_distance: float = float("nan")  # pixel RMSE to that reference, [0, 1] units
     is_reference: bool = False
@@ -94,9 +96,9 @@ class Comparison:
             "seed": cell.seed,
             "preset": cell.preset,
         }
-        for key in ("spacing", "guidance_interval"):
-            if getattr(self.spec, key) is not None:
-                params[key] = getattr(self.spec, key)
+        if self.spec.spacing is not None:
+            params["spacing"] = self.spec.spacing
+        params.update(cell.levers.params())  # the levers it ran with, as a Generate PNG stores them
         return params
 
     def markdown_table(self) -> str:

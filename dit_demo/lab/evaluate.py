@@ -14,6 +14,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from dit_demo.lab.metrics import feature_stats, frechet_distance
 from dit_demo.lab.sweep import cell_name, sample_cell
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.devices import parse_device
-from dit_demo.runtime.levers import Levers, load_with_levers
+from dit_demo.runtime.levers import LaneLevers, Levers, load_with_levers
 from dit_demo.runtime.loader import EMBEDDED_MODEL
 from dit_demo.training.classifier import FashionClassifier
 from dit_demo.training.data import load_fashion_mnist
@@ -103,8 +104,7 @@ def evaluate(
     seed: int = 0,
     data_dir: str | None = None,
     progress: bool = True,
-    guidance_interval: tuple[float, float] | None = None,
-    cache_threshold: float | None = None,
+    lane_levers: LaneLevers | None = None,
     references: bool = True,
     sweep_dir: str | Path | None = None,
 ) -> list[dict]:
@@ -120,7 +120,7 @@ def evaluate(
     # good as the measurement can tell
     if references:
         results += _reference_rows(bundle, classifier, classes, per_class, reference, data_dir)
-    levers = Levers(guidance_interval=guidance_interval, cache_threshold=cache_threshold or 0.0)
+    levers = Levers(**asdict(lane_levers or LaneLevers()))
     with tempfile.TemporaryDirectory() as scratch:
         where = Path(sweep_dir) if sweep_dir is not None else Path(scratch)
         for name, steps in tqdm(rows, desc="evaluate", disable=not progress):
@@ -248,8 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg,
         args.seed,
         args.data_dir,
-        guidance_interval=levers.guidance_interval,
-        cache_threshold=levers.cache_threshold,
+        lane_levers=levers.lane,
         sweep_dir=Path(args.out_dir) / "sweeps",
     )
     out = Path(args.out_dir)

@@ -12,6 +12,7 @@ from PIL import Image
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import Progress, sample
+from dit_demo.runtime.levers import LaneLevers
 from dit_demo.runtime.parsing import MAX_SEED, as_int
 from dit_demo.runtime.request import MAX_LANES, Lane
 
@@ -37,8 +38,7 @@ def generation_lanes(
     per_class: int = 1,
     cfg_channels: int | None = None,
     spacing: str | None = None,
-    guidance_interval: tuple[float, float] | str | None = None,
-    cache_threshold: float | None = None,
+    levers: LaneLevers | None = None,
 ) -> list[Lane]:
     """Image j of every class uses seed + j, so classes can be compared on the same noise."""
     per_class = as_int("Images per class", per_class, 1, MAX_LANES)
@@ -53,7 +53,7 @@ def generation_lanes(
         )
     seed = as_int("Seed", seed, 0, MAX_SEED - per_class)
     return [
-        Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels, spacing, guidance_interval, cache_threshold)
+        Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels, spacing, levers or LaneLevers())
         for c in classes
         for j in range(per_class)
     ]
@@ -84,10 +84,7 @@ def generate(
         }
         if lane.spacing is not None:  # absent means the default grid, so older PNGs read the same
             params["spacing"] = lane.spacing
-        if lane.guidance_interval is not None:  # absent means guidance at every step
-            params["guidance_interval"] = list(lane.guidance_interval)
-        if lane.cache_threshold:  # absent means every block runs at every step
-            params["cache_threshold"] = lane.cache_threshold
+        params.update(lane.levers.params())  # each absent lever means its default
         if "levers" in bundle.extras:  # the model-level shortcuts (int8, bf16) that produced it
             params["model_levers"] = bundle.extras["levers"]
         out.append(Generated(image, params, result.nfe, result.seconds))

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from dataclasses import Field, fields, replace
 
 import torch
 
-from dit_demo.runtime.levers import PRESETS, QUANTIZE, Levers, check_levers, preset
+from dit_demo.runtime.levers import PRESETS, Levers, check_levers, preset
 
 
 def add_lever_args(parser: argparse.ArgumentParser, preset_default: str = "exact") -> None:
@@ -19,33 +19,20 @@ def add_lever_args(parser: argparse.ArgumentParser, preset_default: str = "exact
         default=preset_default,
         help="exact: no shortcuts; fast: every lever that keeps quality (int8 on CPUs, bf16 and compiled on GPUs)",
     )
-    parser.add_argument("--dtype", default=None, help="fp32, bf16, fp16 or auto (default: the preset's)")
-    parser.add_argument("--quantize", choices=("none", *QUANTIZE), default=None, help="int8 linear layers (CPU)")
-    parser.add_argument(
-        "--compile",
-        choices=("on", "off"),
-        default=None,
-        help="torch.compile the transformer, static shapes in buckets (CUDA graphs on GPUs)",
-    )
-    parser.add_argument(
-        "--guidance-interval",
-        default=None,
-        help="lo,hi: guidance only at noise levels lo < sigma <= hi (Kynkaanniemi et al. 2024), e.g. 0.28,5.42",
-    )
-    parser.add_argument("--cache-threshold", type=float, default=None, help="first-block cache threshold (0: off)")
+    for f in fields(Levers):  # one flag per lever field, its help and choices from the field
+        parser.add_argument(_flag(f), default=None, choices=f.metadata["choices"], help=f.metadata["help"])
+
+
+def _flag(f: Field) -> str:
+    return "--" + f.name.replace("_", "-")
 
 
 def levers_from_args(args: argparse.Namespace, device: torch.device | str) -> Levers:
     """The preset named by ``--preset``, with every lever flag that was given on top, checked."""
     levers = preset(args.preset, device)
-    if args.dtype is not None:
-        levers = replace(levers, dtype=None if args.dtype == "auto" else args.dtype)
-    if args.quantize is not None:
-        levers = replace(levers, quantize=None if args.quantize == "none" else args.quantize)
-    if args.compile is not None:
-        levers = replace(levers, compile=args.compile == "on")
-    if args.guidance_interval is not None:
-        levers = replace(levers, guidance_interval=args.guidance_interval)
-    if args.cache_threshold is not None:
-        levers = replace(levers, cache_threshold=args.cache_threshold)
-    return check_levers(levers, device)
+    given = {
+        f.name: f.metadata["from_text"](getattr(args, f.name))
+        for f in fields(Levers)
+        if getattr(args, f.name) is not None
+    }
+    return check_levers(replace(levers, **given), device)

@@ -35,7 +35,7 @@ def quality(embedded: DiTBundle, per_class: int = 100, sampler: str = "dpmpp_2m"
         rows = [(sampler, steps)]  # no reference rows: each lever is measured against exact, not the data
         for _ in range(2 if levers.compile else 1):  # a compiled model's first run compiles its bucket sizes
             row = evaluate(
-                model, classifier, rows, per_class, cfg, progress=False, references=False, **levers.lane_fields()
+                model, classifier, rows, per_class, cfg, progress=False, references=False, lane_levers=levers.lane
             )[-1]
         return row
 

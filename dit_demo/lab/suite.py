@@ -74,7 +74,7 @@ def recorded_decisions(recorder: DiTBundle, lanes: list[Lane]) -> dict:
     modulo its class count), to be replayed by a model whose weights cannot make them."""
     fast = preset("fast", recorder.device)
     model = with_model_levers(recorder, fast)
-    own = [replace(lane, class_id=lane.class_id % recorder.num_classes, **fast.lane_fields()) for lane in lanes]
+    own = [replace(lane, class_id=lane.class_id % recorder.num_classes, levers=fast.lane) for lane in lanes]
     cache = BlockCache(record=True)
     run(model, check_lanes(model, own), cache=cache)
     return cache.decisions()
@@ -92,7 +92,7 @@ def runner_jobs(
     random-weights bundle replays. ``fast_model``: the bundle under the fast preset's model levers,
     made once per model (a compiled one keeps its compiled shapes from workload to workload)."""
     fast = preset("fast", bundle.device)
-    fast_lanes = [replace(lane, **fast.lane_fields()) for lane in lanes]
+    fast_lanes = [replace(lane, levers=fast.lane) for lane in lanes]
     replay, note = None, ""
     if fast.cache_threshold and recorder is not None and recorder is not bundle:
         replay = recorded_decisions(recorder, lanes)

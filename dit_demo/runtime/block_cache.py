@@ -80,7 +80,7 @@ class BlockCache:
         first, h1 = (h1_distinct - h)[inverse], h1_distinct[inverse]
         slots = self._slots(keys, first)
         cached = self.first[slots]
-        change = (first - cached).abs().mean((1, 2)) / cached.abs().mean((1, 2)).clamp_min(1e-12)
+        change = relative_change(first, cached)
         limit = torch.tensor(thresholds, device=x.device, dtype=change.dtype)
         if self.replay is None:
             reuse = self.has[slots] & (limit > 0) & (change < limit) & (self.streak[slots] < MAX_REUSES)
@@ -112,6 +112,11 @@ class BlockCache:
         key[reuse] = len(distinct) + reuse.nonzero().flatten()
         rep, copies = distinct_rows(key)
         return _final_layer(model, out[rep], t[rep], y[rep], model.patch_size)[copies]
+
+
+def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """Per row: the mean absolute change over the mean absolute size (a change down counts as much as up)."""
+    return (new - old).abs().mean((1, 2)) / old.abs().mean((1, 2)).clamp_min(1e-12)
 
 
 def _final_layer(model, h: torch.Tensor, t: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:

@@ -75,7 +75,7 @@ class _LaneState:
         self.guided_now = lane.guided  # this round: guidance on (with an interval, it depends on sigma)
 
     def start_round(self) -> None:
-        if self.lane.guidance_interval is not None:  # only then does guidance depend on the noise level
+        if self.lane.levers.guidance_interval is not None:  # only then does guidance depend on the noise level
             self.guided_now = self.lane.guided_at(self.bundle.sigma_at(float(self.t)))
 
     @property
@@ -153,7 +153,7 @@ def _forward(
             ts.append(float(s.t))
             ys.append(y)
             keys.append((s.position, kind))
-            thresholds.append(s.lane.cache_threshold)
+            thresholds.append(s.lane.levers.cache_threshold)
     x = torch.cat(xs).to(bundle.dtype)  # (rows, C, H, W)
     t = torch.tensor(ts, device=bundle.device)
     y = torch.tensor(ys, device=bundle.device, dtype=torch.long)
@@ -189,7 +189,7 @@ def run(
     With a ``budget`` the request is refused, before any sampling, when its estimated cost is over it.
     Lanes with a cache threshold share one :class:`BlockCache` (pass one in to read its counts).
     """
-    if cache is None and any(lane.cache_threshold > 0 for lane in lanes):
+    if cache is None and any(lane.levers.cache_threshold > 0 for lane in lanes):
         cache = BlockCache()
     states = [_LaneState(bundle, lane, i) for i, lane in enumerate(lanes)]
     if budget is not None:

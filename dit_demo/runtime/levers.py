@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 import torch
 from diffusers.utils import logging as diffusers_logging
@@ -49,34 +51,156 @@ QUANTIZE = ("int8",)
 PRESETS = ("exact", "fast")
 
 
-@dataclass(frozen=True)
-class Levers:
-    """The shortcuts one request takes; the default takes none."""
+def lever(
+    default,
+    help: str,
+    describe: Callable[[Any, Any], str],
+    check: Callable[..., Any],
+    choices: tuple[str, ...] | None = None,
+    from_text: Callable[[str], Any] = lambda text: text,
+) -> Any:
+    """A lever field: its default, the help its command-line flag shows (and its ``choices``, read by
+    ``from_text``), how it reads in a description (``describe(value, levers)``) and how a value is
+    checked (``check(value)``, or ``check(value, device)`` for a model lever). Flags, validation, PNG
+    parameters and the model-copy cache key are all made from these fields."""
+    metadata = {"help": help, "describe": describe, "check": check, "choices": choices, "from_text": from_text}
+    return field(default=default, metadata=metadata)
 
-    dtype: str | torch.dtype | None = None  # None: the dtype the model was loaded with
-    quantize: str | None = None  # "int8": dynamic int8 linear layers (CPU)
-    compile: bool = False  # torch.compile with bucketed static shapes (CUDA graphs on GPUs)
-    guidance_interval: tuple[float, float] | None = None
-    cache_threshold: float = 0.0
 
+def _check_interval(value) -> tuple[float, float] | None:
+    return parse_interval(value)
+
+
+def _check_threshold(value) -> float:
+    return as_float("Cache threshold", 0.0 if value is None else value, 0, 1)
+
+
+def _describe_interval(value, _) -> str:
+    return f"guidance only at {value[0]:g} < sigma <= {value[1]:g}"
+
+
+class _Described:
     def describe(self) -> str:
-        parts = []
-        if self.quantize:
-            parts.append(f"{self.quantize} linear layers of 512x512 weights or more")
-        if self.dtype:
-            parts.append(f"{self.dtype} {'VAE' if self.quantize else 'transformer and VAE'}")
-        if self.compile:
-            parts.append("compiled transformer")
-        if self.guidance_interval:
-            lo, hi = self.guidance_interval
-            parts.append(f"guidance only at {lo:g} < sigma <= {hi:g}")
-        if self.cache_threshold:
-            parts.append(f"first-block cache at {self.cache_threshold:g}")
+        """The levers taken, in words (the app's status line, PNG metadata, the README's tables)."""
+        parts = [f.metadata["describe"](getattr(self, f.name), self) for f in fields(self) if getattr(self, f.name)]
         return ", ".join(parts) or "no shortcuts (exact)"
 
-    def lane_fields(self) -> dict:
-        """The levers that live on each lane (``dataclasses.replace(lane, **levers.lane_fields())``)."""
-        return {"guidance_interval": self.guidance_interval, "cache_threshold": self.cache_threshold}
+
+@dataclass(frozen=True)
+class LaneLevers(_Described):
+    """The levers each lane carries (the engine applies them lane by lane); the default takes none."""
+
+    guidance_interval: tuple[float, float] | None = lever(
+        None,
+        "lo,hi: guidance only at noise levels lo < sigma <= hi (Kynkaanniemi et al. 2024), e.g. 0.28,5.42",
+        _describe_interval,
+        _check_interval,
+    )
+    cache_threshold: float = lever(
+        0.0,
+        "first-block cache threshold (0: off)",
+        lambda value, _: f"first-block cache at {value:g}",
+        _check_threshold,
+    )
+
+    def checked(self) -> LaneLevers:
+        """Every field checked once (``ValueError`` naming it and what is allowed)."""
+        return replace(self, **{f.name: f.metadata["check"](getattr(self, f.name)) for f in fields(self)})
+
+    def params(self) -> dict:
+        """The fields that differ from their defaults, JSON-ready (PNG metadata: absent means the default)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value != f.default:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_params(cls, params: dict) -> LaneLevers:
+        """The lane levers stored in a PNG's parameters (the keys :meth:`params` writes), checked."""
+        return cls(**{f.name: params[f.name] for f in fields(cls) if params.get(f.name) is not None}).checked()
+
+
+def _check_quantize(value, device) -> None:
+    if value is None:
+        return
+    if value not in QUANTIZE:
+        raise ValueError(f"Unknown quantization {value!r}; choose one of {', '.join(QUANTIZE)}.")
+    if torch.device(device).type != "cpu" or not has_int8_kernels():
+        raise ValueError("int8 quantization runs on CPUs only, with a torch that has its x86/fbgemm kernels.")
+
+
+def _check_dtype(value, device) -> None:
+    if value is not None:
+        parse_dtype(value, torch.device(device))  # raises with the allowed names
+
+
+def _check_compile(value, device) -> None:
+    if value and on_zerogpu():
+        raise ValueError("torch.compile does not run on ZeroGPU Spaces; leave the compiled transformer off.")
+
+
+def _describe_dtype(value, levers) -> str:
+    return f"{value} {'VAE' if levers.quantize else 'transformer and VAE'}"
+
+
+@dataclass(frozen=True)
+class ModelLevers(_Described):
+    """The levers that change the model itself: one converted copy per distinct set (its cache key)."""
+
+    # in the order a description reads
+    quantize: str | None = lever(
+        None,
+        "int8 linear layers (CPU)",
+        lambda value, _: f"{value} linear layers of 512x512 weights or more",
+        _check_quantize,
+        choices=("none", *QUANTIZE),
+        from_text=lambda text: None if text == "none" else text,
+    )
+    dtype: str | torch.dtype | None = lever(
+        None,
+        "fp32, bf16, fp16 or auto (default: the preset's)",
+        _describe_dtype,
+        _check_dtype,
+        from_text=lambda text: None if text == "auto" else text,
+    )
+    compile: bool = lever(
+        False,
+        "torch.compile the transformer, static shapes in buckets (CUDA graphs on GPUs)",
+        lambda value, _: "compiled transformer",
+        _check_compile,
+        choices=("on", "off"),
+        from_text=lambda text: text == "on",
+    )
+
+    def checked(self, device: torch.device | str) -> ModelLevers:
+        """Every field checked against what ``device`` can do, then the combinations."""
+        if self.compile and self.quantize:
+            raise ValueError(
+                "Compiling and int8 quantization do not combine (the int8 kernels are not compiled); pick one."
+            )
+        for f in fields(self):
+            f.metadata["check"](getattr(self, f.name), device)
+        return self
+
+
+@dataclass(frozen=True)
+class Levers(LaneLevers, ModelLevers):
+    """The shortcuts one request takes, model levers and lane levers together; the default takes none.
+    ``levers.model`` and ``levers.lane`` are the two halves."""
+
+    @property
+    def model(self) -> ModelLevers:
+        return ModelLevers(**{f.name: getattr(self, f.name) for f in fields(ModelLevers)})
+
+    @property
+    def lane(self) -> LaneLevers:
+        return LaneLevers(**{f.name: getattr(self, f.name) for f in fields(LaneLevers)})
+
+    def checked(self, device: torch.device | str) -> Levers:
+        self.model.checked(device)
+        return replace(self, **asdict(self.lane.checked()))
 
 
 def preset(name: str, device: torch.device | str = "cpu") -> Levers:
@@ -107,22 +231,7 @@ def describe_preset(name: str, device: torch.device | str = "cpu") -> str:
 
 def check_levers(levers: Levers, device: torch.device | str) -> Levers:
     """The levers with their values checked against what this device can do; a clear error otherwise."""
-    if levers.quantize is not None:
-        if levers.quantize not in QUANTIZE:
-            raise ValueError(f"Unknown quantization {levers.quantize!r}; choose one of {', '.join(QUANTIZE)}.")
-        if torch.device(device).type != "cpu" or not has_int8_kernels():
-            raise ValueError("int8 quantization runs on CPUs only, with a torch that has its x86/fbgemm kernels.")
-    if levers.dtype is not None:
-        parse_dtype(levers.dtype, torch.device(device))  # raises with the allowed names
-    if levers.compile and on_zerogpu():
-        raise ValueError("torch.compile does not run on ZeroGPU Spaces; leave the compiled transformer off.")
-    if levers.compile and levers.quantize:
-        raise ValueError(
-            "Compiling and int8 quantization do not combine (the int8 kernels are not compiled); pick one."
-        )
-    interval = parse_interval(levers.guidance_interval)
-    threshold = as_float("Cache threshold", levers.cache_threshold, 0, 1)
-    return replace(levers, guidance_interval=interval, cache_threshold=threshold)
+    return levers.checked(device)
 
 
 def with_model_levers(bundle: DiTBundle, levers: Levers, in_place: bool = False) -> DiTBundle:
@@ -159,8 +268,8 @@ def _with_model_levers(bundle: DiTBundle, levers: Levers, own) -> DiTBundle:
         transformer, dtype = own(transformer).to(target), target
     if levers.compile:  # compiled lazily, per bucket size, on the first call of that size
         transformer = CompiledTransformer(transformer)
-    model_levers = Levers(dtype=levers.dtype, quantize=levers.quantize, compile=levers.compile)
-    if model_levers == Levers():
+    model_levers = levers.model if isinstance(levers, Levers) else levers
+    if model_levers == ModelLevers():
         return bundle
     extras = {**bundle.extras, "levers": model_levers.describe()}  # what produced its images, for PNG metadata
     return replace(bundle, transformer=transformer, vae=vae, dtype=dtype, extras=extras)
@@ -184,9 +293,9 @@ class ModelVariants:
         self._made: dict[tuple, DiTBundle] = {}
         self._lock = threading.Lock()
 
-    def get(self, levers: Levers) -> DiTBundle:
-        key = (levers.dtype, levers.quantize, levers.compile)
-        if key == (None, None, False):
+    def get(self, levers: Levers | ModelLevers) -> DiTBundle:
+        key = levers.model if isinstance(levers, Levers) else levers  # every model lever, by construction
+        if key == ModelLevers():
             return self.base
         with self._lock:
             if key not in self._made:

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 
 import samplers
 from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.levers import LaneLevers
 from dit_demo.runtime.parsing import (
     MAX_CFG,
     MAX_SEED,
     as_float,
     as_int,
     parse_cfg_channels,
-    parse_interval,
     parse_spacing,
+    shown,
 )
 from samplers import Sampler
 
@@ -35,10 +36,7 @@ class Lane:
     ``cfg_channels`` None or 0 guides every latent channel, 3 is the original DiT code;
     ``spacing`` picks the step grid: None is the sampler's default ("trailing": every sampler
     starts at t = T - 1), "linspace" is DiT's own ``space_timesteps`` grid, "leading" diffusers' old default.
-    ``guidance_interval`` (lo, hi) applies guidance only at noise levels lo < sigma <= hi
-    (Kynkaanniemi et al. 2024); elsewhere only the conditional row runs. None: at every step.
-    ``cache_threshold`` > 0 lets a step reuse the later transformer blocks of an earlier one
-    where the first block's output changed less than that (``runtime/block_cache.py``).
+    ``levers``: the lane's speed levers (guidance interval, first-block cache; ``LaneLevers``).
     """
 
     sampler: str
@@ -48,8 +46,7 @@ class Lane:
     cfg_scale: float | None = None
     cfg_channels: int | None = None
     spacing: str | None = None
-    guidance_interval: tuple[float, float] | str | None = None
-    cache_threshold: float | None = None
+    levers: LaneLevers = LaneLevers()
 
 
 @dataclass(frozen=True)
@@ -63,8 +60,7 @@ class CheckedLane:
     cfg_scale: float
     cfg_channels: int  # how many latent channels get guidance (all of them unless 3 was asked for)
     spacing: str | None = None
-    guidance_interval: tuple[float, float] | None = None
-    cache_threshold: float = 0.0  # reuse the later blocks where the first changed less than this; 0: never
+    levers: LaneLevers = LaneLevers()  # checked
 
     @property
     def guided(self) -> bool:
@@ -73,10 +69,11 @@ class CheckedLane:
 
     def guided_at(self, sigma: float) -> bool:
         """Whether the step at noise level ``sigma`` runs the null row too."""
-        if not self.guided or self.guidance_interval is None:
+        interval = self.levers.guidance_interval
+        if not self.guided or interval is None:
             return self.guided
-        lo, hi = self.guidance_interval
-        return lo < sigma <= hi
+        lo, hi = interval
+        return lo < sigma <= hi  # the paper's interval: open below, closed above
 
     @property
     def rows(self) -> int:
@@ -99,11 +96,14 @@ def check_lane(bundle: DiTBundle, lane: Lane) -> CheckedLane:
         cfg_scale=as_float("CFG scale", cfg, 0.0, MAX_CFG),
         cfg_channels=parse_cfg_channels(lane.cfg_channels, bundle.latent_channels),
         spacing=parse_spacing(lane.spacing),
-        guidance_interval=parse_interval(lane.guidance_interval),
-        cache_threshold=as_float(
-            "Cache threshold", 0.0 if lane.cache_threshold is None else lane.cache_threshold, 0, 1
-        ),
+        levers=_lane_levers(lane.levers),
     )
+
+
+def _lane_levers(levers) -> LaneLevers:
+    if not isinstance(levers, LaneLevers):
+        raise ValueError(f"A lane's levers are a LaneLevers (guidance interval, cache threshold); got {shown(levers)}.")
+    return levers.checked()
 
 
 def check_lanes(bundle: DiTBundle, lanes: Sequence[Lane], max_lanes: int = MAX_LANES) -> list[CheckedLane]:

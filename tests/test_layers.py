@@ -1,0 +1,71 @@
+"""The package's layers, read from its imports: no import circle, and nothing imports a layer above its own
+(samplers < runtime < training < lab < app < the entry points)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("samplers", "dit_demo.runtime", "dit_demo.training", "dit_demo.lab", "dit_demo.app", "dit_demo")
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports() -> dict[str, set[str]]:
+    """Module -> the project's modules it imports (at any depth of its code: lazy imports count too)."""
+    paths = [*ROOT.glob("samplers/**/*.py"), *ROOT.glob("dit_demo/**/*.py")]
+    modules = {_module(p): p for p in paths}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            found |= {t for t in targets if t in modules and t != name}
+        graph[name] = found
+    return graph
+
+
+def _layer(module: str) -> int:
+    return max(i for i, layer in enumerate(LAYERS) if module == layer or module.startswith(layer + "."))
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in _imports().items()
+        for target in targets
+        if _layer(target) > _layer(module)
+    ]
+    assert not upward, "upward imports: " + ", ".join(sorted(upward))
+
+
+def test_no_import_circle():
+    graph = _imports()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                return [*path, module, target]
+            if target not in state and (circle := visit(target, [*path, module])):
+                return circle
+        state[module] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            circle = visit(module, [])
+            assert circle is None, "import circle: " + " -> ".join(circle)
+
+
+def test_the_layer_check_sees_the_package():
+    graph = _imports()
+    assert "dit_demo.runtime.engine" in graph["dit_demo.lab.generate"]  # it reads real imports
+    assert len(graph) > 60
