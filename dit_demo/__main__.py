@@ -18,6 +18,7 @@ from dit_demo.lab.grammar import parse_names, parse_steps
 from dit_demo.lab.grid import make_grid
 from dit_demo.lab.lever_flags import add_lever_args, levers_from_args
 from dit_demo.lab.pngmeta import save_png
+from dit_demo.lab.records import BatchRecord, ComparisonRecord
 from dit_demo.runtime.devices import parse_device
 from dit_demo.runtime.levers import load_with_levers
 from dit_demo.runtime.loader import load_bundle
@@ -86,7 +87,7 @@ def cmd_generate(args) -> None:
             [row[0].parameters["class_name"] for row in rows],
             [f"seed {r.parameters['seed']}" for r in rows[0]],
         )
-        save_png(grid, out, {"mode": "generate-batch", "images": [r.parameters for r in results]})
+        save_png(grid, out, BatchRecord(tuple(r.record for r in results)).to_dict())
     print(f"saved {out} ({len(results)} image(s), {sum(r.nfe for r in results)} NFE)")
 
 
@@ -113,7 +114,7 @@ def cmd_compare(args) -> None:
     bar, callback = _progress_bar("compare")
     comparison = run_comparison(bundle, spec, callback=callback)
     bar.close()
-    save_png(comparison.grid, args.out, {"mode": "compare", "model": bundle.name, **spec.to_dict()})
+    save_png(comparison.grid, args.out, ComparisonRecord(bundle.name, spec).to_dict())
     print(comparison.markdown_table())
     ref = comparison.reference[0]
     print(

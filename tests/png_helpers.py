@@ -11,7 +11,15 @@ from PIL.PngImagePlugin import PngInfo
 
 from dit_demo.lab.pngmeta import METADATA_KEY, PNG_SIGNATURE
 
-PARAMS = {"mode": "compare", "samplers": ["ddim", "heun"], "steps": [10, 20], "seed": 9, "label": "café"}
+PARAMS = {
+    "mode": "compare",
+    "samplers": ["ddim", "heun"],
+    "steps": [10, 20],
+    "class_id": "Bag",
+    "cfg_scales": [1.5],
+    "seed": 9,
+    "label": "café",
+}
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:

@@ -33,7 +33,7 @@ def test_round_trip_through_path_bytes_and_image(saved):
 def test_save_png_writes_what_pillow_writes_with_our_text_chunks_before_idat(saved):
     info = PngInfo()
     info.add_text(METADATA_KEY, json.dumps(PARAMS, sort_keys=True))
-    info.add_itxt("parameters", "comparison, class \nSteps: 10 / 20, Sampler: ddim / heun, Seed: 9")
+    info.add_itxt("parameters", "comparison, class Bag\nSteps: 10 / 20, Sampler: ddim / heun, CFG scale: 1.5, Seed: 9")
     buffer = io.BytesIO()
     Image.new("RGB", (40, 30), "navy").save(buffer, format="PNG", pnginfo=info)
     assert saved.read_bytes() == buffer.getvalue()
@@ -45,6 +45,7 @@ def test_save_png_writes_what_pillow_writes_with_our_text_chunks_before_idat(sav
 def test_png_info_tools_see_the_settings_a1111_style(tmp_path):
     params = {
         "mode": "generate",
+        "class_id": 7,
         "class_name": "Sneaker",
         "sampler": "dpmpp_2m",
         "steps": 25,

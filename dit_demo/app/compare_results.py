@@ -15,6 +15,7 @@ from dit_demo.app.plots import AXES, comparison_plots, plot_series
 from dit_demo.lab.compare_grid import comparison_grid, difference_grid
 from dit_demo.lab.comparison import Comparison
 from dit_demo.lab.grid import DARK
+from dit_demo.lab.records import ComparisonRecord
 
 
 @dataclass
@@ -120,7 +121,7 @@ def comparison_outputs(model_name: str, comparison: Comparison, view: str = "ima
     """The outputs from a finished comparison, but the strip: the grid shown (images or differences),
     what the toggles keep, the zip, table, two plots and the summary."""
     spec = comparison.spec
-    parameters = {"mode": "compare", "model": model_name, **spec.to_dict()}
+    parameters = ComparisonRecord(model_name, spec).to_dict()
     stem = file_name(comparison.class_name, "compare", "-".join(spec.samplers), f"seed{spec.seed}")[: -len(".png")]
     files = {
         "images": save_output(comparison.grid, parameters, f"{stem}.png"),

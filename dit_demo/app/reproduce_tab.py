@@ -10,9 +10,8 @@ from dit_demo.app.compare_tab import CompareTab
 from dit_demo.app.context import AppContext, channel_choice, class_choice
 from dit_demo.app.errors import user_errors
 from dit_demo.app.generate_tab import GenerateTab, picked_parameters
-from dit_demo.lab.compare_spec import ComparisonSpec
 from dit_demo.lab.pngmeta import read_parameters
-from dit_demo.runtime.levers import LaneLevers
+from dit_demo.lab.records import BatchRecord, ComparisonRecord, ImageRecord, record_from_dict
 
 
 def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, compare: CompareTab) -> None:
@@ -92,17 +91,17 @@ def wire_send_to_compare(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, 
 
     @user_errors
     def send(images, index, rows):
-        p = picked_parameters(images, index)
+        made = ImageRecord.from_dict(picked_parameters(images, index))
         rows, variants = list(rows or []), ""
-        if "[" in p["sampler"]:
-            variants = p["sampler"]
-        elif p["sampler"] not in rows:
-            rows.append(p["sampler"])
+        if "[" in made.sampler:
+            variants = made.sampler
+        elif made.sampler not in rows:
+            rows.append(made.sampler)
         return (
             gr.Tabs(selected="compare"),
-            class_choice(ctx.slot.get(), p["class_id"]),
-            p["seed"],
-            f"{p['cfg_scale']:g}",
+            class_choice(ctx.slot.get(), made.class_id),
+            made.seed,
+            f"{made.cfg_scale:g}",
             rows,
             variants,
         )
@@ -118,8 +117,9 @@ def wire_send_to_compare(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, 
 def restore(ctx: AppContext, params: dict, tabs, generate: GenerateTab, compare: CompareTab, message) -> dict:
     """New values for the form a PNG's ``params`` came from, keyed by component (the others stay as they are)."""
     bundle = ctx.slot.get()
-    if params.get("mode") == "compare":
-        spec = ComparisonSpec.from_dict(params)
+    record = record_from_dict(params)
+    if isinstance(record, ComparisonRecord):
+        spec = record.spec
         variants = [name for name in spec.samplers if "[" in name]  # the dropdown offers registered names only
         return {
             tabs: gr.Tabs(selected="compare"),
@@ -137,27 +137,23 @@ def restore(ctx: AppContext, params: dict, tabs, generate: GenerateTab, compare:
             + (f" x {spec.seeds} seeds." if spec.seeds > 1 else ".")
             + _spacing_note(spec.spacing),
         }
-    if params.get("mode") == "generate":
-        return {
-            tabs: gr.Tabs(selected="generate"),
-            generate.classes: [class_choice(bundle, params["class_id"])],
-            generate.sampler: params["sampler"].split("[", 1)[0],
-            generate.options: params["sampler"].partition("[")[2].removesuffix("]"),
-            generate.steps: params["steps"],
-            generate.cfg: params["cfg_scale"],
-            generate.channels: channel_choice(params.get("cfg_channels")),
-            generate.seed: params["seed"],
-            generate.per_class: 1,
-            generate.speed: params.get("preset") or ("fast" if _took_shortcuts(params) else "exact"),
-            message: f"Restored: {params['class_name']}, {params['sampler']} {params['steps']} steps, "
-            f"seed {params['seed']}." + _spacing_note(params.get("spacing")),
-        }
-    raise ValueError(f"This PNG's parameters are of a kind this app cannot restore ({params.get('mode')!r}).")
-
-
-def _took_shortcuts(params: dict) -> bool:
-    """Whether an image was made with speed levers (older PNGs name them, not the preset)."""
-    return bool(params.get("model_levers")) or LaneLevers.from_params(params) != LaneLevers()
+    first = ""
+    if isinstance(record, BatchRecord):  # a grid of several images: the first one, said so
+        first, record = f" (the first of the {len(record.images)} images in this grid)", record.images[0]
+    return {
+        tabs: gr.Tabs(selected="generate"),
+        generate.classes: [class_choice(bundle, record.class_id)],
+        generate.sampler: record.sampler.split("[", 1)[0],
+        generate.options: record.sampler.partition("[")[2].removesuffix("]"),
+        generate.steps: record.steps,
+        generate.cfg: record.cfg_scale,
+        generate.channels: channel_choice(record.cfg_channels),
+        generate.seed: record.seed,
+        generate.per_class: 1,
+        generate.speed: record.preset or ("fast" if record.took_shortcuts else "exact"),
+        message: f"Restored{first}: {record.class_name}, {record.sampler} {record.steps} steps, "
+        f"seed {record.seed}." + _spacing_note(record.spacing),
+    }
 
 
 def _spacing_note(spacing: str | None) -> str:

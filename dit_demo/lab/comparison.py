@@ -11,6 +11,7 @@ from PIL import Image
 
 import samplers
 from dit_demo.lab.compare_spec import ComparisonSpec
+from dit_demo.lab.records import ImageRecord
 from dit_demo.runtime.levers import LaneLevers
 
 
@@ -84,22 +85,19 @@ class Comparison:
 
     def cell_parameters(self, cell: Cell, model_name: str) -> dict:
         """What one cell's own PNG carries: enough for Reproduce to make it again in the Generate tab."""
-        params = {
-            "mode": "generate",
-            "model": model_name,
-            "sampler": cell.sampler,
-            "steps": cell.steps,
-            "cfg_scale": cell.cfg_scale,
-            "cfg_channels": self.spec.cfg_channels,
-            "class_id": self.class_id,
-            "class_name": self.class_name,
-            "seed": cell.seed,
-            "preset": cell.preset,
-        }
-        if self.spec.spacing is not None:
-            params["spacing"] = self.spec.spacing
-        params.update(cell.levers.params())  # the levers it ran with, as a Generate PNG stores them
-        return params
+        return ImageRecord(
+            model=model_name,
+            sampler=cell.sampler,
+            steps=cell.steps,
+            cfg_scale=cell.cfg_scale,
+            class_id=self.class_id,
+            class_name=self.class_name,
+            seed=cell.seed,
+            cfg_channels=self.spec.cfg_channels,
+            spacing=self.spec.spacing,
+            levers=cell.levers,  # the levers it ran with, as a Generate PNG stores them
+            preset=cell.preset,
+        ).to_dict()
 
     def markdown_table(self) -> str:
         rows = self.table()

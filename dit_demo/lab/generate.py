@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from dit_demo.lab.records import ImageRecord
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import Progress, sample
@@ -20,9 +21,14 @@ from dit_demo.runtime.request import MAX_LANES, Lane
 @dataclass
 class Generated:
     image: Image.Image
-    parameters: dict  # what save_png embeds; enough to reproduce the image
+    record: ImageRecord  # how it was made: enough to reproduce it
     nfe: int
     seconds: float
+
+    @property
+    def parameters(self) -> dict:
+        """What its PNG carries (``save_png``)."""
+        return self.record.to_dict()
 
     def caption(self) -> str:
         p = self.parameters
@@ -71,21 +77,18 @@ def generate(
     out = []
     for result, image in zip(results, images):
         lane = result.lane
-        params = {
-            "mode": "generate",
-            "model": bundle.name,
-            "sampler": lane.sampler.name,
-            "steps": lane.steps,
-            "cfg_scale": lane.cfg_scale,
-            "cfg_channels": lane.cfg_channels,
-            "class_id": lane.class_id,
-            "class_name": bundle.labels.name(lane.class_id),
-            "seed": lane.seed,
-        }
-        if lane.spacing is not None:  # absent means the default grid, so older PNGs read the same
-            params["spacing"] = lane.spacing
-        params.update(lane.levers.params())  # each absent lever means its default
-        if "levers" in bundle.extras:  # the model-level shortcuts (int8, bf16) that produced it
-            params["model_levers"] = bundle.extras["levers"]
-        out.append(Generated(image, params, result.nfe, result.seconds))
+        record = ImageRecord(
+            model=bundle.name,
+            sampler=lane.sampler.name,
+            steps=lane.steps,
+            cfg_scale=lane.cfg_scale,
+            class_id=lane.class_id,
+            class_name=bundle.labels.name(lane.class_id),
+            seed=lane.seed,
+            cfg_channels=lane.cfg_channels,
+            spacing=lane.spacing,
+            levers=lane.levers,
+            model_levers=bundle.extras.get("levers"),  # the model's shortcuts (int8, bf16) that produced it
+        )
+        out.append(Generated(image, record, result.nfe, result.seconds))
     return out

@@ -19,6 +19,8 @@ from typing import BinaryIO
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from dit_demo.lab.records import record_from_dict
+
 METADATA_KEY = "dit_sampler_lab"  # JSON of the request, readable back by read_parameters()
 
 # Limits for PNGs read back by read_parameters(), which serves the public Reproduce endpoint: files come from anyone.
@@ -47,38 +49,11 @@ def png_info(parameters: dict) -> PngInfo:
 
 
 def a1111_text(p: dict) -> str | None:
-    """The settings in the layout of A1111's ``parameters`` chunk: a first line, then "Key: value, ..."."""
-    if p.get("mode") == "generate":
-        fields = {
-            "Steps": p.get("steps"),
-            "Sampler": p.get("sampler"),
-            "CFG scale": p.get("cfg_scale"),
-            "Seed": p.get("seed"),
-            "Model": p.get("model"),
-            "Schedule type": p.get("spacing"),
-        }
-        first = str(p.get("class_name", p.get("class_id", "")))
-    elif p.get("mode") == "compare":
-        fields = {
-            "Steps": _joined(p.get("steps")),
-            "Sampler": _joined(p.get("samplers")),
-            "CFG scale": _joined(p.get("cfg_scales")),
-            "Seed": p.get("seed"),
-            "Model": p.get("model"),
-            "Schedule type": p.get("spacing"),
-        }
-        first = f"comparison, class {p.get('class_id', '')}"
-    else:
+    """The settings in the layout of A1111's ``parameters`` chunk, for the records this app writes."""
+    try:
+        return record_from_dict(p).a1111()
+    except ValueError:
         return None
-    return (
-        first
-        + "\n"
-        + ", ".join(f"{k}: {v:g}" if isinstance(v, float) else f"{k}: {v}" for k, v in fields.items() if v is not None)
-    )
-
-
-def _joined(values) -> str | None:
-    return None if values is None else " / ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
 def save_png(image: Image.Image, path: str | Path, parameters: dict) -> Path:
