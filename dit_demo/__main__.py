@@ -13,6 +13,7 @@ from tqdm import tqdm
 import samplers
 from dit_demo.lab.compare import run_comparison
 from dit_demo.lab.compare_spec import ComparisonSpec
+from dit_demo.lab.defaults import Defaults
 from dit_demo.lab.generate import generate, generation_lanes
 from dit_demo.lab.grammar import parse_names, parse_steps
 from dit_demo.lab.grid import make_grid
@@ -23,7 +24,7 @@ from dit_demo.runtime.devices import parse_device
 from dit_demo.runtime.levers import load_with_levers
 from dit_demo.runtime.loader import load_bundle
 from dit_demo.runtime.parsing import SPACINGS
-from dit_demo.runtime.request import Defaults, check_lanes
+from dit_demo.runtime.request import check_lanes
 
 SPACING_HELP = "step grid: trailing (default; every sampler starts at t = T-1), linspace (DiT's own grid), leading"
 
@@ -123,13 +124,9 @@ def cmd_compare(args) -> None:
 
 
 def cmd_samplers(args) -> None:
-    print("| name | sampler | NFE per step | stochastic | uses learned variance | default steps | paper |")
-    print("|---|---|---:|:-:|:-:|---:|---|")
-    for s in samplers.all_samplers():
-        print(
-            f"| `{s.name}` | {s.label} | {s.nfe_per_step} | {'yes' if s.stochastic else 'no'} | "
-            f"{'yes' if s.uses_variance else 'no'} | {s.default_steps} | {s.paper} |"
-        )
+    from samplers.table import markdown_table
+
+    print(markdown_table(samplers.all_samplers()))
 
 
 def cmd_suite(args) -> None:

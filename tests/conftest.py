@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
+from diffusers import AutoencoderKL, DDPMScheduler
 from PIL import Image
 from png_helpers import PARAMS
 from prerequisites import chromium_path, missing, missing_message
 
+import samplers
 from app import LAUNCH_SETTINGS, create_app
 from dit_demo.app.screenshot import CHROMIUM_ARGS
 from dit_demo.lab.pngmeta import save_png
+from dit_demo.runtime.dit import build_dit
 from dit_demo.runtime.loader import load_bundle, save_bundle
 
 SHARED_LABELS = Path(__file__).resolve().parents[1] / "dit_demo" / "imagenet_id2label.json"
@@ -27,16 +29,7 @@ def make_bundle(
     folder: Path, num_classes: int, id2label: dict, seed: int = 0, heads: int = 2, layers: int = 2, latent: int = 8
 ) -> Path:
     torch.manual_seed(seed)
-    transformer = DiTTransformer2DModel(
-        num_attention_heads=heads,
-        attention_head_dim=16,
-        in_channels=4,
-        out_channels=8,
-        num_layers=layers,
-        sample_size=latent,
-        patch_size=2,
-        num_embeds_ada_norm=num_classes,
-    )
+    transformer = build_dit(layers, 16 * heads, heads, num_classes, latent)
     # random init leaves the adaLN-zero gates at 0 (a constant model); perturb every weight so
     # the tests exercise a model whose output depends on x, t and the class
     with torch.no_grad():
@@ -184,3 +177,17 @@ def every_layer_int8(monkeypatch):
     from dit_demo.runtime import int8
 
     monkeypatch.setattr(int8, "INT8_MIN_WEIGHTS", 0)
+
+
+@pytest.fixture
+def registered():
+    """``registered(sampler)`` adds a sampler to the registry for one test, and takes it out after."""
+    added = []
+
+    def register(sampler):
+        added.append(samplers.register(sampler).name)
+        return sampler.name
+
+    yield register
+    for name in added:
+        samplers.unregister(name)

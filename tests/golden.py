@@ -1,4 +1,4 @@
-"""Reference images made before the layout refactor of issue #11: the same inputs must keep giving them.
+"""Reference images: the same inputs must keep giving them, through every change of the code.
 
 python tests/golden.py   # writes tests/data/golden/*.png (only when a change of output is intended)
 """

@@ -137,7 +137,10 @@ CASES = [
     (*gen(per_class=0), "Images per class must be between 1 and 64"),
     (*gen(classes=["Coat"] * 9, per_class=8), "9 classes x 8 images per class, at most 64"),
     (*gen(channels="3.5"), "cfg_channels must be one of [3, 4]"),
-    (*gen(classes=["Coat", "Bag"] * 4, sampler="heun", steps=1000, cfg=4.0, per_class=8), "too big for this server"),
+    (
+        *gen(classes=["Coat", "Bag"] * 4, sampler="heun", steps=1000, cfg=4.0, per_class=8),
+        "limit (--max-request-seconds",
+    ),
     # /reproduce
     ("/reproduce", (PNG(text="[1, 2]"),), "not a JSON object"),
     ("/reproduce", (PNG(text="null"),), "not a JSON object"),

@@ -18,7 +18,7 @@ def test_browser_runs_a_comparison_by_clicking(app_url, new_page, tmp_path):
     page.locator("#cmp-steps textarea").fill("4,8")
     page.locator("#cmp-run").click()
     page.locator("#cmp-grid img").wait_for(timeout=120_000)
-    page.locator("#distance-plot canvas, #distance-plot svg").first.wait_for(timeout=60_000)
+    page.locator("#cmp-distance-plot canvas, #cmp-distance-plot svg").first.wait_for(timeout=60_000)
     page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=60_000)
     shot = tmp_path / "compare.png"
     page.locator("#cmp-status").get_by_text("6 cells").wait_for(timeout=10_000)  # 3 samplers x 2 counts

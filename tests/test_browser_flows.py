@@ -93,14 +93,14 @@ def test_a_failed_model_load_shows_the_loaded_model_and_a_whole_message(app_url,
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     page = new_page(1400, 1000)
     page.goto(app_url)
-    loaded = page.locator("#model input").input_value()
-    page.locator("#model input").fill("DiT-XL-2-512")
-    page.locator("#model input").press("Enter")
-    page.locator("#load-model").click()
+    loaded = page.locator("#model-name input").input_value()
+    page.locator("#model-name input").fill("DiT-XL-2-512")
+    page.locator("#model-name input").press("Enter")
+    page.locator("#model-load").click()
     message = page.get_by_text("Could not get 'facebook/DiT-XL-2-512'").first
     message.wait_for(timeout=60_000)
     text = message.inner_text()
-    page.wait_for_function(f"() => document.querySelector('#model input').value === {loaded!r}", timeout=30_000)
+    page.wait_for_function(f"() => document.querySelector('#model-name input').value === {loaded!r}", timeout=30_000)
     assert "/path/to/DiT-XL-2-512" in text and "DiT-XL-2-256" not in text and text.rstrip().endswith(".")
     assert _visible_error_pills(page) == 0
 
@@ -179,11 +179,11 @@ def test_on_a_phone_a_run_brings_its_results_into_view_and_dark_mode_outlives_a_
     top = page.evaluate("document.getElementById('cmp-preview').getBoundingClientRect().top")
     page.locator("#cmp-status").get_by_text("lock-step batched").wait_for(timeout=120_000)
     assert 0 <= top < 844 / 2
-    page.locator("#dark-toggle").click()
+    page.locator("#page-dark").click()
     assert _next_visit_is_dark(page, app_url, new_page)
     page = new_page(390, 844, page.context)
     page.goto(app_url)
-    page.locator("#dark-toggle").click()  # and back: the next visit opens light again
+    page.locator("#page-dark").click()  # and back: the next visit opens light again
     assert not _next_visit_is_dark(page, app_url, new_page)
 
 
@@ -216,14 +216,14 @@ def test_plots_draw_a_second_comparison_with_other_series_and_on_a_log_axis(app_
     page.locator("#cmp-steps textarea").fill("3,6")
     page.locator("#cmp-run").click()
     page.locator("#cmp-status").get_by_text("8 cells").wait_for(timeout=60_000)
-    plot = page.locator("#distance-plot canvas")
+    plot = page.locator("#cmp-distance-plot canvas")
     plot.wait_for(timeout=30_000)
     third = PALETTE[2]  # the series are DDIM = Euler, DPM-Solver++ 2M, Heun: Heun's line and its legend mark
-    page.wait_for_function("() => document.querySelector('#distance-plot canvas').width > 0", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#cmp-distance-plot canvas').width > 0", timeout=30_000)
     plot.screenshot(path=str(tmp_path / "linear.png"))
-    page.evaluate("window.drawn = document.querySelector('#distance-plot canvas').toDataURL()")
+    page.evaluate("window.drawn = document.querySelector('#cmp-distance-plot canvas').toDataURL()")
     page.locator("#cmp-axis").get_by_text("log", exact=True).click()
-    redrawn = "() => { const c = document.querySelector('#distance-plot canvas'); return c && c.toDataURL() !== window.drawn; }"
+    redrawn = "() => { const c = document.querySelector('#cmp-distance-plot canvas'); return c && c.toDataURL() !== window.drawn; }"
     page.wait_for_function(redrawn, timeout=30_000)
     plot.screenshot(path=str(tmp_path / "log.png"))
     assert _pixels_near(tmp_path / "linear.png", third) > 150

@@ -45,7 +45,7 @@ def test_in_dark_mode_the_grid_is_dark_and_its_download_stays_white(app_url, new
 
     page = new_page(1400, 1000)
     page.goto(app_url)
-    page.locator("#dark-toggle").click()
+    page.locator("#page-dark").click()
     compare_in(page, "2,3")
     page.wait_for_function(
         "() => (document.querySelector('#cmp-grid img')?.style.content || '').includes('_dark')", timeout=30_000
@@ -55,7 +55,7 @@ def test_in_dark_mode_the_grid_is_dark_and_its_download_stays_white(app_url, new
     with page.expect_download() as download:
         page.locator("#cmp-grid button[aria-label='Download'], #cmp-grid a[download]").first.click()
     download.value.save_as(tmp_path / "downloaded.png")
-    page.locator("#dark-toggle").click()
+    page.locator("#page-dark").click()
     page.wait_for_function("() => !document.querySelector('#cmp-grid img').style.content", timeout=10_000)
     grid.screenshot(path=str(tmp_path / "light.png"))
     corner = lambda name: Image.open(tmp_path / name).convert("L").getpixel((2, 2))  # noqa: E731

@@ -88,19 +88,6 @@ def _last_step_reseeded(sampler: samplers.Sampler) -> samplers.Sampler:
     return dataclasses.replace(sampler, name=f"test_reseeded_{sampler.name}", scheduler_class=LastStepReseeded)
 
 
-@pytest.fixture
-def registered():
-    added = []
-
-    def register(sampler):
-        added.append(samplers.register(sampler).name)
-        return sampler.name
-
-    yield register
-    for name in added:
-        samplers.unregister(name)
-
-
 @pytest.mark.parametrize("spacing", ["trailing", "linspace", "leading"])
 @pytest.mark.parametrize("name", STOCHASTIC)
 def test_no_stochastic_sampler_adds_noise_on_its_last_step(small_bundle, registered, name, spacing):

@@ -17,14 +17,14 @@ from dit_demo.runtime.request import Lane
 
 def test_a_request_over_budget_is_refused_before_any_sampling(small_bundle):
     counted, counter = wrapped(small_bundle)
-    budget = Budget(60.0, CostModel(per_call=0.01, per_row=0.002, per_decode=0.05))
+    budget = Budget(60.0, CostModel(per_call=0.01, per_row=0.002, per_decode=0.05), where_set="--max-seconds")
     heavy = [Lane("heun", 1000, c, seed=j, cfg_scale=4.0) for c in range(8) for j in range(8)]
     with pytest.raises(ValueError) as info:
         sample(counted, heavy, budget=budget)
     message = str(info.value)
     # 64 lanes x 1999 evaluations x 2 rows: 255,872 rows; 1999 rounds of 2 chunks of 64 rows
     assert "64 image(s), 127936 model evaluations (255872 transformer rows" in message
-    assert "the limit is 60 s per request" in message and "DIT_MAX_REQUEST_SECONDS" in message
+    assert "the limit is 60 s per request" in message and "sets the limit (--max-seconds)" in message
     assert counter.calls == 0
 
 

@@ -118,6 +118,7 @@ def test_the_readme_performance_section_is_made_from_the_committed_json():
             f"README out of date: python -m dit_demo bench --readme README.md ({name})"
         )
     assert "per-image" in blocks  # the Spaces section's hardware table
+    assert "samplers" in blocks and "| `dpmpp_2m` | DPM-Solver++ 2M |" in blocks["samplers"]  # from the registry
     for path in bench_report.BENCH_DIR.glob("*.json"):
         data = json.loads(path.read_text())
         assert {r["workload"] for r in data["results"]} == set(suite.WORKLOADS) and data.get("quality")

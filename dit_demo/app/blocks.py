@@ -6,6 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from dit_demo.app import ids
 from dit_demo.app.compare_tab import build_compare_tab
 from dit_demo.app.context import AppContext
 from dit_demo.app.generate_tab import build_generate_tab
@@ -65,7 +66,7 @@ def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: fl
             gr.Markdown(
                 "# DiT Sampler Lab\nClass-conditional DiT: generate, and compare samplers and step counts on the same seed."
             )
-            dark = gr.Button("🌓 dark / light", size="sm", scale=0, elem_id="dark-toggle")
+            dark = gr.Button("🌓 dark / light", size="sm", scale=0, elem_id=ids.PAGE_DARK)
         dark.click(None, js=TOGGLE_DARK)
         if startup_warning:
             gr.Markdown(f"**Warning:** {startup_warning}")

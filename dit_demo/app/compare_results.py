@@ -10,6 +10,7 @@ import gradio as gr
 import pandas as pd
 
 import samplers
+from dit_demo.app import ids
 from dit_demo.app.outputs import file_name, save_output, save_zip
 from dit_demo.app.plots import AXES, comparison_plots, plot_series
 from dit_demo.lab.compare_grid import comparison_grid, difference_grid
@@ -47,29 +48,29 @@ def build_compare_results(column) -> CompareResults:
 
 
 def _build_live_and_grid() -> tuple:
-    preview = gr.Gallery(label="Live: where each cell is heading", columns=6, height=260, elem_id="cmp-preview")
-    summary = gr.Markdown(elem_id="cmp-status")
+    preview = gr.Gallery(label="Live: where each cell is heading", columns=6, height=260, elem_id=ids.CMP_PREVIEW)
+    summary = gr.Markdown(elem_id=ids.CMP_STATUS)
     view = gr.Radio(
         [("images", "images"), ("difference to the reference", "difference")],
         value="images",
         label="Show",
-        elem_id="cmp-view",
+        elem_id=ids.CMP_VIEW,
     )
     grid = gr.Image(
         label="Grid (PNG with the comparison spec)",
         type="filepath",
         format="png",
-        elem_id="cmp-grid",
+        elem_id=ids.CMP_GRID,
         buttons=["download", "fullscreen"],
         interactive=False,  # an output (read by the refusal line too, which would make it an upload box)
     )
     # the dark copy of what the grid shows: never displayed itself, the page script draws it over the grid
     # in dark mode (the grid's own download button keeps the white file)
     dark = gr.Image(
-        type="filepath", format="png", elem_id="cmp-grid-dark", show_label=False, buttons=[], interactive=False
+        type="filepath", format="png", elem_id=ids.CMP_GRID_DARK, show_label=False, buttons=[], interactive=False
     )
     kept = gr.State({})
-    download = gr.DownloadButton("Download all (zip)", elem_id="cmp-zip", interactive=False)
+    download = gr.DownloadButton("Download all (zip)", elem_id=ids.CMP_ZIP, interactive=False)
     return preview, summary, view, grid, dark, kept, download
 
 
@@ -77,16 +78,16 @@ def _build_table_and_plots() -> tuple:
     with gr.Row():
         table = gr.Dataframe(
             label="Per cell: distance to the reference, NFE, time (scroll sideways on a narrow screen)",
-            elem_id="cmp-table",
+            elem_id=ids.CMP_TABLE,
             visible=False,  # until there is a comparison: an empty table only shows placeholder headers
             max_height=100_000,  # every row on the page: no second scroll box inside it
             wrap=True,
         )
     with gr.Row():
-        axis = gr.Radio(list(AXES), value="linear", label="Distance axis", elem_id="cmp-axis", scale=0)
+        axis = gr.Radio(list(AXES), value="linear", label="Distance axis", elem_id=ids.CMP_AXIS, scale=0)
     with gr.Row():
-        dist_plot = gr.Plot(label="Distance to the reference vs NFE", elem_id="distance-plot")
-        sigma_plot = gr.Plot(label="Noise levels visited", elem_id="sigma-plot")
+        dist_plot = gr.Plot(label="Distance to the reference vs NFE", elem_id=ids.CMP_DISTANCE_PLOT)
+        sigma_plot = gr.Plot(label="Noise levels visited", elem_id=ids.CMP_SIGMA_PLOT)
     return table, axis, dist_plot, sigma_plot
 
 

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import gradio as gr
 
+from dit_demo.app import ids
 from dit_demo.app.compare_results import build_compare_results, comparison_outputs, wire_compare_results
 from dit_demo.app.context import (
     CFG_CHANNEL_CHOICES,
-    PREVIEW_INTERVAL,
     AppContext,
     model_event,
     preset_choices,
     random_seed,
     sampler_choices,
+    streamed,
     time_left,
 )
 from dit_demo.app.errors import user_errors
 from dit_demo.app.preview import preview_images
-from dit_demo.app.streaming import stream
 from dit_demo.app.zerogpu import gpu_event
 from dit_demo.lab.compare import comparison_work, run_comparison
 from dit_demo.lab.compare_spec import MAX_SEEDS, ComparisonSpec
@@ -55,42 +54,49 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
                 multiselect=True,
                 allow_custom_value=False,
                 label="Samplers (rows)",
-                elem_id="cmp-samplers",
+                elem_id=ids.CMP_SAMPLERS,
             )
             variants = gr.Textbox(
                 "",
                 label="More rows: sampler variants, e.g. dpmpp_2m[karras=true], ddpm[spacing=linspace], dpmpp_2m[order=3]",
-                elem_id="cmp-variants",
+                elem_id=ids.CMP_VARIANTS,
             )
             steps = gr.Textbox(
                 defaults.compare_steps,
-                elem_id="cmp-steps",
+                elem_id=ids.CMP_STEPS,
                 label="Step counts (columns): 10,25,50 or 10-50 (+10) or 5-50 [4]",
             )
             cfgs = gr.Textbox(
-                f"{defaults.cfg:g}", label="CFG scale(s): one value, or a comma list for a cfg axis", elem_id="cmp-cfg"
+                f"{defaults.cfg:g}",
+                label="CFG scale(s): one value, or a comma list for a cfg axis",
+                elem_id=ids.CMP_CFG,
             )
             class_ = gr.Dropdown(
-                choices, value=choices[0], filterable=True, allow_custom_value=False, label="Class", elem_id="cmp-class"
+                choices,
+                value=choices[0],
+                filterable=True,
+                allow_custom_value=False,
+                label="Class",
+                elem_id=ids.CMP_CLASS,
             )
             with gr.Row():
-                seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED, elem_id="cmp-seed")
+                seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED, elem_id=ids.CMP_SEED)
                 seeds = gr.Number(
                     1,
                     precision=0,
                     label="Seeds (a seed axis: mean and spread)",
                     minimum=1,
                     maximum=MAX_SEEDS,
-                    elem_id="cmp-seeds",
+                    elem_id=ids.CMP_SEEDS,
                 )
                 dice = gr.Button("🎲 random seed", size="sm")
             presets = gr.CheckboxGroup(
-                preset_choices(bundle), value=["exact"], label="Speed presets (both: an axis)", elem_id="cmp-presets"
+                preset_choices(bundle), value=["exact"], label="Speed presets (both: an axis)", elem_id=ids.CMP_PRESETS
             )
             # the run buttons sit above the rarely changed settings, so pressing them keeps the previews in view
             with gr.Row():
-                run = gr.Button("Compare", variant="primary", elem_id="cmp-run")
-                stop = gr.Button("Stop", elem_id="cmp-stop", interactive=False)
+                run = gr.Button("Compare", variant="primary", elem_id=ids.CMP_RUN)
+                stop = gr.Button("Stop", elem_id=ids.CMP_STOP, interactive=False)
             with gr.Accordion("More: guidance channels, reference cell", open=False):
                 channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
                 reference = gr.Textbox(
@@ -134,32 +140,33 @@ def _on_compare(ctx: AppContext):
         spec = _comparison_spec(
             ctx, sampler_names, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets
         )
-        return ctx.estimate(comparison_work(ctx.slot.variants(), spec))
+        return ctx.estimate(comparison_work(ctx.slot.copies(), spec))
 
     @user_errors
     def on_compare(sampler_names, steps, cfgs, class_, seed, channels, reference, variants="", seeds=1, presets=("exact",),
                    view="images", axis="linear"):  # fmt: skip
-        models, limit = ctx.slot.variants(), ctx.budget()
+        models = ctx.slot.copies()
         bundle = models.base
         spec = _comparison_spec(
             ctx, sampler_names, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets
         )
-        start = time.perf_counter()
-        job = lambda callback, cancel: run_comparison(models, spec, callback, cancel, limit)  # noqa: E731
         latest: dict[int, object] = {}  # every lane's last x0: finished lanes keep their place in the strip
-        for item in stream(job, PREVIEW_INTERVAL):
-            if isinstance(item, Progress):
-                latest.update(item.x0)
-                yield (
-                    _strip(bundle, spec, latest),
-                    *(gr.skip(),) * 6,
-                    f"Sampling all lanes in lock-step... {time_left(item)}",
-                )
-                continue
-            ctx.costs.observe(limit, time.perf_counter() - start)
+
+        def previews(progress: Progress):
+            latest.update(progress.x0)
+            return (
+                _strip(bundle, spec, latest),
+                *(gr.skip(),) * 6,
+                f"Sampling all lanes in lock-step... {time_left(progress)}",
+            )
+
+        def finished(comparison, seconds: float):
             # the strip ends on every cell's final image: a short lane's last preview may be rounds old
-            final = _strip(bundle, spec, {i: cell.latents for i, cell in enumerate(item.cells)})
-            yield (final, *comparison_outputs(bundle.name, item, view, axis))
+            final = _strip(bundle, spec, {i: cell.latents for i, cell in enumerate(comparison.cells)})
+            return final, *comparison_outputs(bundle.name, comparison, view, axis)
+
+        job = lambda callback, cancel, limit: run_comparison(models, spec, callback, cancel, limit)  # noqa: E731
+        yield from streamed(ctx, job, previews, finished)
 
     return gpu_event(on_compare, estimate)
 

@@ -5,19 +5,21 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 import gradio as gr
 
 import samplers
 from dit_demo.app.costs import CostCache
 from dit_demo.app.model_slot import ModelSlot
+from dit_demo.app.streaming import stream
+from dit_demo.lab.defaults import Defaults
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.devices import on_zerogpu
 from dit_demo.runtime.engine import MAX_BATCH, Progress
 from dit_demo.runtime.levers import describe_preset
-from dit_demo.runtime.request import Defaults
 
 CFG_CHANNEL_CHOICES = [("all latent channels (4)", 0), ("first 3, as the original DiT code", 3)]
 # seconds between live previews at least; streaming.stream spaces them further when they cost more
@@ -136,3 +138,19 @@ def sampler_info(name: str | None) -> str:
     except ValueError:
         return ""
     return f"**{s.label}**: {s.description} Default {s.default_steps} steps. _{s.paper}_"
+
+
+def streamed(ctx: AppContext, job: Callable, previews: Callable, finished: Callable) -> Iterator:
+    """A tab's model job, run and streamed: ``job(callback, cancel, budget)`` runs under this request's
+    budget in its own thread; each preview yields ``previews(progress)`` and the end yields
+    ``finished(result, seconds)``, after the server has learned what the request really took. Stop
+    cancels it (``model_event``)."""
+    limit = ctx.budget()
+    start = time.perf_counter()
+    for item in stream(lambda callback, cancel: job(callback, cancel, limit), PREVIEW_INTERVAL):
+        if isinstance(item, Progress):
+            yield previews(item)
+            continue
+        seconds = time.perf_counter() - start
+        ctx.costs.observe(limit, seconds)
+        yield finished(item, seconds)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dit_demo.runtime.budget import Budget, CostModel
 from dit_demo.runtime.bundle import DiTBundle
 
+LIMIT_HELP = "--max-request-seconds / DIT_MAX_REQUEST_SECONDS, 0 for no limit"  # app.py's flag and variable
 START_OVERHEAD = 2.0  # what the server adds around the engine on 2 cores (previews, event loop)
 OVERHEAD_RANGE = (0.25, 4.0)  # one odd request can move the overhead this far and no further
 DISAGREEMENT = 3.0  # real time this many times off the estimate: measure again
@@ -74,7 +75,7 @@ class CostCache:
 
     def budget(self, bundle: DiTBundle, max_seconds: float) -> Budget:
         """A fresh budget for one request that measures again before it refuses."""
-        return Budget(max_seconds, self.get(bundle), recheck=lambda: self.remeasure(bundle))
+        return Budget(max_seconds, self.get(bundle), recheck=lambda: self.remeasure(bundle), where_set=LIMIT_HELP)
 
     def observe(self, budget: Budget | None, seconds: float) -> None:
         """Fold a finished request's real duration into the overhead (see the module's docstring)."""

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
 import gradio as gr
 
+from dit_demo.app import ids
 from dit_demo.app.context import (
     CFG_CHANNEL_CHOICES,
-    PREVIEW_INTERVAL,
     AppContext,
     model_event,
     preset_choices,
     random_seed,
     sampler_choices,
     sampler_info,
+    streamed,
     time_left,
 )
 from dit_demo.app.errors import user_errors
 from dit_demo.app.outputs import file_name, save_output
 from dit_demo.app.preview import preview_images
-from dit_demo.app.streaming import stream
 from dit_demo.app.zerogpu import gpu_event
 from dit_demo.lab.generate import generate, generation_lanes
 from dit_demo.lab.pngmeta import read_parameters
@@ -61,51 +60,53 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                 filterable=True,
                 allow_custom_value=False,
                 label="Classes (type to search names and synonyms)",
-                elem_id="gen-classes",
+                elem_id=ids.GEN_CLASSES,
             )
             with gr.Row():
-                run = gr.Button("Generate", variant="primary", elem_id="gen-run")
-                stop = gr.Button("Stop", elem_id="gen-stop", interactive=False)
+                run = gr.Button("Generate", variant="primary", elem_id=ids.GEN_RUN)
+                stop = gr.Button("Stop", elem_id=ids.GEN_STOP, interactive=False)
             sampler = gr.Dropdown(
                 sampler_choices(),
                 value=defaults.sampler,
                 allow_custom_value=False,
                 label="Sampler",
-                elem_id="gen-sampler",
+                elem_id=ids.GEN_SAMPLER,
             )
             info = gr.Markdown(sampler_info(defaults.sampler), elem_classes="sampler-info")
             with gr.Row():
                 steps = gr.Slider(
-                    1, defaults.max_steps, value=defaults.steps_for(), step=1, label="Steps", elem_id="gen-steps"
+                    1, defaults.max_steps, value=defaults.steps_for(), step=1, label="Steps", elem_id=ids.GEN_STEPS
                 )
-                cfg = gr.Slider(0, MAX_CFG, value=defaults.cfg, step=0.125, label="CFG scale", elem_id="gen-cfg")
+                cfg = gr.Slider(0, MAX_CFG, value=defaults.cfg, step=0.125, label="CFG scale", elem_id=ids.GEN_CFG)
             with gr.Row():
-                seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED, elem_id="gen-seed")
+                seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED, elem_id=ids.GEN_SEED)
                 dice = gr.Button("🎲 random seed", size="sm")
                 per_class = gr.Slider(1, 8, value=1, step=1, label="Images per class")
             speed = gr.Radio(
                 preset_choices(bundle),
                 value="exact",
                 label="Speed preset",
-                elem_id="gen-preset",
+                elem_id=ids.GEN_PRESET,
             )
             with gr.Accordion("More: sampler options, guidance channels", open=False):
                 options = gr.Textbox(
-                    "", label="Sampler options (optional), e.g. karras=true or spacing=linspace", elem_id="gen-options"
+                    "",
+                    label="Sampler options (optional), e.g. karras=true or spacing=linspace",
+                    elem_id=ids.GEN_OPTIONS,
                 )
                 channels = gr.Radio(CFG_CHANNEL_CHOICES, value=0, label="Guidance on")
         with gr.Column(scale=3):
             preview = gr.Gallery(
-                label="Live preview: where each image is heading", columns=6, height=260, elem_id="gen-preview"
+                label="Live preview: where each image is heading", columns=6, height=260, elem_id=ids.GEN_PREVIEW
             )
-            summary = gr.Markdown(elem_id="gen-status")
+            summary = gr.Markdown(elem_id=ids.GEN_STATUS)
             gallery = gr.Gallery(
-                label="Images (PNG with parameters)", columns=4, format="png", elem_id="gen-images", interactive=False
+                label="Images (PNG with parameters)", columns=4, format="png", elem_id=ids.GEN_IMAGES, interactive=False
             )
             with gr.Row():
-                reuse = gr.Button("♻ reuse this image's seed", size="sm", elem_id="gen-reuse", interactive=False)
+                reuse = gr.Button("♻ reuse this image's seed", size="sm", elem_id=ids.GEN_REUSE, interactive=False)
                 send = gr.Button(
-                    "→ send to Compare (class, seed, cfg, sampler)", size="sm", elem_id="gen-send", interactive=False
+                    "→ send to Compare (class, seed, cfg, sampler)", size="sm", elem_id=ids.GEN_SEND, interactive=False
                 )
             picked = gr.State(0)
     tab = GenerateTab(classes, sampler, steps, cfg, channels, seed, per_class, speed, options, gallery, send, picked)
@@ -190,28 +191,26 @@ def _on_generate(ctx: AppContext):
 
     @user_errors
     def on_generate(classes, sampler, steps, cfg, channels, seed, per_class, speed="exact", options=""):
-        limit = ctx.budget()  # measured on the exact model: an upper bound for the fast one
         levers, bundle, lanes = _generate_request(
             ctx, classes, sampler, steps, cfg, channels, seed, per_class, speed, options
         )
-        start = time.perf_counter()
-        for item in stream(lambda callback, cancel: generate(bundle, lanes, callback, cancel, limit), PREVIEW_INTERVAL):
-            if isinstance(item, Progress):
-                yield (
-                    preview_images(bundle, [item.x0[k] for k in sorted(item.x0)]),
-                    gr.skip(),
-                    f"Sampling... {time_left(item)}",
-                )
-                continue
-            seconds = time.perf_counter() - start
-            ctx.costs.observe(limit, seconds)
-            files = [(save_output(r.image, r.parameters, _name(r.parameters)), r.caption()) for r in item]
-            yield (
+
+        def previews(progress: Progress):
+            images = preview_images(bundle, [progress.x0[k] for k in sorted(progress.x0)])
+            return images, gr.skip(), f"Sampling... {time_left(progress)}"
+
+        def finished(made, seconds: float):
+            files = [(save_output(r.image, r.parameters, _name(r.parameters)), r.caption()) for r in made]
+            return (
                 gr.skip(),
                 files,
-                f"{len(item)} image(s), {item[0].nfe} NFE each, {seconds:.2f}s in all on {bundle.device}; "
+                f"{len(made)} image(s), {made[0].nfe} NFE each, {seconds:.2f}s in all on {bundle.device}; "
                 f"{speed or 'exact'} preset: {levers.describe()}",
             )
+
+        # the budget is measured on the exact model: an upper bound for the fast one
+        job = lambda callback, cancel, limit: generate(bundle, lanes, callback, cancel, limit)  # noqa: E731
+        yield from streamed(ctx, job, previews, finished)
 
     return gpu_event(on_generate, estimate)
 

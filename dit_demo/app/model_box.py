@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from dit_demo.app import ids
 from dit_demo.app.compare_tab import CompareTab
 from dit_demo.app.context import MODEL_EVENTS, AppContext
 from dit_demo.app.errors import user_errors
@@ -18,10 +19,15 @@ def loaded_text(bundle: DiTBundle) -> str:
 def build_model_row(ctx: AppContext) -> tuple[gr.Dropdown, gr.Button, gr.Markdown]:
     with gr.Row():
         box = gr.Dropdown(
-            ctx.slot.allowed, value=ctx.slot.name, label="Model", scale=3, elem_id="model", allow_custom_value=False
+            ctx.slot.allowed,
+            value=ctx.slot.name,
+            label="Model",
+            scale=3,
+            elem_id=ids.MODEL_NAME,
+            allow_custom_value=False,
         )
         # only the offered models can load, so the box takes no typed value it would then reject
-        button = gr.Button("Load model", scale=1, elem_id="load-model")
+        button = gr.Button("Load model", scale=1, elem_id=ids.MODEL_LOAD)
         status = gr.Markdown(loaded_text(ctx.slot.get()))
     return box, button, status
 

@@ -6,7 +6,7 @@ import os
 import threading
 
 from dit_demo.runtime.bundle import DiTBundle
-from dit_demo.runtime.levers import Levers, ModelVariants
+from dit_demo.runtime.levers import Levers, ModelCopies
 from dit_demo.runtime.loader import EMBEDDED_MODEL, HUB_MODELS, ModelLoadError, load_bundle
 
 EMBEDDED_NAME = "embedded (Fashion-MNIST)"
@@ -25,7 +25,7 @@ class ModelSlot:
         self.allowed = allowed or allowed_models()
         self.bundle: DiTBundle | None = None
         self.name: str | None = None
-        self._variants: ModelVariants | None = None
+        self._copies: ModelCopies | None = None
         self._lock = threading.Lock()
 
     def load(self, name: str) -> DiTBundle:
@@ -44,16 +44,16 @@ class ModelSlot:
                 # disk while downloading) must reach the UI as a message too, not as a generic error
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 raise ModelLoadError(f"Could not load {name}: {reason}. The current model stays loaded.") from None
-            self.bundle, self.name, self._variants = bundle, name, ModelVariants(bundle)
+            self.bundle, self.name, self._copies = bundle, name, ModelCopies(bundle)
             return bundle
 
-    def variants(self) -> ModelVariants:
+    def copies(self) -> ModelCopies:
         """The current model and its copies under speed levers (int8, bf16), made when first asked for."""
         self.get()
-        return self._variants
+        return self._copies
 
     def model_for(self, levers: Levers) -> DiTBundle:
-        return self.variants().get(levers)
+        return self.copies().get(levers)
 
     def get(self) -> DiTBundle:
         if self.bundle is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 from PIL import UnidentifiedImageError
 
+from dit_demo.app import ids
 from dit_demo.app.compare_tab import CompareTab
 from dit_demo.app.context import AppContext, channel_choice, class_choice
 from dit_demo.app.errors import user_errors
@@ -19,13 +20,13 @@ def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, c
     gr.Markdown("Drop a PNG made by this app: its parameters go back into the Generate or Compare tab.")
     with gr.Row():
         with gr.Column():
-            upload = gr.File(label="PNG from DiT Sampler Lab", file_types=[".png"], type="filepath", elem_id="r-file")
-            message = gr.Markdown(elem_id="r-text")
-            again = gr.Button("Run it again", variant="primary", elem_id="r-run", interactive=False)
+            upload = gr.File(label="PNG from DiT Sampler Lab", file_types=[".png"], type="filepath", elem_id=ids.R_FILE)
+            message = gr.Markdown(elem_id=ids.R_TEXT)
+            again = gr.Button("Run it again", variant="primary", elem_id=ids.R_RUN, interactive=False)
             target = gr.Textbox(visible=False)  # the run button of the restored tab, for "Run it again"
         with gr.Column():
-            shown = gr.Image(label="The dropped image", type="filepath", elem_id="r-image", interactive=False)
-            params_view = gr.JSON(label="Its parameters", elem_id="r-params")
+            shown = gr.Image(label="The dropped image", type="filepath", elem_id=ids.R_IMAGE, interactive=False)
+            params_view = gr.JSON(label="Its parameters", elem_id=ids.R_PARAMS)
 
     @user_errors
     def on_reproduce(path, switch: bool = True):
@@ -83,7 +84,7 @@ def _show(path):
         params = read_parameters(path)
     except (ValueError, OSError, UnidentifiedImageError):
         return None, None, ""
-    return path, params, "cmp-run" if params.get("mode") == "compare" else "gen-run"
+    return path, params, ids.CMP_RUN if params.get("mode") == "compare" else ids.GEN_RUN
 
 
 def wire_send_to_compare(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, compare: CompareTab) -> None:

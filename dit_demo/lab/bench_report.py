@@ -2,7 +2,8 @@
 
 ``python -m dit_demo bench --readme README.md`` rewrites every ``<!-- bench:NAME -->`` block: NAME a
 JSON file gives that suite's section; ``per-image`` gives the time for one image on every machine
-measured (the Spaces section's hardware table). A test keeps the committed README equal to them.
+measured (the Spaces section's hardware table); ``samplers`` the built-in samplers' table, from the
+registry. A test keeps the committed README equal to them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 RUNNERS = ("pipeline_fp32", "pipeline_half", "engine_exact", "engine_fast")
 PER_IMAGE = "per-image"
+SAMPLERS = "samplers"
 RATIOS = (("exact", "fp32"), ("fast", "fp32"), ("fast", "half"))  # (engine preset, DiTPipeline precision)
 
 
@@ -133,6 +135,11 @@ def block(name: str, bench_dir: str | os.PathLike = BENCH_DIR) -> str:
     """The body of the README block ``name``: one suite's section, or the time per image on every machine."""
     if name == PER_IMAGE:
         return per_image_table(bench_dir)
+    if name == SAMPLERS:
+        import samplers
+        from samplers.table import markdown_table
+
+        return markdown_table(s for s in samplers.all_samplers() if s.name in samplers.BUILT_IN_NAMES)
     return markdown(json.loads((Path(bench_dir) / name).read_text()))
 
 

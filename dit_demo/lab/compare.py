@@ -15,12 +15,12 @@ from dit_demo.lab.metrics import latent_rmse, pixel_rmse
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import MAX_BATCH, Progress, run
-from dit_demo.runtime.levers import ModelVariants, preset
+from dit_demo.runtime.levers import ModelCopies, preset
 from dit_demo.runtime.request import Lane, check_lanes, lane_work
 
 
 def run_comparison(
-    models: DiTBundle | ModelVariants,
+    models: DiTBundle | ModelCopies,
     spec: ComparisonSpec,
     callback: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
@@ -28,7 +28,7 @@ def run_comparison(
 ) -> Comparison:
     """Sample every cell (plus references that are not cells) in lock-step: one batch per preset,
     since presets may run different weights (int8, bf16)."""
-    models = models if isinstance(models, ModelVariants) else ModelVariants(models)
+    models = models if isinstance(models, ModelCopies) else ModelCopies(models)
     keys, ref_index = with_references(spec)
     jobs = comparison_jobs(models, spec)
     start = time.perf_counter()
@@ -67,7 +67,7 @@ def run_comparison(
     return comparison
 
 
-def comparison_jobs(models: ModelVariants, spec: ComparisonSpec) -> list[tuple[DiTBundle, list[Lane], list[int]]]:
+def comparison_jobs(models: ModelCopies, spec: ComparisonSpec) -> list[tuple[DiTBundle, list[Lane], list[int]]]:
     """One (model, lanes, positions) job per preset: the cells plus the references that are not cells."""
     device = models.base.device
     keys, _ = with_references(spec)
@@ -78,7 +78,7 @@ def comparison_jobs(models: ModelVariants, spec: ComparisonSpec) -> list[tuple[D
     return [(model, [spec.lane(keys[i], device) for i in members], members) for model, members in groups]
 
 
-def comparison_work(models: ModelVariants, spec: ComparisonSpec) -> list[tuple[int, int]]:
+def comparison_work(models: ModelCopies, spec: ComparisonSpec) -> list[tuple[int, int]]:
     """Every lane's (model evaluations, rows per evaluation) of the comparison, checked, before any sampling."""
     return [w for model, lanes, _ in comparison_jobs(models, spec) for w in lane_work(model, check_lanes(model, lanes))]
 

@@ -97,7 +97,7 @@ class ComparisonSpec:
         )
         data["reference"] = list(self.reference) if self.reference else None
         data["presets"] = list(self.presets)
-        data.update(self.levers.params())  # as top-level keys, as before lane levers were one field
+        data.update(self.levers.params())  # top-level keys, the names every version of the PNG used
         # absent means the default, so older PNGs read the same and new ones stay short
         if self.spacing is None:
             del data["spacing"]

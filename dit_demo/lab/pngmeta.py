@@ -84,7 +84,7 @@ def read_parameters(source: Image.Image | str | os.PathLike | bytes) -> dict:
             text = _text_from_png(file, size)
     else:
         raise TypeError(f"read_parameters takes a path, the file's bytes or a PIL image, not {type(source).__name__}")
-    if not text:  # an empty value counts as none, as before
+    if not text:  # an empty value counts as none
         raise ValueError("This image carries no DiT Sampler Lab parameters (only PNGs saved by this app do).")
     return _parse_parameters(text)
 

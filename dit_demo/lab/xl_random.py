@@ -7,25 +7,17 @@ import os
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
+from diffusers import AutoencoderKL, DDPMScheduler
 
 from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.dit import build_named
 from dit_demo.runtime.labels import Labels
 
 
 def xl256_random(device: torch.device) -> DiTBundle:
     """DiT-XL/2-256's transformer and sd-vae-ft-ema's VAE, shapes only (random weights)."""
     torch.manual_seed(0)
-    transformer = DiTTransformer2DModel(
-        num_attention_heads=16,
-        attention_head_dim=72,
-        in_channels=4,
-        out_channels=8,
-        num_layers=28,
-        sample_size=32,
-        patch_size=2,
-        num_embeds_ada_norm=1000,
-    )
+    transformer = build_named("DiT-XL/2", num_classes=1000, latent_size=32)
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,

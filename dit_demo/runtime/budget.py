@@ -17,7 +17,6 @@ import torch
 from dit_demo.runtime.bundle import DiTBundle
 
 DEFAULT_MAX_SECONDS = 60.0
-LIMIT_HELP = "--max-request-seconds / DIT_MAX_REQUEST_SECONDS, 0 for no limit"
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,7 @@ class Budget:
     cost: CostModel
     estimated: float | None = None
     recheck: Callable[[], CostModel] | None = None  # a fresh measurement, taken before refusing
+    where_set: str = ""  # how whoever runs the server changes the limit (the app's flag), for the message
 
     def check(self, lanes: Sequence[tuple[int, int]], max_batch: int | None = None) -> float:
         """The request's estimated seconds; ``ValueError`` naming the limit when it is over (after
@@ -101,6 +101,7 @@ class Budget:
                 f"This request is too big for this server: {len(lanes)} image(s), {nfe} model evaluations "
                 f"({rows} transformer rows with guidance) would take about {seconds:.0f} s, and the limit is "
                 f"{self.max_seconds:g} s per request. Use fewer steps, fewer images or samplers, or cfg 1 (no "
-                f"guidance rows). Whoever runs the server sets the limit ({LIMIT_HELP})."
+                f"guidance rows)."
+                + (f" Whoever runs the server sets the limit ({self.where_set})." if self.where_set else "")
             )
         return seconds

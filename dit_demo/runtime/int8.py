@@ -51,10 +51,9 @@ def _exact_gelu(module: torch.nn.Module) -> None:
 
 
 # int8 pays where reading a layer's weights dominates its cost (DiT-XL/2's 1152-wide layers); on a
-# small layer the per-call quantization of its activations costs more than the int8 product saves
-# (the embedded model's 128-wide ones: with every one of them in int8, fast is slower than exact there).
-# Layers with fewer weights than this stay fp32.
-INT8_MIN_WEIGHTS = 512 * 512  # levers.Levers.describe says so
+# small layer the per-call quantization of its activations costs more than the int8 product saves.
+# Layers with fewer weights than this stay fp32 (the quantize lever's description says so).
+INT8_MIN_WEIGHTS = 512 * 512
 
 
 def _int8_layers(module: torch.nn.Module) -> list[str]:
@@ -87,9 +86,9 @@ def _quantize_dynamic(module: torch.nn.Module, names: list[str]) -> torch.nn.Mod
 
 
 # The weights are packed for one backend's kernels, which then run them whatever the global engine
-# says later. oneDNN's run DiT-XL/2's 1152-wide layers 4-13% faster than the default x86/fbgemm
-# ones on this CPU (2 and 12 rows; AVX-512 VNNI), but the embedded model's 128-wide ones 20-30%
-# slower at 2-18 rows (README, under the performance table).
+# says later. oneDNN's run wide layers (DiT-XL/2's) faster than the default x86/fbgemm ones on CPUs
+# with AVX-512 VNNI, and the small ones it is slower on stay fp32 anyway (the README's performance
+# section has the measurements).
 INT8_ENGINE = "onednn"
 
 

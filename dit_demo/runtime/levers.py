@@ -20,6 +20,7 @@ The first three change the model (``with_model_levers``); the last two are field
 from __future__ import annotations
 
 import copy
+import math
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from diffusers.utils import logging as diffusers_logging
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.compiled import CompiledTransformer
 from dit_demo.runtime.devices import has_native_bf16, on_zerogpu, parse_dtype
-from dit_demo.runtime.int8 import has_int8_kernels, quantize_int8
+from dit_demo.runtime.int8 import INT8_MIN_WEIGHTS, has_int8_kernels, quantize_int8
 from dit_demo.runtime.parsing import as_float, parse_interval
 
 # What ``fast`` takes, each lever having met the bar (Frechet distance within 5% and class accuracy
@@ -47,6 +48,7 @@ from dit_demo.runtime.parsing import as_float, parse_interval
 # The guidance interval meets the bar only with cfg raised, a change of the request's meaning that a
 # preset must not make behind the user's back, so it stays a lever to opt into.
 FAST_CACHE_THRESHOLD = 0.05
+_INT8_SIDE = math.isqrt(INT8_MIN_WEIGHTS)
 QUANTIZE = ("int8",)
 PRESETS = ("exact", "fast")
 
@@ -153,7 +155,7 @@ class ModelLevers(_Described):
     quantize: str | None = lever(
         None,
         "int8 linear layers (CPU)",
-        lambda value, _: f"{value} linear layers of 512x512 weights or more",
+        lambda value, _: f"{value} linear layers of {_INT8_SIDE}x{_INT8_SIDE} weights or more",
         _check_quantize,
         choices=("none", *QUANTIZE),
         from_text=lambda text: None if text == "none" else text,
@@ -216,7 +218,7 @@ def preset(name: str, device: torch.device | str = "cpu") -> Levers:
             dtype="bf16" if has_native_bf16(device) and not int8 else None,
             quantize="int8" if int8 else None,
             compile=kind == "cuda" and not on_zerogpu(),
-            cache_threshold=FAST_CACHE_THRESHOLD if kind == "cpu" else 0.0,  # measured on CPUs only so far
+            cache_threshold=FAST_CACHE_THRESHOLD if kind == "cpu" else 0.0,  # its speed is known on CPUs only
         )
     raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
 
@@ -284,13 +286,13 @@ def load_with_levers(model: str | None, device: torch.device | str, levers: Leve
     return with_model_levers(bundle, levers, in_place=True)
 
 
-class ModelVariants:
+class ModelCopies:
     """One loaded model and its copies under model levers (bf16, int8), each made on first use and
     kept, so a server or a comparison with a preset axis converts the weights once."""
 
     def __init__(self, bundle: DiTBundle):
         self.base = bundle
-        self._made: dict[tuple, DiTBundle] = {}
+        self._made: dict[ModelLevers, DiTBundle] = {}
         self._lock = threading.Lock()
 
     def get(self, levers: Levers | ModelLevers) -> DiTBundle:

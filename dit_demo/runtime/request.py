@@ -2,8 +2,7 @@
 
 UI, CLI and API all end here. A ``Lane`` may name its sampler and class as text and leave the
 guidance and channels to the model; ``check_lanes`` resolves every field once, against the
-loaded model, and the engine accepts nothing else. ``Defaults`` is the one place the
-defaults come from: the model's ``model_index.json`` and the samplers' own metadata.
+loaded model, and the engine accepts nothing else.
 """
 
 from __future__ import annotations
@@ -120,22 +119,3 @@ def check_lanes(bundle: DiTBundle, lanes: Sequence[Lane], max_lanes: int = MAX_L
 def lane_work(bundle: DiTBundle, lanes: Sequence[CheckedLane]) -> list[tuple[int, int]]:
     """Each lane's (model evaluations, transformer rows per evaluation): what a budget estimates from."""
     return [(lane.sampler.nfe(lane.steps, bundle.scheduler_config, lane.spacing), lane.rows) for lane in lanes]
-
-
-@dataclass(frozen=True)
-class Defaults:
-    """What the UI shows and the CLI uses when a field is left out, for one loaded model."""
-
-    cfg: float
-    max_steps: int
-    sampler: str = "dpmpp_2m"
-    compare_samplers: tuple[str, ...] = ("ddim", "dpmpp_2m", "euler")
-    compare_steps: str = "10,25,50"
-
-    @classmethod
-    def for_bundle(cls, bundle: DiTBundle) -> Defaults:
-        return cls(cfg=bundle.default_cfg, max_steps=bundle.num_train_timesteps)
-
-    def steps_for(self, sampler: str | None = None) -> int:
-        """The sampler's own recommended step count (its metadata), capped at the model's."""
-        return min(samplers.get(sampler or self.sampler).default_steps, self.max_steps)

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 
+from dit_demo.runtime import dit
 from dit_demo.runtime.devices import has_native_bf16
 
 LATENT_CHANNELS = 4
@@ -44,16 +45,8 @@ def build_vae(width: int = 32) -> AutoencoderKL:
 
 
 def build_dit(hidden: int = 128, layers: int = 6, heads: int = 4, num_classes: int = 10) -> DiTTransformer2DModel:
-    return DiTTransformer2DModel(
-        num_attention_heads=heads,
-        attention_head_dim=hidden // heads,
-        in_channels=LATENT_CHANNELS,
-        out_channels=2 * LATENT_CHANNELS,  # eps + learned variance
-        num_layers=layers,
-        sample_size=8,
-        patch_size=2,
-        num_embeds_ada_norm=num_classes,
-    )
+    # 8x8 latents of 4 channels, patch 2, eps + learned variance
+    return dit.build_dit(layers, hidden, heads, num_classes, latent_size=8, latent_channels=LATENT_CHANNELS)
 
 
 def build_scheduler() -> DDPMScheduler:

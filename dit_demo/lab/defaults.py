@@ -1,0 +1,28 @@
+"""What the app shows and the command line uses when a field is left out, for one loaded model: the
+model's own guidance scale (its ``model_index.json``) and each sampler's recommended step count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import samplers
+from dit_demo.runtime.bundle import DiTBundle
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What the UI shows and the CLI uses when a field is left out, for one loaded model."""
+
+    cfg: float
+    max_steps: int
+    sampler: str = "dpmpp_2m"
+    compare_samplers: tuple[str, ...] = ("ddim", "dpmpp_2m", "euler")
+    compare_steps: str = "10,25,50"
+
+    @classmethod
+    def for_bundle(cls, bundle: DiTBundle) -> Defaults:
+        return cls(cfg=bundle.default_cfg, max_steps=bundle.num_train_timesteps)
+
+    def steps_for(self, sampler: str | None = None) -> int:
+        """The sampler's own recommended step count (its metadata), capped at the model's."""
+        return min(samplers.get(sampler or self.sampler).default_steps, self.max_steps)
