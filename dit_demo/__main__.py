@@ -115,7 +115,7 @@ def cmd_compare(args) -> None:
     bar, callback = _progress_bar("compare")
     comparison = run_comparison(bundle, spec, callback=callback)
     bar.close()
-    save_png(comparison.grid, args.out, ComparisonRecord(bundle.name, spec).to_dict())
+    save_png(comparison.grid, args.out, ComparisonRecord(bundle.name, spec, comparison.model_hash).to_dict())
     print(comparison.markdown_table())
     ref = comparison.reference[0]
     print(
@@ -256,6 +256,10 @@ def main(argv: list[str] | None = None) -> None:
     _add_model_args(bench)
     bench.set_defaults(func=cmd_bench)
 
+    from dit_demo.lab.dit_import import add_commands
+
+    add_commands(sub)  # import, export: checkpoints of the original DiT code
+
     ev = sub.add_parser("evaluate", help="same as python -m dit_demo.evaluate", add_help=False)
     ev.set_defaults(func=None)
 
@@ -269,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"done in {time.perf_counter() - start:.1f}s", file=sys.stderr)

@@ -32,8 +32,12 @@ def test_linspace_spacing_is_dits_own_grid(embedded_bundle, steps):
     assert int(default.timesteps[0]) == 999 and int(default.timesteps[-1]) > 0
 
 
-def improved_ddpm_loop(bundle, grid, class_id, seed, cfg):
-    """Nichol & Dhariwal's sampler written out: posterior mean, frac-interpolated log variance, no last noise."""
+def improved_ddpm_loop(bundle, grid, class_id, seed, cfg, guided_channels=None, forward=None):
+    """Nichol & Dhariwal's sampler written out: posterior mean, frac-interpolated log variance, no last noise.
+    ``guided_channels``: guidance on the first few eps channels only (DiT's forward_with_cfg: 3);
+    ``forward(x, t, y)``: another model than the bundle's transformer (the original code's, in a test)."""
+    if forward is None:
+        forward = lambda x, t, y: bundle.transformer(x, timestep=t, class_labels=y).sample  # noqa: E731
     config = bundle.scheduler_config
     betas = torch.linspace(config["beta_start"], config["beta_end"], config["num_train_timesteps"], dtype=torch.float64)
     abar = torch.cumprod(1 - betas, 0)
@@ -43,13 +47,13 @@ def improved_ddpm_loop(bundle, grid, class_id, seed, cfg):
     channels = bundle.latent_channels
     with torch.no_grad():
         for i, t in enumerate(grid):
-            out = bundle.transformer(
-                x.float().repeat(2, 1, 1, 1),
-                timestep=torch.tensor([float(t)] * 2),
-                class_labels=torch.tensor([class_id, bundle.null_class]),
-            ).sample.double()
+            out = forward(
+                x.float().repeat(2, 1, 1, 1), torch.tensor([float(t)] * 2), torch.tensor([class_id, bundle.null_class])
+            ).double()
             cond, null = out[:1], out[1:]
-            eps = null[:, :channels] + cfg * (cond[:, :channels] - null[:, :channels])
+            g = guided_channels or channels
+            eps = cond[:, :channels].clone()
+            eps[:, :g] = null[:, :g] + cfg * (cond[:, :g] - null[:, :g])
             v = cond[:, channels:]  # the variance stays conditional, as in DiT's forward_with_cfg
             a_t = abar[t]
             a_prev = abar[grid[i + 1]] if i + 1 < len(grid) else torch.tensor(1.0, dtype=torch.float64)

@@ -12,7 +12,7 @@ from dit_demo.app.context import AppContext, channel_choice, class_choice
 from dit_demo.app.errors import user_errors
 from dit_demo.app.generate_tab import GenerateTab, picked_parameters
 from dit_demo.lab.pngmeta import read_parameters
-from dit_demo.lab.records import BatchRecord, ComparisonRecord, ImageRecord, record_from_dict
+from dit_demo.lab.records import BatchRecord, ComparisonRecord, ImageRecord, check_same_model, record_from_dict
 
 
 def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, compare: CompareTab) -> None:
@@ -119,6 +119,7 @@ def restore(ctx: AppContext, params: dict, tabs, generate: GenerateTab, compare:
     """New values for the form a PNG's ``params`` came from, keyed by component (the others stay as they are)."""
     bundle = ctx.slot.get()
     record = record_from_dict(params)
+    check_same_model(record, bundle.name, bundle.extras.get("weights"))
     if isinstance(record, ComparisonRecord):
         spec = record.spec
         variants = [name for name in spec.samplers if "[" in name]  # the dropdown offers registered names only

@@ -62,6 +62,7 @@ def run_comparison(
     comparison = Comparison(
         spec, class_id, models.base.labels.name(class_id), cells, references, time.perf_counter() - start
     )
+    comparison.model_hash = models.base.extras.get("weights")
     comparison.grid = comparison_grid(comparison)
     comparison.difference = difference_grid(comparison)
     return comparison

@@ -51,6 +51,7 @@ class Comparison:
     seconds: float
     grid: Image.Image | None = None
     difference: Image.Image | None = None  # |cell - reference| per cell, same layout as ``grid``
+    model_hash: str | None = None  # a short hash of the model's weights (``DiTBundle.extras["weights"]``)
 
     def series(self) -> list[tuple[tuple[str, float, str, int], list[Cell]]]:
         """Cells grouped over seeds: ((preset, cfg, sampler, steps), cells), in grid order."""
@@ -97,6 +98,7 @@ class Comparison:
             spacing=self.spec.spacing,
             levers=cell.levers,  # the levers it ran with, as a Generate PNG stores them
             preset=cell.preset,
+            model_hash=self.model_hash,
         ).to_dict()
 
     def markdown_table(self) -> str:

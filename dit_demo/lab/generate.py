@@ -89,6 +89,7 @@ def generate(
             spacing=lane.spacing,
             levers=lane.levers,
             model_levers=bundle.extras.get("levers"),  # the model's shortcuts (int8, bf16) that produced it
+            model_hash=bundle.extras.get("weights"),
         )
         out.append(Generated(image, record, result.nfe, result.seconds))
     return out

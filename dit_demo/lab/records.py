@@ -40,6 +40,7 @@ class ImageRecord:
     levers: LaneLevers = LaneLevers()
     model_levers: str | None = None  # the model's shortcuts in words (int8, bf16, compiled), if any
     preset: str | None = None  # a comparison cell's speed preset
+    model_hash: str | None = None  # a short hash of the model's weights: Reproduce refuses another model's
 
     def to_dict(self) -> dict:
         data: dict[str, Any] = {"mode": "generate", "version": VERSION}
@@ -75,6 +76,7 @@ class ImageRecord:
                 levers=LaneLevers.from_params(data),
                 model_levers=data.get("model_levers"),
                 preset=data.get("preset"),
+                model_hash=data.get("model_hash"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise _damaged("image", exc) from None
@@ -123,14 +125,18 @@ class ComparisonRecord:
 
     model: str
     spec: ComparisonSpec
+    model_hash: str | None = None
 
     def to_dict(self) -> dict:
-        return {"mode": "compare", "version": VERSION, "model": self.model, **self.spec.to_dict()}
+        data = {"mode": "compare", "version": VERSION, "model": self.model, **self.spec.to_dict()}
+        if self.model_hash:
+            data["model_hash"] = self.model_hash
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> ComparisonRecord:
         _check(data, "compare")
-        return cls(str(data.get("model", "")), ComparisonSpec.from_dict(data))
+        return cls(str(data.get("model", "")), ComparisonSpec.from_dict(data), data.get("model_hash"))
 
     def a1111(self) -> str:
         spec = self.spec
@@ -146,6 +152,19 @@ class ComparisonRecord:
 
 
 Record = ImageRecord | BatchRecord | ComparisonRecord
+
+
+def check_same_model(record: Record, model_name: str, model_hash: str | None) -> None:
+    """``ValueError`` when ``record`` names weights other than the loaded model's (records without a hash,
+    from before hashes were kept, are taken as they are)."""
+    made = record.images[0] if isinstance(record, BatchRecord) else record
+    if made.model_hash and model_hash and made.model_hash != model_hash:
+        raise ValueError(
+            f"This PNG was made by another model ({made.model or 'unnamed'}, weights {made.model_hash}); the loaded "
+            f"model is {model_name} (weights {model_hash}). Load the model that made it, then drop the PNG again."
+        )
+
+
 KINDS = {"generate": ImageRecord, "generate-batch": BatchRecord, "compare": ComparisonRecord}
 
 

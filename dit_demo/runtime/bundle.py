@@ -42,6 +42,11 @@ class DiTBundle:
         return self.null_class
 
     @property
+    def has_null_class(self) -> bool:
+        """Whether it was trained with class dropout: without a null class there is no guidance."""
+        return bool(self.extras.get("has_null_class", True))
+
+    @property
     def latent_channels(self) -> int:
         return int(self.transformer.config.in_channels)
 

@@ -4,6 +4,7 @@ pickles. Every failure becomes a :class:`ModelLoadError` whose one-line message 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import pickle
@@ -185,3 +186,36 @@ def cfg_scale(value, path: Path, source: Source) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ModelLoadError(f"{path} has default_cfg_scale {value!r}, not a number; {source.fix(path)}.") from None
+
+
+_HASHES: dict[tuple, str] = {}  # (file, size, mtime) -> its hash: a server reloads the same model often
+HASH_LENGTH = 12
+
+
+def weights_hash(part_dir: Path, index: dict | None = None) -> str:
+    """A short hash of a component's weights, naming exactly the numbers a PNG was made with: the one an
+    import wrote into model_index.json, else the hub cache's file name (a blob is named by its sha256),
+    else computed from the file (once per file)."""
+    if index and isinstance(index.get("weights_sha256"), str):
+        return index["weights_sha256"][:HASH_LENGTH]
+    files = sorted(part_dir.glob("*.safetensors")) or sorted(part_dir.glob("*.bin"))
+    digest = hashlib.sha256()
+    for file in files:
+        blob = file.resolve().name
+        if re.fullmatch(r"[0-9a-f]{64}", blob):  # the hub cache: the blob's name is its sha256
+            digest.update(blob.encode())
+            continue
+        stat = file.stat()
+        key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _HASHES:
+            _HASHES[key] = file_sha256(file)
+        digest.update(_HASHES[key].encode())
+    return digest.hexdigest()[:HASH_LENGTH]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

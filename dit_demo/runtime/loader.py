@@ -28,8 +28,10 @@ from dit_demo.runtime.checkpoints import (
     load_component,
     read_json,
     reason,
+    weights_hash,
 )
 from dit_demo.runtime.devices import parse_device, parse_dtype
+from dit_demo.runtime.dit import ORIGINAL_FEATURES, as_original_code
 from dit_demo.runtime.labels import Labels
 
 __all__ = ["EMBEDDED_MODEL", "HUB_MODELS", "ModelLoadError", "DiTBundle", "load_bundle", "save_bundle"]
@@ -110,10 +112,17 @@ def load_bundle(
     except (AttributeError, TypeError, ValueError) as exc:
         path = folder / "model_index.json"
         raise ModelLoadError(f"{path} has an unusable id2label ({reason(exc)}); {source.fix(path)}.") from None
+    original = index.get("timestep_features") == ORIGINAL_FEATURES or source.hub_id in HUB_MODELS
+    if original:  # trained by the original DiT code: run it as that code did
+        as_original_code(transformer)
     transformer.to(device).eval().requires_grad_(False)
     vae.to(device).eval().requires_grad_(False)
     classifier_dir = folder / "classifier"
-    extras = {"classifier_dir": classifier_dir} if classifier_dir.is_dir() else {}
+    extras: dict = {"classifier_dir": classifier_dir} if classifier_dir.is_dir() else {}
+    extras["weights"] = weights_hash(folder / "transformer", index)
+    extras["timestep_features"] = ORIGINAL_FEATURES if original else "diffusers"
+    if index.get("null_class") is False:  # trained without class dropout: nothing to guide against
+        extras["has_null_class"] = False
     if "default_cfg_scale" in index:
         extras["default_cfg_scale"] = cfg_scale(index["default_cfg_scale"], folder / "model_index.json", source)
     label = "embedded Fashion-MNIST DiT" if folder == EMBEDDED_MODEL else str(name)
@@ -128,8 +137,11 @@ def save_bundle(
     id2label: dict,
     legacy_class_name: bool = False,
     default_cfg_scale: float | None = None,
+    index: dict | None = None,
 ) -> Path:
-    """Write a bundle in the hub layout (safetensors). ``legacy_class_name`` mimics the hub's config."""
+    """Write a bundle in the hub layout (safetensors). ``legacy_class_name`` mimics the hub's config;
+    ``index`` adds keys to model_index.json. A transformer running the original code's timestep
+    features says so there, so a copy of it keeps them."""
     folder = Path(folder)
     transformer.save_pretrained(folder / "transformer", safe_serialization=True)
     vae.save_pretrained(folder / "vae", safe_serialization=True)
@@ -141,7 +153,7 @@ def save_bundle(
         cfg_path.write_text(json.dumps(cfg, indent=2))
     import diffusers
 
-    index = {
+    meta = {
         "_class_name": "DiTPipeline",
         "_diffusers_version": diffusers.__version__,
         "id2label": {str(k): v for k, v in id2label.items()},
@@ -150,6 +162,9 @@ def save_bundle(
         "vae": ["diffusers", "AutoencoderKL"],
     }
     if default_cfg_scale is not None:
-        index["default_cfg_scale"] = default_cfg_scale
-    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+        meta["default_cfg_scale"] = default_cfg_scale
+    if transformer.transformer_blocks[0].norm1.emb.time_proj.downscale_freq_shift == 0:
+        meta["timestep_features"] = ORIGINAL_FEATURES
+    meta.update(index or {})
+    (folder / "model_index.json").write_text(json.dumps(meta, indent=2))
     return folder

@@ -87,6 +87,11 @@ def check_lane(bundle: DiTBundle, lane: Lane) -> CheckedLane:
     if class_id >= bundle.num_classes:
         raise ValueError(f"Class id {class_id} is out of range; the model has classes 0..{bundle.num_classes - 1}.")
     cfg = bundle.default_cfg if lane.cfg_scale is None else lane.cfg_scale
+    if not bundle.has_null_class and cfg != 1:
+        raise ValueError(
+            f"This model was trained without class dropout: it has no null class, so classifier-free guidance "
+            f"is unavailable and the CFG scale stays 1 (got {shown(cfg)})."
+        )
     return CheckedLane(
         sampler=sampler,
         steps=as_int(f"Steps for {sampler.name}", lane.steps, 1, bundle.num_train_timesteps),

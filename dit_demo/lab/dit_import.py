@@ -1,0 +1,194 @@
+"""Bring your own DiT: a checkpoint of the original DiT training code -> a model folder in the hub layout
+(``python -m dit_demo import``), and back (``python -m dit_demo export``).
+
+    python -m dit_demo import results/000-DiT-S-2/checkpoints/0400000.pt --out models/my-dit \\
+        --vae stabilityai/sd-vae-ft-ema --labels classes.txt
+    python app.py --model models/my-dit
+
+Everything is checked before anything is written: a bad checkpoint, flag, VAE or labels file ends
+with one line and no folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler
+
+from dit_demo.lab.original_dit import Arch, infer_arch, read_checkpoint, to_diffusers, to_original
+from dit_demo.runtime.checkpoints import SAFETENSORS_WEIGHTS, file_sha256
+from dit_demo.runtime.dit import ORIGINAL_FEATURES
+from dit_demo.runtime.loader import load_bundle, save_bundle
+
+IMAGENET_LABELS = Path(__file__).resolve().parents[1] / "imagenet_id2label.json"
+DEFAULT_VAE = "stabilityai/sd-vae-ft-ema"  # the VAE the DiT paper's models were trained on (-mse also fits)
+DIT_CFG = 4.0  # the paper's scale for pictures, for models with a null class
+
+
+def import_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path,
+    weights: str = "ema",
+    arch: str | None = None,
+    image_size: int | None = None,
+    num_classes: int | None = None,
+    heads: int | None = None,
+    vae: str | None = None,
+    labels: str | Path | None = None,
+    force: bool = False,
+) -> Path:
+    """Write ``out`` from ``checkpoint``; ``ValueError`` / ``FileNotFoundError`` with one line otherwise."""
+    out = Path(out)
+    _check_target(out, force)
+    state, args = read_checkpoint(checkpoint, weights)
+    found = infer_arch(state, args, arch, image_size, num_classes, heads)
+    transformer = to_diffusers(state, found)
+    autoencoder = load_vae(vae or DEFAULT_VAE, found)
+    id2label = read_labels(labels, found.num_classes)
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as scratch:
+        staged = Path(scratch) / "model"
+        index = {
+            "timestep_features": ORIGINAL_FEATURES,
+            "source": {"checkpoint": Path(checkpoint).name, "weights": weights, "arch": found.name},
+        }
+        if not found.has_null_class:
+            index["null_class"] = False
+        save_bundle(staged, transformer, autoencoder, scheduler_for(found), id2label,
+                    default_cfg_scale=DIT_CFG if found.has_null_class else 1.0, index=index)  # fmt: skip
+        _record_hash(staged)
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staged), out)
+    return out
+
+
+def _check_target(out: Path, force: bool) -> None:
+    if not out.exists():
+        return
+    if not force:
+        raise FileExistsError(f"{out} already exists; nothing was written (add --force to replace it).")
+    if any(out.iterdir()) and not (out / "model_index.json").is_file():
+        raise FileExistsError(
+            f"{out} is not a model folder (no model_index.json); --force replaces model folders only."
+        )
+
+
+def scheduler_for(arch: Arch) -> DDPMScheduler:
+    """DiT's training schedule: linear betas over 1000 steps; the learned variance's range when it has one."""
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        beta_start=1e-4,
+        beta_end=0.02,
+        variance_type="learned_range" if arch.learned_sigma else "fixed_small",
+        clip_sample=False,
+    )
+
+
+def load_vae(where: str, arch: Arch) -> AutoencoderKL:
+    """The VAE from a local folder, or a hub id from the hub's cache (nothing is downloaded here)."""
+    folder = Path(where).expanduser()
+    if not folder.is_dir():
+        folder = _cached_hub_folder(where)
+    try:
+        vae = AutoencoderKL.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{where} is not a diffusers VAE folder ({str(exc).splitlines()[0][:120]}).") from None
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    if vae.config.latent_channels != arch.in_channels:
+        raise ValueError(
+            f"The VAE {where} makes {vae.config.latent_channels}-channel latents; the DiT takes {arch.in_channels}."
+        )
+    if arch.latent_size * scale > 4096:
+        raise ValueError(f"A {arch.latent_size} latent through this VAE is {arch.latent_size * scale} px; too large.")
+    return vae
+
+
+def _cached_hub_folder(hub_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    if hub_id.count("/") != 1:
+        raise FileNotFoundError(f"--vae {hub_id!r} is neither a folder nor a hub id (owner/name).")
+    try:
+        return Path(snapshot_download(hub_id, allow_patterns=["*.json", "*.safetensors"], local_files_only=True))
+    except Exception:
+        raise FileNotFoundError(
+            f"The VAE {hub_id} is not in the hub cache and nothing is downloaded here: run "
+            f"`huggingface-cli download {hub_id}` once where there is internet, or pass a local folder with --vae."
+        ) from None
+
+
+def read_labels(path: str | Path | None, num_classes: int) -> dict[str, str]:
+    """id2label from a JSON map or a text file (one name a line); ImageNet's for 1000 classes; else "class i"."""
+    if path is None:
+        if num_classes == 1000:
+            return json.loads(IMAGENET_LABELS.read_text())
+        return {str(i): f"class {i}" for i in range(num_classes)}
+    text = Path(path).read_text(encoding="utf-8")
+    if Path(path).suffix == ".json":
+        try:
+            data = json.loads(text)
+            names = [str(data[str(i)]) for i in range(len(data))]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{path} is not a JSON map of ids 0..N-1 to names.") from None
+    else:
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(names) != num_classes:
+        raise ValueError(f"{path} names {len(names)} classes; the model has {num_classes}.")
+    return {str(i): name for i, name in enumerate(names)}
+
+
+def _record_hash(folder: Path) -> None:
+    """The transformer weights' sha256 in model_index.json: PNGs name it, Reproduce checks it."""
+    index_path = folder / "model_index.json"
+    index = json.loads(index_path.read_text())
+    index["weights_sha256"] = file_sha256(folder / "transformer" / SAFETENSORS_WEIGHTS)
+    index_path.write_text(json.dumps(index, indent=2))
+
+
+def export_folder(folder: str | Path, out: str | Path) -> Path:
+    """A model folder's transformer as a plain state dict in the original code's key layout."""
+    bundle = load_bundle(str(folder), "cpu", "fp32")
+    state = to_original(bundle.transformer, bundle.has_null_class)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, out)
+    return out
+
+
+def add_commands(sub) -> None:
+    """``import`` and ``export`` on the command line's subcommands."""
+    imp = sub.add_parser("import", help="a checkpoint of the original DiT code -> a model folder")
+    imp.add_argument("checkpoint", help="a train.py checkpoint or a plain state dict (.pt)")
+    imp.add_argument("--out", required=True, help="the model folder to write")
+    imp.add_argument(
+        "--weights", choices=("ema", "model"), default="ema", help="train.py's EMA (default) or raw weights"
+    )
+    imp.add_argument("--arch", default=None, help="DiT-S/2 ... DiT-XL/8 (default: from the tensors or args.model)")
+    imp.add_argument("--image-size", type=int, default=None, help="pixels (default: from the position embedding)")
+    imp.add_argument("--num-classes", type=int, default=None, help="class count without the null class")
+    imp.add_argument("--heads", type=int, default=None, help="attention heads, for sizes outside the twelve configs")
+    imp.add_argument("--vae", default=None, help=f"a local VAE folder or a hub id in the cache (default {DEFAULT_VAE})")
+    imp.add_argument("--labels", default=None, help="class names: a JSON id2label map or a text file, one a line")
+    imp.add_argument("--force", action="store_true", help="replace an existing model folder")
+    imp.set_defaults(func=_cmd_import)
+    exp = sub.add_parser("export", help="a model folder's transformer -> the original DiT code's state dict")
+    exp.add_argument("folder")
+    exp.add_argument("--out", required=True, help="the .pt file to write")
+    exp.set_defaults(func=lambda args: print(f"wrote {export_folder(args.folder, args.out)}"))
+
+
+def _cmd_import(args: argparse.Namespace) -> None:
+    options = {k: getattr(args, k) for k in ("weights", "arch", "image_size", "num_classes", "heads", "vae", "labels")}
+    out = import_checkpoint(args.checkpoint, args.out, force=args.force, **options)
+    bundle = load_bundle(str(out), "cpu", "fp32")
+    guidance = f"cfg {bundle.default_cfg:g}" if bundle.has_null_class else "no null class: no guidance"
+    print(
+        f"wrote {out}: {bundle.num_classes} classes, {bundle.image_size} px, {guidance}; `python app.py --model {out}`"
+    )
