@@ -21,8 +21,8 @@ from dit_demo.lab.lever_flags import add_lever_args, levers_from_args
 from dit_demo.lab.pngmeta import save_png
 from dit_demo.lab.records import BatchRecord, ComparisonRecord
 from dit_demo.runtime.devices import parse_device
-from dit_demo.runtime.levers import load_with_levers
 from dit_demo.runtime.loader import load_bundle
+from dit_demo.runtime.model_copies import load_with_levers
 from dit_demo.runtime.parsing import SPACINGS
 from dit_demo.runtime.request import check_lanes
 

@@ -237,3 +237,23 @@ def test_the_app_serves_an_import_and_reproduce_refuses_another_models_png(tmp_p
         client = Client(url, verbose=False)
         with pytest.raises(Exception, match="This PNG was made by another model .* Load the model that made it"):
             client.predict(handle_file(gallery[0]["image"]), api_name="/reproduce")
+
+
+def test_the_app_says_plainly_that_a_model_without_a_null_class_has_no_guidance(tmp_path, vae_dir):
+    from conftest import serve
+    from gradio_client import Client
+
+    from app import create_app
+
+    depth, hidden, heads, patch, learned, rows, classes, latent = SIZES["fixed-sigma-no-null"]
+    ckpt = _save(tmp_path, random_state(depth, hidden, heads, patch, 4, learned, rows, latent))
+    folder = import_checkpoint(ckpt, tmp_path / "m", num_classes=classes, heads=heads, vae=str(vae_dir))
+    demo = create_app(str(folder), "cpu", "fp32")
+    sliders = [c for c in demo.blocks.values() if getattr(c, "elem_id", None) in ("gen-cfg", "cmp-cfg")]
+    assert len(sliders) == 2 and all(not c.interactive and "no null class" in c.info for c in sliders)
+    with serve(demo) as url:
+        client = Client(url, verbose=False)
+        _, gallery, _ = client.predict(["class 1"], "ddim", 3, 1.0, 0, 1, 1, api_name="/generate")
+        assert len(gallery) == 1
+        with pytest.raises(Exception, match="no null class, so classifier-free guidance is unavailable"):
+            client.predict(["class 1"], "ddim", 3, 4.0, 0, 1, 1, api_name="/generate")

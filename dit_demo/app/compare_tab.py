@@ -11,6 +11,7 @@ from dit_demo.app.compare_results import build_compare_results, comparison_outpu
 from dit_demo.app.context import (
     CFG_CHANNEL_CHOICES,
     AppContext,
+    guidance_settings,
     model_event,
     preset_choices,
     random_seed,
@@ -70,6 +71,7 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
                 f"{defaults.cfg:g}",
                 label="CFG scale(s): one value, or a comma list for a cfg axis",
                 elem_id=ids.CMP_CFG,
+                **guidance_settings(bundle),
             )
             class_ = gr.Dropdown(
                 choices,

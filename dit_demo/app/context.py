@@ -154,3 +154,13 @@ def streamed(ctx: AppContext, job: Callable, previews: Callable, finished: Calla
         seconds = time.perf_counter() - start
         ctx.costs.observe(limit, seconds)
         yield finished(item, seconds)
+
+
+NO_GUIDANCE = "This model has no null class (trained without class dropout): no guidance, the CFG scale stays 1."
+
+
+def guidance_settings(bundle: DiTBundle) -> dict:
+    """What the CFG inputs allow for this model: a model without a null class cannot be guided."""
+    if bundle.has_null_class:
+        return {"interactive": True, "info": None}
+    return {"interactive": False, "info": NO_GUIDANCE}

@@ -11,6 +11,7 @@ from dit_demo.app import ids
 from dit_demo.app.context import (
     CFG_CHANNEL_CHOICES,
     AppContext,
+    guidance_settings,
     model_event,
     preset_choices,
     random_seed,
@@ -77,7 +78,10 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                 steps = gr.Slider(
                     1, defaults.max_steps, value=defaults.steps_for(), step=1, label="Steps", elem_id=ids.GEN_STEPS
                 )
-                cfg = gr.Slider(0, MAX_CFG, value=defaults.cfg, step=0.125, label="CFG scale", elem_id=ids.GEN_CFG)
+                cfg = gr.Slider(
+                    0, MAX_CFG, value=defaults.cfg, step=0.125, label="CFG scale", elem_id=ids.GEN_CFG,
+                    **guidance_settings(bundle),
+                )  # fmt: skip
             with gr.Row():
                 seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED, elem_id=ids.GEN_SEED)
                 dice = gr.Button("🎲 random seed", size="sm")

@@ -6,14 +6,15 @@ import gradio as gr
 
 from dit_demo.app import ids
 from dit_demo.app.compare_tab import CompareTab
-from dit_demo.app.context import MODEL_EVENTS, AppContext
+from dit_demo.app.context import MODEL_EVENTS, NO_GUIDANCE, AppContext, guidance_settings
 from dit_demo.app.errors import user_errors
 from dit_demo.app.generate_tab import GenerateTab
 from dit_demo.runtime.bundle import DiTBundle
 
 
 def loaded_text(bundle: DiTBundle) -> str:
-    return f"Loaded: **{bundle.name}** ({bundle.num_classes} classes, {bundle.image_size}px, {bundle.device})"
+    text = f"Loaded: **{bundle.name}** ({bundle.num_classes} classes, {bundle.image_size}px, {bundle.device})"
+    return text if bundle.has_null_class else f"{text}. {NO_GUIDANCE}"
 
 
 def build_model_row(ctx: AppContext) -> tuple[gr.Dropdown, gr.Button, gr.Markdown]:
@@ -49,8 +50,8 @@ def wire_model_row(ctx: AppContext, row, generate: GenerateTab, compare: Compare
             loaded_text(bundle),
             gr.Dropdown(choices=choices, value=[choices[0]]),
             gr.Dropdown(choices=choices, value=choices[0]),
-            bundle.default_cfg,
-            f"{bundle.default_cfg:g}",
+            gr.Slider(value=bundle.default_cfg, **guidance_settings(bundle)),
+            gr.Textbox(value=f"{bundle.default_cfg:g}", **guidance_settings(bundle)),
         )
 
     loading = button.click(

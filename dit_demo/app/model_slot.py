@@ -6,8 +6,9 @@ import os
 import threading
 
 from dit_demo.runtime.bundle import DiTBundle
-from dit_demo.runtime.levers import Levers, ModelCopies
+from dit_demo.runtime.levers import Levers
 from dit_demo.runtime.loader import EMBEDDED_MODEL, HUB_MODELS, ModelLoadError, load_bundle
+from dit_demo.runtime.model_copies import ModelCopies
 
 EMBEDDED_NAME = "embedded (Fashion-MNIST)"
 

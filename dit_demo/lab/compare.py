@@ -15,7 +15,8 @@ from dit_demo.lab.metrics import latent_rmse, pixel_rmse
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import MAX_BATCH, Progress, run
-from dit_demo.runtime.levers import ModelCopies, preset
+from dit_demo.runtime.levers import preset
+from dit_demo.runtime.model_copies import ModelCopies
 from dit_demo.runtime.request import Lane, check_lanes, lane_work
 
 

@@ -30,8 +30,9 @@ from dit_demo.lab.metrics import feature_stats, frechet_distance
 from dit_demo.lab.sweep import cell_name, sample_cell
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.devices import parse_device
-from dit_demo.runtime.levers import LaneLevers, Levers, load_with_levers
+from dit_demo.runtime.levers import LaneLevers, Levers
 from dit_demo.runtime.loader import EMBEDDED_MODEL
+from dit_demo.runtime.model_copies import load_with_levers
 from dit_demo.training.classifier import FashionClassifier
 from dit_demo.training.data import load_fashion_mnist
 

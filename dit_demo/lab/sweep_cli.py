@@ -63,7 +63,7 @@ def build(args, device) -> tuple[SweepSpec, DiTBundle, Levers]:
     """The sweep's spec and model from its arguments; a ValueError says what is wrong."""
     from dit_demo.lab.grammar import parse_floats, parse_names, parse_steps
     from dit_demo.lab.lever_flags import levers_from_args
-    from dit_demo.runtime.levers import load_with_levers
+    from dit_demo.runtime.model_copies import load_with_levers
     from dit_demo.runtime.parsing import as_int
 
     levers = levers_from_args(args, device)

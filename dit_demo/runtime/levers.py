@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import math
-import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -275,31 +274,3 @@ def _with_model_levers(bundle: DiTBundle, levers: Levers, own) -> DiTBundle:
         return bundle
     extras = {**bundle.extras, "levers": model_levers.describe()}  # what produced its images, for PNG metadata
     return replace(bundle, transformer=transformer, vae=vae, dtype=dtype, extras=extras)
-
-
-def load_with_levers(model: str | None, device: torch.device | str, levers: Levers) -> DiTBundle:
-    """The model loaded for these levers: int8 is quantized from fp32 weights; another dtype is
-    loaded directly, without a copy."""
-    from dit_demo.runtime.loader import load_bundle
-
-    bundle = load_bundle(model, device, "fp32" if levers.quantize else levers.dtype)
-    return with_model_levers(bundle, levers, in_place=True)
-
-
-class ModelCopies:
-    """One loaded model and its copies under model levers (bf16, int8), each made on first use and
-    kept, so a server or a comparison with a preset axis converts the weights once."""
-
-    def __init__(self, bundle: DiTBundle):
-        self.base = bundle
-        self._made: dict[ModelLevers, DiTBundle] = {}
-        self._lock = threading.Lock()
-
-    def get(self, levers: Levers | ModelLevers) -> DiTBundle:
-        key = levers.model if isinstance(levers, Levers) else levers  # every model lever, by construction
-        if key == ModelLevers():
-            return self.base
-        with self._lock:
-            if key not in self._made:
-                self._made[key] = with_model_levers(self.base, levers)
-            return self._made[key]
