@@ -48,6 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true")
     parser.add_argument(
+        "--quality",
+        default=env("DIT_QUALITY"),
+        help="a sweep folder (python -m dit_demo.sweep) for the Quality tab (default: the shipped embedded sweep)",
+    )
+    parser.add_argument(
         "--max-request-seconds",
         type=_seconds,
         default=env("DIT_MAX_REQUEST_SECONDS", str(DEFAULT_MAX_SECONDS)),
@@ -61,8 +66,10 @@ def create_app(
     device: str = "auto",
     dtype: str = "auto",
     max_request_seconds: float = DEFAULT_MAX_SECONDS,
+    quality: str | None = None,
 ):
-    """Build the Blocks app with ``model`` loaded; if it cannot load, fall back to the embedded model."""
+    """Build the Blocks app with ``model`` loaded; if it cannot load, fall back to the embedded model.
+    ``quality``: a sweep folder for the Quality tab (default: the shipped sweep, where there is one)."""
     model = EMBEDDED_NAME if model in (None, "", "embedded") else model
     slot = ModelSlot(device, dtype, allowed_models(model))
     warning = ""
@@ -74,15 +81,30 @@ def create_app(
         warning = f"could not load {model}: {exc} Showing the embedded Fashion-MNIST model instead."
         print(f"warning: {warning}", file=sys.stderr)
         slot.load(EMBEDDED_NAME)
-    demo = build_ui(slot, warning, max_request_seconds)
+    quality_data, quality_warning = _quality_data(quality)
+    warning = " ".join(w for w in (warning, quality_warning) if w)
+    demo = build_ui(slot, warning, max_request_seconds, quality_data)
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
     return demo
+
+
+def _quality_data(folder: str | None):
+    """The Quality tab's sweeps and a warning: a bad ``--quality`` folder is said, the app still starts."""
+    from dit_demo.lab import quality
+
+    where = folder or (quality.SHIPPED if (quality.SHIPPED / "sweep.json").is_file() else None)
+    if where is None:
+        return None, ""
+    try:
+        return quality.load([where]), ""
+    except (ValueError, OSError) as exc:
+        return None, f"the Quality tab has no data: {exc}"
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        demo = create_app(args.model, args.device, args.dtype, args.max_request_seconds)
+        demo = create_app(args.model, args.device, args.dtype, args.max_request_seconds, args.quality)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"error: {exc}") from None
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_SETTINGS)

@@ -1,6 +1,14 @@
-"""``python -m dit_demo.sweep`` (or ``accelerate launch ... -m dit_demo.sweep``): see dit_demo.lab.sweep."""
+"""``python -m dit_demo.sweep`` (or ``accelerate launch ... -m dit_demo.sweep``): see dit_demo.lab.sweep;
+``python -m dit_demo.sweep annotate|ship ...``: see dit_demo.lab.sweep_annotate."""
 
-from dit_demo.lab.sweep_cli import main
+import sys
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] in (["annotate"], ["ship"]):
+        from dit_demo.lab.sweep_annotate import main
+
+        main(sys.argv[1:])
+    else:
+        from dit_demo.lab.sweep_cli import main
+
+        main()

@@ -13,7 +13,10 @@ from dit_demo.app.generate_tab import build_generate_tab
 from dit_demo.app.model_box import build_model_row, wire_model_row
 from dit_demo.app.model_slot import ModelSlot
 from dit_demo.app.outputs import DELETE_CACHE
+from dit_demo.app.quality_link import wire_quality_link
+from dit_demo.app.quality_tab import build_quality_tab, views
 from dit_demo.app.reproduce_tab import build_reproduce_tab, wire_send_to_compare
+from dit_demo.lab.quality import QualityData
 from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS
 
 # small models make 32 px images: shown whole, with hard pixels at a whole multiple of their size
@@ -57,8 +60,14 @@ TOGGLE_DARK = (
 PAGE_JS = (Path(__file__).with_name("page.js")).read_text().replace("%SCALED%", SCALED)
 
 
-def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: float = DEFAULT_MAX_SECONDS) -> gr.Blocks:
-    """The app; each request may cost at most ``max_request_seconds`` of estimated work (0: no limit)."""
+def build_ui(
+    slot: ModelSlot,
+    startup_warning: str = "",
+    max_request_seconds: float = DEFAULT_MAX_SECONDS,
+    quality_data: QualityData | None = None,
+) -> gr.Blocks:
+    """The app; each request may cost at most ``max_request_seconds`` of estimated work (0: no limit).
+    ``quality_data``: the sweeps the Quality tab opens with."""
     ctx = AppContext(slot, max_request_seconds)
     ctx.measure_now()
     with gr.Blocks(title="DiT Sampler Lab", delete_cache=DELETE_CACHE) as demo:
@@ -75,9 +84,13 @@ def build_ui(slot: ModelSlot, startup_warning: str = "", max_request_seconds: fl
             with gr.Tab("Generate", id="generate"):
                 generate = build_generate_tab(ctx)
             with gr.Tab("Compare", id="compare"):
-                compare = build_compare_tab(ctx)
+                compare, compare_results, compare_event = build_compare_tab(ctx)
             with gr.Tab("Reproduce", id="reproduce"):
                 build_reproduce_tab(ctx, tabs, generate, compare)
+            with gr.Tab("Quality", id="quality"):
+                quality = build_quality_tab(quality_data)
         wire_send_to_compare(ctx, tabs, generate, compare)
         wire_model_row(ctx, model_row, generate, compare)
+        wire_quality_link(compare_results, compare_event, quality, tabs)
+        demo.load(views, quality.inputs, quality.outputs, api_visibility="private", queue=False)
     return demo

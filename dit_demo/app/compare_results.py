@@ -32,6 +32,9 @@ class CompareResults:
     axis: gr.Radio
     dist_plot: gr.Plot
     sigma_plot: gr.Plot
+    quality_note: gr.Markdown  # the cells that the Quality tab's sweeps also hold, with their numbers there
+    quality_cell: gr.Dropdown
+    quality_open: gr.Button
 
     def outputs(self) -> list:
         """What /compare writes, in its order (the State is not part of the API's answer)."""
@@ -88,7 +91,11 @@ def _build_table_and_plots() -> tuple:
     with gr.Row():
         dist_plot = gr.Plot(label="Distance to the reference vs NFE", elem_id=ids.CMP_DISTANCE_PLOT)
         sigma_plot = gr.Plot(label="Noise levels visited", elem_id=ids.CMP_SIGMA_PLOT)
-    return table, axis, dist_plot, sigma_plot
+    note = gr.Markdown(elem_id=ids.CMP_QUALITY)
+    with gr.Row():
+        cell = gr.Dropdown([], label="Cell in the Quality tab", visible=False, elem_id=ids.CMP_QUALITY_CELL, scale=3)
+        show = gr.Button("Open it in Quality", visible=False, elem_id=ids.CMP_QUALITY_OPEN, scale=1)
+    return table, axis, dist_plot, sigma_plot, note, cell, show
 
 
 def wire_compare_results(results: CompareResults, event) -> None:
@@ -149,9 +156,11 @@ def comparison_outputs(model_name: str, comparison: Comparison, view: str = "ima
         "images-dark": save_output(comparison_grid(comparison, DARK), parameters, f"{stem}_dark.png"),
         "difference-dark": save_output(difference_grid(comparison, DARK), parameters, f"{stem}_difference_dark.png"),
     }
+    # (sampler, steps, cfg, mean distance to the reference) of each series: what the Quality tab may know
+    cells = [(s, n, cfg, sum(c.distance for c in group) / len(group)) for (_, cfg, s, n), group in comparison.series()]
     return (
         files.get(view, files["images"]),
-        {**files, **dark, "plots": series},
+        {**files, **dark, "plots": series, "cells": cells},
         zip_path,
         pd.DataFrame(comparison.table()),
         *comparison_plots(series, axis if axis in AXES else "linear"),

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 import gradio as gr
 
 from dit_demo.app import ids
-from dit_demo.app.compare_results import build_compare_results, comparison_outputs, wire_compare_results
+from dit_demo.app.compare_results import (
+    CompareResults,
+    build_compare_results,
+    comparison_outputs,
+    wire_compare_results,
+)
 from dit_demo.app.context import (
     CFG_CHANNEL_CHOICES,
     AppContext,
@@ -43,8 +48,8 @@ class CompareTab:
     presets: gr.CheckboxGroup
 
 
-def build_compare_tab(ctx: AppContext) -> CompareTab:
-    """The tab's widgets (inside the current Blocks) and its events; /compare is the API."""
+def build_compare_tab(ctx: AppContext) -> tuple[CompareTab, CompareResults, object]:
+    """The tab's form, its results and /compare's event (for listeners other parts chain to it)."""
     bundle, defaults = ctx.slot.get(), ctx.defaults()
     choices = bundle.labels.choices()
     with gr.Row():
@@ -114,7 +119,7 @@ def build_compare_tab(ctx: AppContext) -> CompareTab:
     outputs = results.outputs()
     event = model_event(run, stop, results.summary, results.grid, _on_compare(ctx), inputs, outputs, api_name="compare")
     wire_compare_results(results, event)
-    return tab
+    return tab, results, event
 
 
 def _comparison_spec(ctx: AppContext, sampler_names, steps_text, cfg_text, class_item, seed, channels, reference,

@@ -1,5 +1,6 @@
 """Every element id of the page, in one place. Each is prefixed by the part it belongs to: gen- (the
-Generate tab), cmp- (Compare), r- (Reproduce), model- (the model box), page- (the page itself).
+Generate tab), cmp- (Compare), r- (Reproduce), q- (Quality), model- (the model box), page- (the
+page itself).
 They are the page's stable names: the tests, page.js, the CSS and the screenshots use them."""
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ CMP_GRID = "cmp-grid"
 CMP_GRID_DARK = "cmp-grid-dark"
 CMP_PRESETS = "cmp-presets"
 CMP_PREVIEW = "cmp-preview"
+CMP_QUALITY = "cmp-quality"
+CMP_QUALITY_CELL = "cmp-quality-cell"
+CMP_QUALITY_OPEN = "cmp-quality-open"
 CMP_RUN = "cmp-run"
 CMP_SAMPLERS = "cmp-samplers"
 CMP_SEED = "cmp-seed"
@@ -55,3 +59,19 @@ MODEL_NAME = "model-name"
 
 # the page itself
 PAGE_DARK = "page-dark"
+
+# Quality
+Q_ACCURACY = "q-accuracy"
+Q_BEST = "q-best"
+Q_BUDGET = "q-budget"
+Q_CELL = "q-cell"
+Q_COST = "q-cost"
+Q_CSV = "q-csv"
+Q_CURVE = "q-curve"
+Q_DETAILS = "q-details"
+Q_METRIC = "q-metric"
+Q_PARETO = "q-pareto"
+Q_SOURCE = "q-source"
+Q_STRIP = "q-strip"
+Q_TABLE = "q-table"
+Q_UPLOAD = "q-upload"

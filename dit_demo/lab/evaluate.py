@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import samplers
+from dit_demo.lab import uncertainty
 from dit_demo.lab.grammar import parse_names, parse_steps
 from dit_demo.lab.lever_flags import add_lever_args, levers_from_args
 from dit_demo.lab.metrics import feature_stats, frechet_distance
@@ -55,14 +56,27 @@ def images_to_classifier_input(images: np.ndarray) -> torch.Tensor:
 def score_images(
     classifier: FashionClassifier, images: np.ndarray, labels: np.ndarray, data_dir: str | None = None
 ) -> dict:
-    """Class accuracy and Frechet distance (against the test set) of uint8 images with their labels."""
+    """Class accuracy, Frechet distance, precision and recall (against the test set) of uint8 images with
+    their labels, each with its 95% bootstrap interval, the per-class Frechet distances and the paired
+    replicates (``lab/uncertainty.py``)."""
     preds, feats = classify(classifier, images_to_classifier_input(images))
-    return {
-        "accuracy": float((preds == torch.from_numpy(np.asarray(labels))).float().mean()),
-        "frechet": frechet_distance(feature_stats(feats), test_set_stats(classifier))
-        if len(feats) > 1
-        else float("nan"),
-    }
+    labels = np.asarray(labels)
+    correct = preds.numpy() == labels
+    counts = np.bincount(labels, minlength=classifier.num_classes)
+    if counts.min() < 2 or len(feats) <= uncertainty.K_NEIGHBOURS:  # too few for covariances and neighbours
+        fd = (
+            frechet_distance(feature_stats(feats), test_set_stats(classifier, data_dir))
+            if len(feats) > 1
+            else float("nan")
+        )
+        return {"accuracy": float(correct.mean()), "frechet": fd}
+    test_feats, test_labels = test_set_features(classifier, data_dir)
+    class_stats = {c: feature_stats(test_feats[test_labels == c]) for c in range(classifier.num_classes)}
+    # the real samples of precision and recall: as many as generated, classes balanced like them
+    real = test_feats[
+        balanced_subset(torch.from_numpy(test_labels), list(range(classifier.num_classes)), int(counts.max())).numpy()
+    ]
+    return uncertainty.summarize(feats, correct, labels, test_set_stats(classifier, data_dir), class_stats, real)
 
 
 def vae_round_trip(bundle: DiTBundle, images: torch.Tensor) -> torch.Tensor:
@@ -89,11 +103,16 @@ def classify(classifier: FashionClassifier, images: torch.Tensor) -> tuple[torch
 
 
 @lru_cache(maxsize=2)
+def test_set_features(classifier: FashionClassifier, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's features of the 10k test images and their labels (kept: a sweep scores many cells)."""
+    test_images, test_labels = load_fashion_mnist("test", data_dir)
+    return classify(classifier, test_images)[1], test_labels.numpy()
+
+
+@lru_cache(maxsize=2)
 def test_set_stats(classifier: FashionClassifier, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Feature mean and covariance of the 10k test images: what every row is measured against
-    (kept, since a lever sweep evaluates many rows with one classifier)."""
-    test_images, _ = load_fashion_mnist("test", data_dir)
-    return feature_stats(classify(classifier, test_images)[1])
+    """Feature mean and covariance of the 10k test images: what every row is measured against."""
+    return feature_stats(test_set_features(classifier, data_dir)[0])
 
 
 def evaluate(

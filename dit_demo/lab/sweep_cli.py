@@ -212,12 +212,18 @@ def summary_table(rows: list[dict]) -> str:
     scored = "accuracy" in rows[0]
     lines = [
         "| cell | NFE | samples | wall time (s) | images/s |"
-        + (" class accuracy | Frechet distance |" if scored else ""),
+        + (" class accuracy (95% interval) | Frechet distance (95% interval) |" if scored else ""),
         "|---|---:|---:|---:|---:|" + ("---:|---:|" if scored else ""),
     ]
     for r in rows:
         line = f"| {r['cell']} | {r['nfe']} | {r['samples']} | {r['seconds']:.1f} | {r['images_per_second'] or 0:.1f} |"
         if scored:
-            line += f" {100 * r['accuracy']:.1f}% | {r['frechet']:.2f} |"
+            line += f" {100 * r['accuracy']:.1f}%{_ci(r, 'accuracy', 100)} | {r['frechet']:.2f}{_ci(r, 'frechet')} |"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _ci(row: dict, metric: str, scale: float = 1.0) -> str:
+    """ " [lo, hi]": the metric's 95% bootstrap interval, where the sweep computed one."""
+    ci = row.get(f"{metric}_ci")
+    return "" if not ci else f" [{scale * ci[0]:.2f}, {scale * ci[1]:.2f}]"

@@ -1,0 +1,99 @@
+"""The Quality tab's charts (Altair, as the Compare tab's): a metric against NFE per sampler with its
+95% intervals as error bars, and the Pareto front of a metric against cost with the cells on it
+named. Samplers whose curves coincide are drawn once and named together (``merge_identical``)."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+import samplers
+from dit_demo.app.plots import CHART_WIDTH, PALETTE, TEXT, merge_identical
+from dit_demo.lab import quality
+from dit_demo.lab.quality import COSTS, METRICS, QualityData
+
+AXIS = alt.Axis(labelColor=TEXT, titleColor=TEXT, gridOpacity=0.3)
+
+
+def _label(sampler: str) -> str:
+    try:
+        return samplers.get(sampler).label
+    except ValueError:  # a sweep of a sampler this installation lacks: its own name
+        return sampler
+
+
+def curve_frame(data: QualityData, metric: str) -> pd.DataFrame:
+    """One row per cell that has ``metric``: its sampler's series, NFE, value and interval."""
+    series: dict[str, list] = {}
+    bounds: dict[tuple[str, float], tuple] = {}
+    for cell in sorted(data.cells, key=lambda c: c["nfe"]):
+        v = quality.value(cell, metric)
+        if v is None or not cell["nfe"]:
+            continue
+        name = _label(cell["sampler"])
+        series.setdefault(name, []).append((float(cell["nfe"]), v))
+        bounds[name, float(cell["nfe"])] = quality.interval(cell, metric) or (v, v)
+    rows = []
+    for merged, points in merge_identical(series).items():
+        first = merged.split(" = ")[0]
+        for x, y in points:
+            lo, hi = bounds[first, x]
+            rows.append({"nfe": x, "value": y, "lo": lo, "hi": hi, "series": merged})
+    return pd.DataFrame(rows, columns=["nfe", "value", "lo", "hi", "series"])
+
+
+def curve_chart(data: QualityData, metric: str) -> alt.Chart:
+    """``metric`` against NFE (log axis), a line per sampler, the 95% interval of each cell as a bar."""
+    frame = curve_frame(data, metric)
+    names = list(dict.fromkeys(frame["series"]))
+    colour = alt.Color(
+        "series:N",
+        scale=alt.Scale(domain=names, range=[PALETTE[i % len(PALETTE)] for i in range(len(names))]),
+        legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=0, labelColor=TEXT),
+    )
+    label = METRICS[metric][0]
+    base = alt.Chart(frame).encode(
+        x=alt.X("nfe:Q", title="model evaluations (NFE, log)", scale=alt.Scale(type="log"), axis=AXIS), color=colour
+    )
+    lines = base.mark_line(point=True).encode(
+        y=alt.Y("value:Q", title=label, scale=alt.Scale(zero=False), axis=AXIS),
+        tooltip=["series:N", alt.Tooltip("nfe:Q", title="NFE"), alt.Tooltip("value:Q", title=label, format=".4g"),
+                 alt.Tooltip("lo:Q", title="95% from", format=".4g"), alt.Tooltip("hi:Q", title="95% to", format=".4g")],
+    )  # fmt: skip
+    bars = base.mark_errorbar(ticks=True).encode(y=alt.Y("lo:Q", title=label), y2="hi:Q")
+    return _finish(alt.layer(lines, bars), f"{label}: each point's bar is its 95% interval")
+
+
+def pareto_chart(data: QualityData, metric: str, kind: str) -> alt.Chart:
+    """Every cell as a point of cost against ``metric``; the front drawn as a line, its cells named."""
+    front = {c["cell"] for c in quality.pareto_front(data.cells, metric, kind)}
+    rows = [
+        {"cost": quality.cost(c, kind), "value": quality.value(c, metric), "cell": f"{_label(c['sampler'])} {c['steps']}",
+         "front": "on the front" if c["cell"] in front else "dominated"}
+        for c in data.cells
+        if quality.value(c, metric) is not None and quality.cost(c, kind)
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["cost", "value", "cell", "front"])
+    label = METRICS[metric][0]
+    base = alt.Chart(frame).encode(
+        x=alt.X("cost:Q", title=f"{COSTS[kind]} (log)", scale=alt.Scale(type="log"), axis=AXIS),
+        y=alt.Y("value:Q", title=label, scale=alt.Scale(zero=False), axis=AXIS),
+    )
+    points = base.mark_point(filled=True, size=50).encode(
+        color=alt.Color("front:N", scale=alt.Scale(domain=["on the front", "dominated"], range=[PALETTE[2], "#999999"]),
+                        legend=alt.Legend(title=None, orient="bottom", labelColor=TEXT)),
+        tooltip=["cell:N", alt.Tooltip("cost:Q", title=COSTS[kind], format=".4g"), alt.Tooltip("value:Q", title=label, format=".4g")],
+    )  # fmt: skip
+    on_front = base.transform_filter(alt.datum.front == "on the front")
+    line = on_front.mark_line(color=PALETTE[2]).encode(order="cost:Q")
+    names = on_front.mark_text(align="left", dx=6, dy=-6, color=TEXT, fontSize=10).encode(text="cell:N")
+    return _finish(alt.layer(line, points, names), f"Pareto front: no other cell is both cheaper and better ({label})")
+
+
+def _finish(chart, title: str) -> alt.Chart:
+    return chart.properties(
+        title=alt.TitleParams(title, color=TEXT, fontSize=11, fontWeight="normal"),
+        width=CHART_WIDTH,
+        height=280,
+        background="transparent",
+    ).configure_view(stroke=None)

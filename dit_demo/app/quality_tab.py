@@ -1,0 +1,167 @@
+"""The Quality tab: which sampler, at how many steps, gives the best images, over thousands of samples,
+with 95% intervals. It reads sweep results (the shipped sweep of the embedded model, ``--quality DIR``
+or an uploaded ``sweep.json``) and samples nothing, so it never waits for the model queue."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from dit_demo.app import ids
+from dit_demo.app.errors import user_errors
+from dit_demo.app.quality_plots import curve_chart, pareto_chart
+from dit_demo.lab import quality
+from dit_demo.lab.quality import COSTS, METRICS, QualityData
+from dit_demo.lab.uncertainty import METHOD
+
+INTRO = (
+    "Quality over many samples per cell (a **sweep**: `python -m dit_demo.sweep`), each metric with its "
+    f"95% interval ({METHOD}). Two cells are told apart only when the 95% interval of their paired "
+    "difference excludes 0. Upload your own `sweep.json` to see it the same way."
+)
+
+
+UNITS = {"nfe": "NFE", "seconds": "s of wall time"}
+
+
+@dataclass
+class QualityTab:
+    state: gr.State
+    cell: gr.Dropdown
+    inputs: list  # what ``views`` reads
+    outputs: list  # what it fills
+
+
+def describe(data: QualityData | None) -> str:
+    if data is None:
+        return "No quality data is loaded: upload a `sweep.json`, or start the app with `--quality DIR`."
+    samples = {c.get("samples") for c in data.cells}
+    each = f", {samples.pop()} samples each" if len(samples) == 1 and None not in samples else ""
+    return f"**{data.model}**: {len(data.cells)} cells{each}, from {', '.join(data.sources)}."
+
+
+def views(data: QualityData | None, metric: str, kind: str, budget) -> tuple:
+    """Everything the tab shows for this data: curves, front, best at budget, table, cell choices."""
+    if data is None or not data.metrics():
+        empty = gr.Plot(value=None)
+        return describe(data), empty, empty, empty, "", None, gr.Dropdown(choices=[], value=None)
+    metric = metric if metric in data.metrics() else data.metrics()[0]
+    second = "accuracy" if "accuracy" in data.metrics() and metric != "accuracy" else None
+    headers, rows = quality.table(data)
+    names = [c["cell"] for c in data.cells]
+    return (
+        describe(data),
+        curve_chart(data, metric),
+        gr.Plot(value=curve_chart(data, second) if second else None, visible=second is not None),
+        pareto_chart(data, metric, kind),
+        best_text(data, metric, kind, budget),
+        {"headers": headers, "data": rows},
+        gr.Dropdown(choices=names, value=None),
+    )
+
+
+def best_text(data: QualityData, metric: str, kind: str, budget) -> str:
+    try:
+        limit = float(budget)
+    except (TypeError, ValueError):
+        return f"Give a budget in {UNITS[kind]}."
+    best, ties, tested = quality.best_at_budget(data.cells, limit, metric, kind)
+    if best is None:
+        return f"No cell costs {limit:g} {UNITS[kind]} or less."
+    text = f"**Best {METRICS[metric][0]} within {limit:g} {UNITS[kind]}: {_cell_text(best, metric)}**"
+    if not tested:
+        return text + " (no bootstrap replicates in this data, so no cell can be told apart from it)."
+    if not ties:
+        return text + ". Every other cell within the budget is distinguishable from it."
+    return text + ". Not distinguishable from it: " + "; ".join(_cell_text(c, metric) for c in ties) + "."
+
+
+def _cell_text(cell: dict, metric: str) -> str:
+    return f"{cell['sampler']} @ {cell['steps']} steps ({cell['nfe']} NFE): {value_text(cell, metric)}"
+
+
+def value_text(cell: dict, metric: str) -> str:
+    """ "112.3 [110.1, 114.8]": the value and its 95% interval, where there is one."""
+    v, ci = quality.value(cell, metric), quality.interval(cell, metric)
+    return f"{v:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
+
+
+def cell_view(data: QualityData | None, name: str | None):
+    """The chosen cell's strip of first samples and its numbers."""
+    if data is None or not name:
+        return None, ""
+    cell = next((c for c in data.cells if c["cell"] == name), None)
+    if cell is None:
+        return None, ""
+    numbers = "; ".join(
+        f"{METRICS[m][0]} {value_text(cell, m)}" for m in data.metrics() if quality.value(cell, m) is not None
+    )
+    strip = data.strips.get(name)
+    shown = str(strip) if strip is not None and Path(strip).is_file() else None
+    note = "" if shown else " (no samples kept for this cell)"
+    return shown, f"**{name}**{note}: {numbers}"
+
+
+def table_csv(data: QualityData | None) -> str:
+    if data is None:
+        raise ValueError("No quality data is loaded yet.")
+    headers, rows = quality.table(data)
+    path = Path(tempfile.mkdtemp()) / "quality.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([headers, *rows])
+    return str(path)
+
+
+def build_quality_tab(data: QualityData | None) -> QualityTab:
+    gr.Markdown(INTRO)
+    source = gr.Markdown(describe(data), elem_id=ids.Q_SOURCE)
+    choices = [(label, key) for key, (label, _) in METRICS.items()]
+    with gr.Row():
+        metric = gr.Dropdown(choices, value="frechet", label="Metric", elem_id=ids.Q_METRIC)
+        kind = gr.Radio([(label, key) for key, label in COSTS.items()], value="nfe", label="Cost", elem_id=ids.Q_COST)
+        budget = gr.Number(25, label="Budget (in that cost)", minimum=0, elem_id=ids.Q_BUDGET)
+    best = gr.Markdown(elem_id=ids.Q_BEST)
+    with gr.Row():
+        curve = gr.Plot(label="Metric against NFE", elem_id=ids.Q_CURVE)
+        second = gr.Plot(label="Class accuracy against NFE", elem_id=ids.Q_ACCURACY)
+    front = gr.Plot(label="Pareto front", elem_id=ids.Q_PARETO)
+    table = gr.Dataframe(label="Every cell (click a header to sort)", interactive=False, elem_id=ids.Q_TABLE)
+    with gr.Row():
+        cell = gr.Dropdown([], label="Cell", elem_id=ids.Q_CELL, scale=2)
+        upload = gr.File(label="Your sweep.json", file_types=[".json"], elem_id=ids.Q_UPLOAD, scale=2)
+        download = gr.DownloadButton("Table as CSV", elem_id=ids.Q_CSV, scale=1)
+    details = gr.Markdown(elem_id=ids.Q_DETAILS)
+    strip = gr.Image(label="Its first samples", interactive=False, elem_id=ids.Q_STRIP, type="filepath")
+    state = gr.State(data)
+    shown = [source, curve, second, front, best, table, cell]
+    for control in (metric, kind, budget):
+        control.change(views, [state, metric, kind, budget], shown, api_visibility="private", queue=False)
+    table.select(_picked, [state, table], cell, api_visibility="private", queue=False)
+    cell.change(cell_view, [state, cell], [strip, details], api_visibility="private", queue=False)
+    download.click(user_errors(table_csv), state, download, api_visibility="private", queue=False)
+    uploaded = upload.upload(user_errors(_read_upload), upload, state, api_name="quality_upload", queue=False)
+    uploaded.success(views, [state, metric, kind, budget], shown, api_visibility="private", queue=False)
+    return QualityTab(state, cell, [state, metric, kind, budget], shown)
+
+
+def _read_upload(file) -> QualityData:
+    path = getattr(file, "path", file)
+    if not path:
+        raise ValueError("Drop a sweep.json (the file `python -m dit_demo.sweep` writes next to its cells).")
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise ValueError("This file is not JSON; drop the sweep.json that `python -m dit_demo.sweep` writes.") from None
+    return quality.parse(data, Path(path).name)
+
+
+def _picked(data: QualityData | None, table, event: gr.SelectData):
+    rows = table.values.tolist() if hasattr(table, "values") else (table or {}).get("data", [])
+    if data is None or not rows or event.index is None:
+        return gr.skip()
+    return rows[event.index[0]][0]  # the first column is the cell's name

@@ -1,0 +1,155 @@
+"""Distribution-level answers from sweeps: which sampler, at how many steps, gives the best images, and
+how sure that is. Reads one or more ``sweep.json`` files (``lab/sweep.py``), and answers with the
+quality curves, the Pareto front of quality against cost, and the best cell within a budget together
+with every cell the paired bootstrap cannot tell from it (``lab/uncertainty.py``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dit_demo.lab.uncertainty import distinguishable
+
+SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "quality"
+# metric -> (label, lower is better); annotated metrics (the ADM evaluator's) come after ours
+METRICS = {
+    "frechet": ("Frechet distance", True),
+    "accuracy": ("Class accuracy", False),
+    "precision": ("Precision", False),
+    "recall": ("Recall", False),
+    "fid": ("FID (ADM evaluator)", True),
+    "sfid": ("sFID (ADM evaluator)", True),
+    "inception_score": ("Inception Score (ADM evaluator)", False),
+}
+COSTS = {"nfe": "NFE", "seconds": "Wall time (s)"}
+MAX_CELLS = 10_000
+_NEEDED = ("cell", "sampler", "steps", "nfe")
+
+
+@dataclass
+class QualityData:
+    """The cells of one model's sweeps, merged."""
+
+    model: str
+    cells: list[dict]
+    sources: list[str] = field(default_factory=list)
+    strips: dict[str, Path] = field(default_factory=dict)  # cell -> a PNG of its first samples
+
+    def metrics(self) -> list[str]:
+        """The metrics some cell has, ours first."""
+        return [m for m in METRICS if any(value(c, m) is not None for c in self.cells)]
+
+
+def load(paths: list[str | Path]) -> QualityData:
+    """Sweeps from ``sweep.json`` files or sweep folders; one clear ``ValueError`` line for anything else."""
+    merged: QualityData | None = None
+    for path in paths:
+        path = Path(path)
+        file = path / "sweep.json" if path.is_dir() else path
+        try:
+            data = json.loads(file.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"{file.name} could not be read as JSON ({str(exc)[:80]}).") from None
+        part = parse(data, file.name)
+        if path.is_dir():
+            part.strips = {c["cell"]: path / "strips" / f"{c['cell']}.png" for c in part.cells}
+        merged = part if merged is None else _merge(merged, part)
+    if merged is None:
+        raise ValueError("No sweep given: pass a sweep folder or its sweep.json.")
+    return merged
+
+
+def parse(data, name: str = "sweep.json") -> QualityData:
+    """A sweep's manifest, checked: a dict with a spec and a list of cells, each naming its sampler,
+    steps and NFE."""
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list) or not data["cells"]:
+        raise ValueError(
+            f'{name} is not a DiT Sampler Lab sweep: expected a JSON object with a non-empty "cells" list '
+            "(the sweep.json that `python -m dit_demo.sweep` writes)."
+        )
+    if len(data["cells"]) > MAX_CELLS:
+        raise ValueError(f"{name} has {len(data['cells'])} cells; at most {MAX_CELLS} are read.")
+    cells = []
+    for i, cell in enumerate(data["cells"]):
+        missing = [k for k in _NEEDED if not isinstance(cell, dict) or k not in cell]
+        if missing:
+            raise ValueError(f"{name}: cell {i} has no {', '.join(missing)}; is this a sweep.json?")
+        cells.append(cell)
+    spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+    return QualityData(str(spec.get("model") or data.get("model") or "unnamed model"), cells, [name])
+
+
+def _merge(a: QualityData, b: QualityData) -> QualityData:
+    if a.model != b.model:
+        raise ValueError(f"These sweeps are of different models ({a.model}, {b.model}); load one model's at a time.")
+    seen = {c["cell"] for c in a.cells}
+    cells = a.cells + [c for c in b.cells if c["cell"] not in seen]
+    return QualityData(a.model, cells, a.sources + b.sources, {**a.strips, **b.strips})
+
+
+def value(cell: dict, metric: str) -> float | None:
+    """A cell's metric: ours, or one attached with ``sweep annotate``."""
+    found = cell.get(metric, (cell.get("annotations") or {}).get(metric))
+    return float(found) if isinstance(found, (int, float)) and math.isfinite(found) else None
+
+
+def interval(cell: dict, metric: str) -> tuple[float, float] | None:
+    found = cell.get(f"{metric}_ci")
+    return (float(found[0]), float(found[1])) if isinstance(found, (list, tuple)) and len(found) == 2 else None
+
+
+def cost(cell: dict, kind: str) -> float | None:
+    found = cell.get(kind)
+    return float(found) if isinstance(found, (int, float)) and found >= 0 else None
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    return a < b if METRICS[metric][1] else a > b
+
+
+def pareto_front(cells: list[dict], metric: str = "frechet", kind: str = "seconds") -> list[dict]:
+    """The cells no other cell beats on both cost and ``metric``, cheapest first."""
+    ranked = sorted(
+        (c for c in cells if value(c, metric) is not None and cost(c, kind) is not None),
+        key=lambda c: (cost(c, kind), value(c, metric) if METRICS[metric][1] else -value(c, metric)),  # best first
+    )
+    front: list[dict] = []
+    for cell in ranked:
+        if not front or better(metric, value(cell, metric), value(front[-1], metric)):
+            front.append(cell)
+    return front
+
+
+def best_at_budget(
+    cells: list[dict], budget: float, metric: str = "frechet", kind: str = "nfe"
+) -> tuple[dict | None, list[dict], bool]:
+    """The best cell costing at most ``budget``; the cells within budget that the paired bootstrap
+    cannot tell from it; and whether that test could be run (replicates for both)."""
+    within = [c for c in cells if value(c, metric) is not None and (cost(c, kind) or math.inf) <= budget]
+    if not within:
+        return None, [], False
+    best = within[0]
+    for cell in within[1:]:
+        if better(metric, value(cell, metric), value(best, metric)):
+            best = cell
+    verdicts = [(c, distinguishable(best, c, metric)) for c in within if c is not best]
+    tested = all(v is not None for _, v in verdicts)
+    return best, [c for c, v in verdicts if v is False], tested
+
+
+def table(data: QualityData) -> tuple[list[str], list[list]]:
+    """Every cell as a row: sampler, steps, NFE, time, then each metric with its interval."""
+    metrics = data.metrics()
+    headers = ["Cell", "Sampler", "Steps", "NFE", "Wall time (s)"]
+    for m in metrics:
+        headers += [METRICS[m][0], "95% interval"]
+    rows = []
+    for c in data.cells:
+        row = [c["cell"], c["sampler"], c["steps"], c["nfe"], round(cost(c, "seconds") or 0.0, 1)]
+        for m in metrics:
+            v, ci = value(c, m), interval(c, m)
+            row += [None if v is None else round(v, 4), "" if ci is None else f"{ci[0]:.4g} to {ci[1]:.4g}"]
+        rows.append(row)
+    return headers, rows
