@@ -130,7 +130,12 @@ def build_quality_tab(data: QualityData | None) -> QualityTab:
         curve = gr.Plot(label="Metric against NFE", elem_id=ids.Q_CURVE)
         second = gr.Plot(label="Class accuracy against NFE", elem_id=ids.Q_ACCURACY)
     front = gr.Plot(label="Pareto front", elem_id=ids.Q_PARETO)
-    table = gr.Dataframe(label="Every cell (click a header to sort)", interactive=False, elem_id=ids.Q_TABLE)
+    table = gr.Dataframe(
+        label="Every cell (click a header to sort, a row to see its samples)",
+        interactive=False,
+        elem_id=ids.Q_TABLE,
+        max_height=100_000,  # every row on the page: no second scroll box inside it
+    )
     with gr.Row():
         cell = gr.Dropdown([], label="Cell", elem_id=ids.Q_CELL, scale=2)
         upload = gr.File(label="Your sweep.json", file_types=[".json"], elem_id=ids.Q_UPLOAD, scale=2)
@@ -143,9 +148,13 @@ def build_quality_tab(data: QualityData | None) -> QualityTab:
         control.change(views, [state, metric, kind, budget], shown, api_visibility="private", queue=False)
     table.select(_picked, [state, table], cell, api_visibility="private", queue=False)
     cell.change(cell_view, [state, cell], [strip, details], api_visibility="private", queue=False)
-    download.click(user_errors(table_csv), state, download, api_visibility="private", queue=False)
-    uploaded = upload.upload(user_errors(_read_upload), upload, state, api_name="quality_upload", queue=False)
+    # through the queue, so a refusal reaches the page as a message (each event is its own queue: a
+    # comparison running does not hold these up)
+    download.click(user_errors(table_csv), state, download, api_visibility="private")
+    uploaded = upload.upload(user_errors(_read_upload), upload, state, api_visibility="private")
     uploaded.success(views, [state, metric, kind, budget], shown, api_visibility="private", queue=False)
+    # the drop zone is ready for the next file; the source line names the one shown
+    uploaded.then(lambda: None, None, upload, api_visibility="private", queue=False)
     return QualityTab(state, cell, [state, metric, kind, budget], shown)
 
 

@@ -1,0 +1,68 @@
+"""The Quality tab in Chromium: the shipped sweep's plots and table, a row's samples, an uploaded sweep,
+and a Compare cell's way to its row."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import compare_in
+
+from dit_demo.lab import quality
+
+PLOT = "#{} canvas, #{} svg"
+
+
+def test_the_shipped_sweep_renders_and_a_row_shows_its_samples(app_url, new_page):
+    shipped = quality.load([quality.SHIPPED])
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Quality").click()
+    for plot in ("q-curve", "q-accuracy", "q-pareto"):
+        page.locator(PLOT.format(plot, plot)).first.wait_for(timeout=30_000)
+    table = page.locator("#q-table")
+    table.get_by_text(shipped.cells[0]["cell"], exact=True).first.wait_for(timeout=10_000)
+    shown = [c["cell"] for c in shipped.cells if table.get_by_text(c["cell"], exact=True).count()]
+    assert shown == [c["cell"] for c in shipped.cells]  # every cell, on the page
+    assert "Best Frechet distance within 25 NFE" in page.locator("#q-best").inner_text()
+    table.get_by_text("dpmpp_2m_25_cfg1.5", exact=True).filter(visible=True).first.click()
+    page.locator("#q-strip img").wait_for(timeout=20_000)
+    assert page.locator("#q-details").get_by_text("Frechet distance").count() == 1
+    # each chart's own menu saves it as PNG (vega-embed's actions)
+    assert page.locator("#q-pareto details summary, #q-pareto .vega-actions").count() >= 1
+
+
+def test_an_uploaded_sweep_replaces_the_data_and_a_second_one_too(app_url, new_page, tmp_path):
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Quality").click()
+    page.locator(PLOT.format("q-curve", "q-curve")).first.wait_for(timeout=30_000)
+    for name, fd in (("first", 30.0), ("second", 12.5)):
+        cells = [
+            {"cell": f"{name}_{n}", "sampler": "ddim", "steps": n, "nfe": n, "seconds": n / 10, "frechet": fd + 10 / n}
+            for n in (5, 10, 20)
+        ]
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"spec": {"model": f"model {name}"}, "cells": cells}))
+        page.locator("#q-upload input[type=file]").set_input_files(str(path))
+        page.locator("#q-source").get_by_text(f"model {name}").wait_for(timeout=20_000)
+        page.locator("#q-table").get_by_text(f"{name}_20", exact=True).wait_for(timeout=10_000)
+    assert page.locator("#q-table").get_by_text("first_20", exact=True).count() == 0  # replaced, not added
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"rows": []}))
+    page.locator("#q-upload input[type=file]").set_input_files(str(bad))
+    page.get_by_text("is not a DiT Sampler Lab sweep").first.wait_for(timeout=20_000)
+    assert "model second" in page.locator("#q-source").inner_text()  # the last good data stays
+
+
+def test_a_compare_cell_in_the_sweep_opens_its_row_in_quality(app_url, new_page):
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#cmp-cfg textarea").fill("1.5")  # the shipped sweep's guidance
+    compare_in(page, "5")
+    note = page.locator("#cmp-quality")
+    note.get_by_text("Also in the Quality tab's sweeps").wait_for(timeout=20_000)
+    assert "ddim @ 5 steps, cfg 1.5" in note.inner_text() and "Frechet distance" in note.inner_text()
+    page.locator("#cmp-quality-open").click()
+    page.locator("#q-details").get_by_text("ddim_5_cfg1.5").wait_for(timeout=20_000)
+    page.locator("#q-strip img").wait_for(timeout=20_000)
