@@ -42,6 +42,8 @@ CSS = (
     " [data-testid='status-tracker'] .error {display: none;}"
     # the grid's dark copy is drawn over the grid by the page script, never shown itself
     " #cmp-grid-dark {display: none !important;}"
+    # four tabs fit a phone's width side by side instead of two and a "more" menu
+    " @media (max-width: 480px) {.tab-container > button {padding: 0 6px; font-size: 13px;}}"
     # captions under the images, not over them
     " :is(#gen-images, #cmp-preview) .caption-label {position: static; max-width: none; white-space: normal; border: none;"
     " background: none;}"
