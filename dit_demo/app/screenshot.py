@@ -4,7 +4,8 @@
 
 1. the default 3 x 3 comparison (its click-to-result time);
 2. mid-run: a long comparison while it samples, every lane's live preview in view;
-3. a finished seed x sampler-variant comparison (4 variants x 3 seeds; its click-to-result time).
+3. a finished seed x sampler-variant comparison (4 variants x 3 seeds; its click-to-result time);
+4. the Quality tab on the shipped sweep, one row's samples shown (``--quality-only``: this one alone).
 
 Needs Debian's Chromium (``apt-get install chromium``) and the ``playwright`` package.
 """
@@ -43,12 +44,26 @@ def _compare(page, steps: str, variants: str = "", seeds: int = 1) -> float:
     return time.perf_counter() - start
 
 
+def _quality(page, out: Path, row: str = "dpmpp_sde_karras_25_cfg1.5") -> None:
+    """The Quality tab with its plots drawn and ``row``'s samples shown."""
+    page.get_by_role("tab", name="Quality").click()
+    for plot in ("q-curve", "q-accuracy", "q-pareto"):
+        page.locator(f"#{plot} canvas").first.wait_for(timeout=30_000)
+    page.locator("#q-table").get_by_text(row, exact=True).filter(visible=True).first.click()
+    page.locator("#q-strip img").wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)  # the plots' transitions
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(out / "quality-tab.png"), full_page=True)
+    print(f"saved {out / 'quality-tab.png'}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
     parser.add_argument("--out-dir", default="dit_demo/assets")
     parser.add_argument("--port", type=int, default=7891)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--quality-only", action="store_true", help="only the Quality tab's screenshot")
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -63,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
             browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             page.goto(f"http://127.0.0.1:{args.port}/")
+            _quality(page, out)
+            if args.quality_only:
+                return
             page.get_by_role("tab", name="Compare").click()
             _compare(page, "10,25,50")  # the first run pays for warm-up; the timed ones come after
             seconds = _compare(page, "10,25,50")

@@ -3,7 +3,8 @@
 ``python -m dit_demo bench --readme README.md`` rewrites every ``<!-- bench:NAME -->`` block: NAME a
 JSON file gives that suite's section; ``per-image`` gives the time for one image on every machine
 measured (the Spaces section's hardware table); ``samplers`` the built-in samplers' table, from the
-registry. A test keeps the committed README equal to them.
+registry; ``quality`` the shipped sweep's quality table with intervals. A test keeps the committed
+README equal to them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 RUNNERS = ("pipeline_fp32", "pipeline_half", "engine_exact", "engine_fast")
 PER_IMAGE = "per-image"
 SAMPLERS = "samplers"
+QUALITY = "quality"
 RATIOS = (("exact", "fp32"), ("fast", "fp32"), ("fast", "half"))  # (engine preset, DiTPipeline precision)
 
 
@@ -135,6 +137,8 @@ def block(name: str, bench_dir: str | os.PathLike = BENCH_DIR) -> str:
     """The body of the README block ``name``: one suite's section, or the time per image on every machine."""
     if name == PER_IMAGE:
         return per_image_table(bench_dir)
+    if name == QUALITY:
+        return quality_table()
     if name == SAMPLERS:
         import samplers
         from samplers.table import markdown_table
@@ -162,3 +166,40 @@ def per_image_table(bench_dir: str | os.PathLike = BENCH_DIR) -> str:
         ]
         lines.append(f"| {where} | `{path.name}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def quality_table(folder: str | os.PathLike | None = None) -> str:
+    """The shipped quality sweep (``dit_demo/assets/quality``) as a table, each metric with its 95% interval."""
+    from dit_demo.lab import quality
+
+    data = quality.load([folder or quality.SHIPPED])
+    cells = data.cells  # in the sweeps' order: sampler after sampler, steps rising
+    samples = data.cells[0].get("samples")
+    lines = [
+        f"{data.model}, {samples} samples a cell, cfg {data.cells[0].get('cfg', '')}; [95% interval]: basic bootstrap over "
+        "samples. Frechet distance on the classifier's features against the 10k test images (lower is better); "
+        "precision and recall with k = 3 against as many test images; spread: sd of the per-class Frechet distances.",
+        "",
+        "| sampler | steps | NFE | Frechet distance | class accuracy | precision | recall | spread | wall time (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in cells:
+        numbers = [
+            _with_ci(c, "frechet", 1, ".1f"),
+            *(_with_ci(c, m, 100, ".1f", "%") for m in ("accuracy", "precision", "recall")),
+        ]
+        spread = c.get("frechet_class_spread")
+        lines.append(
+            f"| {c['sampler']} | {c['steps']} | {c['nfe']} | "
+            + " | ".join(numbers)
+            + f" | {'-' if spread is None else f'{spread:.1f}'} | {c.get('seconds', 0):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _with_ci(cell: dict, metric: str, scale: float, fmt: str, unit: str = "") -> str:
+    value, ci = cell.get(metric), cell.get(f"{metric}_ci")
+    if value is None:
+        return "-"
+    text = f"{scale * value:{fmt}}{unit}"
+    return text + (f" [{scale * ci[0]:{fmt}}, {scale * ci[1]:{fmt}}]" if ci else "")
