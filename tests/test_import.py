@@ -257,3 +257,10 @@ def test_the_app_says_plainly_that_a_model_without_a_null_class_has_no_guidance(
         assert len(gallery) == 1
         with pytest.raises(Exception, match="no null class, so classifier-free guidance is unavailable"):
             client.predict(["class 1"], "ddim", 3, 4.0, 0, 1, 1, api_name="/generate")
+
+
+def test_the_vae_train_py_used_is_the_default(tmp_path):
+    state = random_state(2, 64, 4, 2, 4, True, 11, 8)
+    ckpt = _save(tmp_path, state, num_classes=10, vae="mse")
+    with pytest.raises(FileNotFoundError, match="The VAE stabilityai/sd-vae-ft-mse is not in the hub cache"):
+        import_checkpoint(ckpt, tmp_path / "m", heads=4)

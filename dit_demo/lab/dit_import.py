@@ -48,7 +48,7 @@ def import_checkpoint(
     state, args = read_checkpoint(checkpoint, weights)
     found = infer_arch(state, args, arch, image_size, num_classes, heads)
     transformer = to_diffusers(state, found)
-    autoencoder = load_vae(vae or DEFAULT_VAE, found)
+    autoencoder = load_vae(vae or _trained_vae(args), found)
     id2label = read_labels(labels, found.num_classes)
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as scratch:
         staged = Path(scratch) / "model"
@@ -66,6 +66,12 @@ def import_checkpoint(
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staged), out)
     return out
+
+
+def _trained_vae(args) -> str:
+    """The VAE train.py was told to use (``--vae ema|mse``), else the paper's."""
+    kind = getattr(args, "vae", None)
+    return f"stabilityai/sd-vae-ft-{kind}" if kind in ("ema", "mse") else DEFAULT_VAE
 
 
 def _check_target(out: Path, force: bool) -> None:
