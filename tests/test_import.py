@@ -98,6 +98,8 @@ def test_every_field_is_inferred_from_the_tensors():
     arch = infer_arch(state)
     assert (arch.name, arch.heads, arch.depth, arch.hidden, arch.patch) == ("DiT-S/8", 6, 12, 384, 8)
     assert (arch.num_classes, arch.has_null_class, arch.latent_size, arch.learned_sigma) == (1000, True, 32, True)
+    with pytest.raises(ValueError, match="--heads 4 contradicts DiT-S/8, which has 6 heads"):
+        infer_arch(state, heads=4)
 
 
 @pytest.mark.parametrize(

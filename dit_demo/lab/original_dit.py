@@ -109,10 +109,12 @@ def infer_arch(
     classes, null = _classes(rows, num_classes if num_classes is not None else getattr(args, "num_classes", None), args)
     latent = _latent_size(state, patch, image_size or getattr(args, "image_size", None), image_size is not None)
     sizes = (depth, hidden, patch)
+    name = None
     if heads is None or named is not None:
-        heads, name = _heads(sizes, named, arch is not None)
-    else:
-        name = None
+        config_heads, name = _heads(sizes, named, arch is not None)
+        if heads is not None and heads != config_heads:
+            raise ValueError(f"--heads {heads} contradicts {name}, which has {config_heads} heads.")
+        heads = config_heads
     if hidden % heads:
         raise ValueError(f"--heads {heads} does not divide the hidden size {hidden}.")
     return Arch(depth, hidden, heads, patch, in_channels, out_channels == 2 * in_channels, classes, null, latent, name)
