@@ -99,7 +99,8 @@ def test_every_field_is_inferred_from_the_tensors():
     assert (arch.name, arch.heads, arch.depth, arch.hidden, arch.patch) == ("DiT-S/8", 6, 12, 384, 8)
     assert (arch.num_classes, arch.has_null_class, arch.latent_size, arch.learned_sigma) == (1000, True, 32, True)
     with pytest.raises(ValueError, match="--heads 4 contradicts DiT-S/8, which has 6 heads"):
-        infer_arch(state, heads=4)
+        infer_arch(state, arch="DiT-S/8", heads=4)
+    assert infer_arch(state, heads=4).heads == 4  # same sizes, other heads: the tensors cannot tell, the flag decides
 
 
 @pytest.mark.parametrize(
