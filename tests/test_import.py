@@ -131,15 +131,22 @@ class _CreatesAFile:
         return (open, (self.path, "w"))
 
 
-def test_a_pickle_that_would_run_code_is_refused_by_name(tmp_path):
+@pytest.mark.parametrize("zipped", [True, False])
+def test_a_pickle_that_would_run_code_is_refused_by_name(tmp_path, zipped):
     target = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({"model": {}, "args": _CreatesAFile(str(target))}, path)
+    torch.save({"model": {}, "args": _CreatesAFile(str(target))}, path, _use_new_zipfile_serialization=zipped)
     with pytest.raises(
         ValueError, match="asks to create io.open, which a DiT checkpoint never holds; it was not loaded"
     ):
         read_checkpoint(path)
     assert not target.exists()
+
+
+def test_a_legacy_pickle_of_tensors_is_read(tmp_path):
+    state = random_state(1, 32, 2, 2, 4, True, 3, 4)
+    torch.save(state, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    assert set(read_checkpoint(tmp_path / "legacy.pt")[0]) == set(state)
 
 
 @pytest.mark.parametrize(

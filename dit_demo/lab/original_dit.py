@@ -51,20 +51,27 @@ def read_checkpoint(path: str | os.PathLike, weights: str = "ema") -> tuple[dict
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}.")
     try:
-        foreign = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in ALLOWED_GLOBALS]
-    except Exception as exc:  # not a zip of pickles at all: a truncated file, a text file, a legacy pickle
-        raise ValueError(f"{path.name} is not a PyTorch checkpoint, or it is cut short ({_reason(exc)}).") from None
-    if foreign:
-        raise ValueError(
-            f"{path.name} asks to create {', '.join(foreign[:3])}, which a DiT checkpoint never holds; it was "
-            f"not loaded (only tensors and {ALLOWED_GLOBALS[0]} are read)."
-        )
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # a legacy (non-zip) pickle, or not a checkpoint: the weights-only loader vets it
+        found = []
+    _refuse(path.name, [g for g in found if g not in ALLOWED_GLOBALS])
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(f"{path.name} could not be read as a checkpoint ({_reason(exc)}).") from None
+    except pickle.UnpicklingError as exc:
+        _refuse(path.name, re.findall(r"GLOBAL ([\w.]+)", str(exc)))
+        raise ValueError(f"{path.name} is not a PyTorch checkpoint, or it is cut short ({_reason(exc)}).") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ValueError(f"{path.name} is not a PyTorch checkpoint, or it is cut short ({_reason(exc)}).") from None
     return _state_dict(data, weights, path.name)
+
+
+def _refuse(name: str, foreign: list[str]) -> None:
+    if foreign:
+        raise ValueError(
+            f"{name} asks to create {', '.join(foreign[:3])}, which a DiT checkpoint never holds; it was "
+            f"not loaded (only tensors and {ALLOWED_GLOBALS[0]} are read)."
+        )
 
 
 def _state_dict(data, weights: str, name: str) -> tuple[dict, argparse.Namespace | None]:
