@@ -155,3 +155,12 @@ def test_ship_merges_sweeps_with_strips_and_the_table_reads_them(tmp_path):
     (tmp_path / "other" / "sweep.json").write_text(json.dumps({"spec": {"model": "n"}, "cells": TABLE[:1]}))
     with pytest.raises(ValueError, match="different models"):
         quality.load([out, tmp_path / "other"])
+
+
+def test_a_sweep_without_an_evaluator_shows_cost_and_says_how_to_attach_metrics():
+    from dit_demo.app.quality_tab import views
+
+    data = quality.parse({"spec": {"model": "facebook/DiT-XL-2-256"}, "cells": [TABLE[0] | {"frechet": None}]})
+    source, curve, _, front, best, table, _ = views(data, "frechet", "nfe", 25)
+    assert curve is None and front is None and "sweep annotate DIR CELL FILE" in best
+    assert table["headers"] == ["Cell", "Sampler", "Steps", "NFE", "Wall time (s)"] and "DiT-XL-2-256" in source

@@ -45,23 +45,31 @@ def describe(data: QualityData | None) -> str:
     return f"**{data.model}**: {len(data.cells)} cells{each}, from {', '.join(data.sources)}."
 
 
+NO_METRIC = (
+    "This sweep has no quality metric (its model has no evaluator here): the table shows NFE and time. "
+    "Attach the ADM evaluator's numbers to a cell with `python -m dit_demo.sweep annotate DIR CELL FILE`."
+)
+
+
 def views(data: QualityData | None, metric: str, kind: str, budget) -> tuple:
     """Everything the tab shows for this data: curves, front, best at budget, table, cell choices."""
-    if data is None or not data.metrics():
-        empty = gr.Plot(value=None)
-        return describe(data), empty, empty, empty, "", None, gr.Dropdown(choices=[], value=None)
+    if data is None:
+        return describe(data), None, gr.Plot(value=None), None, "", None, gr.Dropdown(choices=[], value=None)
+    headers, rows = quality.table(data)
+    table = {"headers": headers, "data": rows}
+    cells = gr.Dropdown(choices=[c["cell"] for c in data.cells], value=None)
+    if not data.metrics():
+        return describe(data), None, gr.Plot(value=None, visible=False), None, NO_METRIC, table, cells
     metric = metric if metric in data.metrics() else data.metrics()[0]
     second = "accuracy" if "accuracy" in data.metrics() and metric != "accuracy" else None
-    headers, rows = quality.table(data)
-    names = [c["cell"] for c in data.cells]
     return (
         describe(data),
         curve_chart(data, metric),
         gr.Plot(value=curve_chart(data, second) if second else None, visible=second is not None),
         pareto_chart(data, metric, kind),
         best_text(data, metric, kind, budget),
-        {"headers": headers, "data": rows},
-        gr.Dropdown(choices=names, value=None),
+        table,
+        cells,
     )
 
 
