@@ -178,7 +178,9 @@ def _read_upload(file) -> QualityData:
 
 
 def _picked(data: QualityData | None, table, event: gr.SelectData):
-    rows = table.values.tolist() if hasattr(table, "values") else (table or {}).get("data", [])
-    if data is None or not rows or event.index is None:
-        return gr.skip()
-    return rows[event.index[0]][0]  # the first column is the cell's name
+    """The clicked row's cell (its first column), also when the table was sorted by a header."""
+    row = getattr(event, "row_value", None)
+    if not row:
+        rows = table.values.tolist() if hasattr(table, "values") else (table or {}).get("data", [])
+        row = rows[event.index[0]] if rows and event.index is not None else None
+    return gr.skip() if data is None or not row else row[0]
