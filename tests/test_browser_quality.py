@@ -71,3 +71,15 @@ def test_a_compare_cell_in_the_sweep_opens_its_row_in_quality(app_url, new_page)
     page.locator("#cmp-quality-open").click()
     page.locator("#q-details").get_by_text("ddim_5_cfg1.5").wait_for(timeout=20_000)
     page.locator("#q-strip img").wait_for(timeout=20_000)
+
+
+def test_on_a_phone_the_charts_start_inside_the_page(app_url, new_page):
+    page = new_page(390, 844)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Quality").click()
+    page.locator("#q-pareto canvas").first.wait_for(timeout=30_000)
+    lefts = page.evaluate(
+        "[...document.querySelectorAll('#q-curve canvas, #q-pareto canvas')].map(c => c.getBoundingClientRect().x)"
+    )
+    assert lefts and min(lefts) >= 0  # the axis is in view; a wider chart scrolls sideways
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the page itself does not

@@ -42,6 +42,9 @@ CSS = (
     " [data-testid='status-tracker'] .error {display: none;}"
     # the grid's dark copy is drawn over the grid by the page script, never shown itself
     " #cmp-grid-dark {display: none !important;}"
+    # a chart wider than its box (a phone) starts at its left edge and scrolls, instead of being centred
+    # with its axis cut off
+    " .altair.layout {justify-content: safe center; align-items: safe center; overflow-x: auto;}"
     # four tabs fit a phone's width side by side instead of two and a "more" menu
     " @media (max-width: 480px) {.tab-container > button {padding: 0 6px; font-size: 13px;}}"
     # captions under the images, not over them
