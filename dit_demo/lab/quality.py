@@ -19,6 +19,7 @@ METRICS = {
     "accuracy": ("Class accuracy", False),
     "precision": ("Precision", False),
     "recall": ("Recall", False),
+    "frechet_class_spread": ("Per-class Frechet distance, sd", True),
     "fid": ("FID (ADM evaluator)", True),
     "sfid": ("sFID (ADM evaluator)", True),
     "inception_score": ("Inception Score (ADM evaluator)", False),
