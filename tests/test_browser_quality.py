@@ -70,6 +70,8 @@ def test_a_compare_cell_in_the_sweep_opens_its_row_in_quality(app_url, new_page)
     assert "ddim @ 5 steps, cfg 1.5" in note.inner_text() and "Frechet distance" in note.inner_text()
     page.locator("#cmp-quality-open").click()
     page.locator("#q-details").get_by_text("ddim_5_cfg1.5").wait_for(timeout=20_000)
+    in_view = "() => { const r = document.getElementById('q-details').getBoundingClientRect(); return r.top >= 0 && r.top < innerHeight; }"
+    page.wait_for_function(in_view, timeout=20_000)  # brought into view, below the 49-row table
     page.locator("#q-strip img").wait_for(timeout=20_000)
 
 

@@ -155,7 +155,9 @@ def build_quality_tab(data: QualityData | None) -> QualityTab:
     for control in (metric, kind, budget):
         control.change(views, [state, metric, kind, budget], shown, api_visibility="private", queue=False)
     table.select(_picked, [state, table], cell, api_visibility="private", queue=False)
-    cell.change(cell_view, [state, cell], [strip, details], api_visibility="private", queue=False)
+    shown_cell = cell.change(cell_view, [state, cell], [strip, details], api_visibility="private", queue=False)
+    # the chosen cell's samples come into view, whether a table row (above them) or Compare (another tab) chose it
+    shown_cell.then(None, js=f"() => document.getElementById('{ids.Q_DETAILS}').scrollIntoView({{block: 'start'}})")
     # through the queue, so a refusal reaches the page as a message (each event is its own queue: a
     # comparison running does not hold these up)
     download.click(user_errors(table_csv), state, download, api_visibility="private")
