@@ -24,8 +24,10 @@ INTRO = (
     f"95% interval ({METHOD}). Two cells are told apart only when the 95% interval of their paired "
     "difference excludes 0. Upload your own `sweep.json` to see it the same way."
 )
-
-
+NO_METRIC = (
+    "This sweep has no quality metric (its model has no evaluator here): the table shows NFE and time. "
+    "Attach the ADM evaluator's numbers to a cell with `python -m dit_demo.sweep annotate DIR CELL FILE`."
+)
 UNITS = {"nfe": "NFE", "seconds": "s of wall time"}
 
 
@@ -43,12 +45,6 @@ def describe(data: QualityData | None) -> str:
     samples = {c.get("samples") for c in data.cells}
     each = f", {samples.pop()} samples each" if len(samples) == 1 and None not in samples else ""
     return f"**{data.model}**: {len(data.cells)} cells{each}, from {', '.join(data.sources)}."
-
-
-NO_METRIC = (
-    "This sweep has no quality metric (its model has no evaluator here): the table shows NFE and time. "
-    "Attach the ADM evaluator's numbers to a cell with `python -m dit_demo.sweep annotate DIR CELL FILE`."
-)
 
 
 def views(data: QualityData | None, metric: str, kind: str, budget) -> tuple:
