@@ -5,7 +5,6 @@ or an uploaded ``sweep.json``) and samples nothing, so it never waits for the mo
 from __future__ import annotations
 
 import csv
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,11 +167,7 @@ def _read_upload(file) -> QualityData:
     path = getattr(file, "path", file)
     if not path:
         raise ValueError("Drop a sweep.json (the file `python -m dit_demo.sweep` writes next to its cells).")
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        raise ValueError("This file is not JSON; drop the sweep.json that `python -m dit_demo.sweep` writes.") from None
-    return quality.parse(data, Path(path).name)
+    return quality.load([path])
 
 
 def _picked(data: QualityData | None, table, event: gr.SelectData):

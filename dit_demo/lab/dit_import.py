@@ -21,7 +21,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler
 
 from dit_demo.lab.original_dit import Arch, infer_arch, read_checkpoint, to_diffusers, to_original
-from dit_demo.runtime.checkpoints import SAFETENSORS_WEIGHTS, file_sha256
+from dit_demo.runtime.checkpoints import SAFETENSORS_WEIGHTS, file_sha256, reason
 from dit_demo.runtime.dit import ORIGINAL_FEATURES
 from dit_demo.runtime.loader import load_bundle, save_bundle
 
@@ -105,7 +105,7 @@ def load_vae(where: str, arch: Arch) -> AutoencoderKL:
     try:
         vae = AutoencoderKL.from_pretrained(folder)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{where} is not a diffusers VAE folder ({str(exc).splitlines()[0][:120]}).") from None
+        raise ValueError(f"{where} is not a diffusers VAE folder ({reason(exc)}).") from None
     scale = 2 ** (len(vae.config.block_out_channels) - 1)
     if vae.config.latent_channels != arch.in_channels:
         raise ValueError(

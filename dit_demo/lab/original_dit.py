@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from dit_demo.runtime.checkpoints import reason
 from dit_demo.runtime.dit import CONFIGS, ORIGINAL_NORM_EPS, build_dit, use_original_frequencies
 
 ALLOWED_GLOBALS = ("argparse.Namespace",)  # what train.py puts in a checkpoint besides tensors
@@ -58,11 +59,9 @@ def read_checkpoint(path: str | os.PathLike, weights: str = "ema") -> tuple[dict
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        _refuse(path.name, re.findall(r"GLOBAL ([\w.]+)", str(exc)))
-        raise ValueError(f"{path.name} is not a PyTorch checkpoint, or it is cut short ({_reason(exc)}).") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ValueError(f"{path.name} is not a PyTorch checkpoint, or it is cut short ({_reason(exc)}).") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        _refuse(path.name, re.findall(r"GLOBAL ([\w.]+)", str(exc)))  # a legacy pickle's refused global
+        raise ValueError(f"{path.name} is not a PyTorch checkpoint, or it is cut short ({reason(exc)}).") from None
     return _state_dict(data, weights, path.name)
 
 
@@ -221,7 +220,7 @@ def to_diffusers(state: dict, arch: Arch) -> torch.nn.Module:
     try:
         model.load_state_dict({k: v.float() for k, v in mapped.items()}, strict=True)
     except RuntimeError as exc:
-        raise ValueError(f"The weights' shapes fit no DiT of these sizes ({_reason(exc)}).") from None
+        raise ValueError(f"The weights' shapes fit no DiT of these sizes ({reason(exc)}).") from None
     _check_position_table(model, state["pos_embed"])
     return model
 
@@ -292,7 +291,3 @@ def to_original(model, has_null_class: bool = True) -> dict:
             out[old + f"mlp.{a}.weight"] = sd[new + f"{b}.weight"]
             out[old + f"mlp.{a}.bias"] = sd[new + f"{b}.bias"]
     return out
-
-
-def _reason(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
