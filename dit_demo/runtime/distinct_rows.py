@@ -28,3 +28,52 @@ def distinct_rows(*columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     rank[order] = torch.arange(len(order))
     device = columns[0].device
     return first[order].to(device), rank[group].to(device)
+
+
+class SharedRows:
+    """Which rows of each round repeat an earlier row, looking at the latents only where they may be equal.
+
+    Comparing latents reads them back from the device, which makes the host wait for the round
+    before it can queue the next one. Lanes on different seeds start from different noise, and two
+    lanes whose inputs differed once do not meet again, so only lanes whose inputs were equal at
+    the last look are compared: a batch of classes on one seed compares in its first two rounds,
+    and after that no round waits. (Missing a coincidence would only cost a row, never a result.)
+    """
+
+    def __init__(self, seeds: list[int]):
+        by_seed: dict[int, list[int]] = {}
+        for lane, seed in enumerate(seeds):
+            by_seed.setdefault(seed, []).append(lane)
+        self.suspects = [lanes for lanes in by_seed.values() if len(lanes) > 1]  # lanes whose inputs may be equal
+
+    def _same_inputs(self, inputs: dict[int, torch.Tensor]) -> dict[int, int]:
+        """Lane -> the first lane of its suspect set with an equal input this round (lanes with a copy only)."""
+        same, suspects = {}, []
+        for lanes in self.suspects:
+            lanes = [lane for lane in lanes if lane in inputs]  # finished lanes leave
+            if len(lanes) < 2:
+                continue
+            _, inverse = distinct_rows(torch.stack([inputs[lane] for lane in lanes]))
+            found: dict[int, list[int]] = {}
+            for lane, copy_of in zip(lanes, inverse.tolist()):
+                found.setdefault(copy_of, []).append(lane)
+            for equal in found.values():
+                if len(equal) > 1:
+                    suspects.append(equal)
+                    same.update((lane, equal[0]) for lane in equal)
+        self.suspects = suspects
+        return same
+
+    def plan(self, inputs: dict[int, torch.Tensor], rows: list[tuple[int, float, int]]) -> tuple[list[int], list[int]]:
+        """``(first, inverse)`` over ``rows`` (lane, timestep, class), as :func:`distinct_rows` gives them;
+        ``inputs`` maps each active lane to its (C, H, W) model input this round."""
+        same = self._same_inputs(inputs)
+        index: dict[tuple, int] = {}
+        first, inverse = [], []
+        for row, (lane, t, y) in enumerate(rows):
+            key = (same.get(lane, lane), t, y)
+            if key not in index:
+                index[key] = len(first)
+                first.append(row)
+            inverse.append(index[key])
+        return first, inverse

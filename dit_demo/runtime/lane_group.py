@@ -1,0 +1,145 @@
+"""Lanes on one schedule step together: one scheduler over their stacked latents.
+
+A batch of eight classes with one sampler and step count visits the same timesteps in every
+lane, so one scheduler step over an (8, C, H, W) latent does the work of eight: a scheduler
+step is a few dozen small tensor operations and Python, which on a GPU cost more than the
+arithmetic, and eight of them a round made the engine slower than DiTPipeline's one batched step.
+
+Grouping never changes a lane's numbers: every scheduler operation on the latents is elementwise,
+guidance is computed row by row, and each lane keeps its own noise generator (diffusers'
+``randn_tensor`` draws row ``i`` from ``generator[i]`` when given a list, exactly as it draws
+a lone lane's noise). Schedulers from elsewhere (plugins) may not take a list of generators,
+so their lanes step alone.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.request import CheckedLane
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    """Whether ``fn`` takes keyword ``name``, by name or through ``**kwargs`` (wrappers, plugins)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # no introspectable signature (a C callable): offer it anyway
+        return True
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def steps_together(lane: CheckedLane) -> bool:
+    """Whether the lane's scheduler may step a stack of lanes: diffusers' own classes do."""
+    return lane.sampler.scheduler_class.__module__.startswith("diffusers.")
+
+
+def group_lanes(lanes: Sequence[CheckedLane]) -> list[list[int]]:
+    """Lane positions in groups that share one schedule (sampler, steps, grid, guided channels), in order."""
+    groups: dict[tuple, list[int]] = {}
+    for position, lane in enumerate(lanes):
+        key = (id(lane.sampler), lane.steps, lane.spacing, lane.cfg_channels) if steps_together(lane) else position
+        groups.setdefault(key, []).append(position)
+    return list(groups.values())
+
+
+class LaneGroup:
+    """The state of lanes that step together: their latents (n, C, H, W), one scheduler, a generator each."""
+
+    def __init__(self, bundle: DiTBundle, lanes: Sequence[CheckedLane], positions: Sequence[int]):
+        self.bundle, self.lanes, self.positions = bundle, list(lanes), list(positions)
+        first = self.lanes[0]
+        self.sampler = first.sampler
+        self.reads_variance = self.sampler.reads_variance(bundle.learned_sigma)
+        self.scheduler = self.sampler.build(
+            bundle.scheduler_config, first.steps, learned_variance=bundle.learned_sigma, spacing=first.spacing
+        )
+        self.timesteps = list(self.scheduler.timesteps)
+        # one generator per lane: initial noise first, then the sampler's per-step noise, so a
+        # lane gives the same result alone, batched with others, or in diffusers' DiTPipeline
+        generators = [torch.Generator("cpu").manual_seed(lane.seed) for lane in self.lanes]
+        noise = torch.cat([torch.randn((1, *bundle.latent_shape), generator=g) for g in generators])
+        self.x = noise.to(bundle.device) * self.scheduler.init_noise_sigma  # (n, C, H, W) float32
+        self.step_kwargs = dict(self.sampler.step_kwargs)
+        if _accepts(self.scheduler.step, "generator"):
+            self.step_kwargs["generator"] = generators[0] if len(generators) == 1 else generators
+        self.index = 0
+        self.seconds = [0.0] * len(self.lanes)
+        self.x_in = self.x
+        self.guided = [lane.guided for lane in self.lanes]  # this round, per lane (an interval depends on sigma)
+
+    @property
+    def done(self) -> bool:
+        return self.index >= len(self.timesteps)
+
+    @property
+    def t(self) -> torch.Tensor:
+        """This round's model timestep (fractional for sigma-space samplers)."""
+        return self.timesteps[self.index]
+
+    @property
+    def rows(self) -> int:
+        return sum(2 if guided else 1 for guided in self.guided)
+
+    def start_round(self) -> None:
+        """Which lanes run the null row this round, and the scaled model input."""
+        sigma = None
+        for i, lane in enumerate(self.lanes):
+            if lane.levers.guidance_interval is not None:  # only then does guidance depend on the noise level
+                sigma = self.bundle.sigma_at(float(self.t)) if sigma is None else sigma
+                self.guided[i] = lane.guided_at(sigma)
+        self.x_in = self.scheduler.scale_model_input(self.x, self.t)
+
+    def row_classes(self) -> list[tuple[int, int, int]]:
+        """(lane in the group, kind, class) per transformer row: kind 0 conditional, 1 the null class."""
+        null = self.bundle.null_class
+        rows = []
+        for i, lane in enumerate(self.lanes):
+            rows.append((i, 0, lane.class_id))
+            if self.guided[i]:
+                rows.append((i, 1, null))
+        return rows
+
+    def model_output(self, rows: torch.Tensor) -> torch.Tensor:
+        """The group's transformer rows (in ``row_classes`` order) -> guided model output, (n, C or 2C, H, W).
+
+        Guidance acts on the first ``cfg_channels`` eps channels; the variance stays conditional. The
+        original DiT guides 3 of the 4 latent channels (a leftover of pixel-space GLIDE, kept for its
+        FID numbers); guiding all of them is the default here.
+        """
+        starts, start = [], 0
+        for guided in self.guided:
+            starts.append(start)
+            start += 2 if guided else 1
+        cond = rows[starts]
+        if any(self.guided):
+            k = self.lanes[0].cfg_channels  # equal in a group
+            # an unguided lane's "null" row is its conditional row: cond + s * 0 keeps it to the bit
+            null = rows[[s + 1 if g else s for s, g in zip(starts, self.guided)]]
+            scale = torch.tensor([lane.cfg_scale for lane in self.lanes], dtype=rows.dtype, device=rows.device)
+            cond[:, :k] = null[:, :k] + scale.view(-1, 1, 1, 1) * (cond[:, :k] - null[:, :k])
+        return cond if self.reads_variance else cond[:, : self.bundle.latent_channels]
+
+    def x0_estimate(self, eps: torch.Tensor) -> torch.Tensor:
+        """x0 from the scaled (variance-preserving) input and eps, at a possibly fractional t: (n, C, H, W)."""
+        ab = self.bundle.alpha_bar_at(float(self.t))
+        return (self.x_in - math.sqrt(1.0 - ab) * eps) / math.sqrt(ab)
+
+    def step(self, model_out: torch.Tensor) -> None:
+        """One scheduler step; a stochastic sampler's last step keeps its noise-free x0 estimate.
+
+        The last step lands on the clean sample (sigma 0, alpha-bar 1). There an ancestral update's
+        mean *is* its x0 estimate, and no noise belongs on it: DiT's ``p_sample`` masks it out
+        (``nonzero_mask``), k-diffusion skips it when sigma_next is 0. diffusers' DDPMScheduler adds
+        noise whenever t > 0, which with a trailing grid (last t = 3 at 250 steps) and the learned
+        variance extrapolated past its range gives visible blotches; this rule covers plugins too.
+        """
+        out = self.scheduler.step(model_out, self.t, self.x, **self.step_kwargs)
+        last = self.index == len(self.timesteps) - 1
+        x0 = getattr(out, "pred_original_sample", None)
+        self.x = x0 if last and self.sampler.stochastic and isinstance(x0, torch.Tensor) else out.prev_sample
+        self.index += 1

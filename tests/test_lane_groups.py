@@ -1,0 +1,113 @@
+"""Lanes on one schedule step together, and change no lane's numbers by it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+import samplers
+from dit_demo.runtime import distinct_rows as distinct_rows_module
+from dit_demo.runtime.engine import run
+from dit_demo.runtime.lane_group import group_lanes
+from dit_demo.runtime.levers import LaneLevers
+from dit_demo.runtime.request import Lane, check_lanes
+from samplers import Sampler
+
+
+class RowWise:
+    """A stand-in DiT whose every output element depends only on its own row's input: batching
+    cannot move a bit of it, so a lane stepped in a group must equal the lane alone exactly."""
+
+    def __init__(self, model):
+        self.config, self.dtype = model.config, model.dtype
+        self.out_channels = model.config.out_channels
+
+    def __call__(self, x, timestep, class_labels):
+        shift = (timestep / 1000 + class_labels * 0.1).view(-1, 1, 1, 1)
+        eps = torch.sin(3 * x + shift)
+        variance = torch.tanh(x - shift)[:, : self.out_channels - x.shape[1]]
+        return SimpleNamespace(sample=torch.cat([eps, variance], dim=1))
+
+
+def _group(name: str) -> list[Lane]:
+    # one schedule, four lanes: guided, unguided, guided on 3 channels only (its own group), and
+    # guided only inside an interval (so some rounds mix guided and unguided lanes in one group)
+    return [
+        Lane(name, 6, 1, seed=1, cfg_scale=4.0),
+        Lane(name, 6, 2, seed=2, cfg_scale=1.0),
+        Lane(name, 6, 3, seed=3, cfg_scale=2.5, cfg_channels=3),
+        Lane(name, 6, 0, seed=4, cfg_scale=3.0, levers=LaneLevers(guidance_interval=(0.5, 5.0))),
+    ]
+
+
+@pytest.mark.parametrize("name", samplers.names())
+def test_a_lane_stepped_in_a_group_equals_the_lane_alone_to_the_bit(small_bundle, name):
+    model = replace(small_bundle, transformer=RowWise(small_bundle.transformer))
+    lanes = check_lanes(model, _group(name))
+    assert len(group_lanes(lanes)) == 2  # the 3-channel lane guides differently: a group of its own
+    together = run(model, lanes)
+    for lane, grouped in zip(lanes, together):
+        alone = run(model, [lane])[0]
+        assert grouped.lane is lane and grouped.timesteps == alone.timesteps
+        assert torch.equal(grouped.latents, alone.latents), f"{name}, seed {lane.seed}: grouping moved the lane"
+
+
+def test_lanes_group_by_schedule_and_keep_their_order(small_bundle):
+    lanes = check_lanes(
+        small_bundle,
+        [
+            Lane("ddim", 5, 0),
+            Lane("dpmpp_2m", 5, 1),
+            Lane("ddim", 5, 2, seed=7),
+            Lane("ddim", 8, 3),
+            Lane("ddim", 5, 4, spacing="linspace"),
+            Lane("ddim", 5, 5, seed=3),
+        ],
+    )
+    assert group_lanes(lanes) == [[0, 2, 5], [1], [3], [4]]
+    results = run(small_bundle, lanes)
+    assert [r.lane.class_id for r in results] == [0, 1, 2, 3, 4, 5]  # in the request's order, not the groups'
+
+
+def test_one_scheduler_step_a_round_serves_a_whole_group(small_bundle, monkeypatch):
+    steps = []
+    original = DPMSolverMultistepScheduler.step  # DDIM's class here
+    monkeypatch.setattr(
+        DPMSolverMultistepScheduler,
+        "step",
+        lambda self, out, *a, **k: steps.append(len(out)) or original(self, out, *a, **k),
+    )
+    run(small_bundle, check_lanes(small_bundle, [Lane("ddim", 4, c, seed=c) for c in range(8)]))
+    assert steps == [8, 8, 8, 8]
+
+
+def test_a_plugins_scheduler_steps_each_lane_alone(small_bundle, registered):
+    class PluginDDIM(DDIMScheduler):  # not one of diffusers' own classes: it may not take a list of generators
+        pass
+
+    name = registered(Sampler("plugin_ddim", "Plugin DDIM", "test", PluginDDIM))
+    lanes = check_lanes(small_bundle, [Lane(name, 4, c, seed=c) for c in range(3)])
+    assert group_lanes(lanes) == [[0], [1], [2]]
+
+
+def test_only_lanes_that_may_still_coincide_are_compared(small_bundle, monkeypatch):
+    compared = []
+    original = distinct_rows_module.distinct_rows
+
+    def counting(*columns):
+        compared.append(len(columns[0]))
+        return original(*columns)
+
+    monkeypatch.setattr(distinct_rows_module, "distinct_rows", counting)
+    same_seed = check_lanes(small_bundle, [Lane("dpmpp_2m", 10, c, seed=0, cfg_scale=4.0) for c in range(8)])
+    run(small_bundle, same_seed)
+    # round 1: one noise for eight lanes (their null rows coincide); round 2: the classes have
+    # pulled them apart, and no later round reads latents back from the device
+    assert compared == [8, 8]
+    compared.clear()
+    run(small_bundle, check_lanes(small_bundle, [Lane("dpmpp_2m", 10, c, seed=c, cfg_scale=4.0) for c in range(8)]))
+    assert compared == []
