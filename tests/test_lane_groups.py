@@ -56,6 +56,16 @@ def test_a_lane_stepped_in_a_group_equals_the_lane_alone_to_the_bit(small_bundle
         assert torch.equal(grouped.latents, alone.latents), f"{name}, seed {lane.seed}: grouping moved the lane"
 
 
+@pytest.mark.parametrize("name", ["ddpm", "dpmpp_2m", "euler_a"])
+@pytest.mark.parametrize("cfg", [1.0, 4.0])
+def test_a_group_on_one_guidance_scale_equals_its_lanes_alone(small_bundle, name, cfg):
+    model = replace(small_bundle, transformer=RowWise(small_bundle.transformer))
+    lanes = check_lanes(model, [Lane(name, 5, c, seed=c, cfg_scale=cfg) for c in range(3)])
+    assert len(group_lanes(lanes)) == 1
+    for lane, grouped in zip(lanes, run(model, lanes)):
+        assert torch.equal(grouped.latents, run(model, [lane])[0].latents), f"{name}, cfg {cfg}, seed {lane.seed}"
+
+
 def test_lanes_group_by_schedule_and_keep_their_order(small_bundle):
     lanes = check_lanes(
         small_bundle,

@@ -70,3 +70,15 @@ def parse_device(device: str | torch.device | None) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError("Device 'mps' was asked for but Apple MPS is not available; use --device cpu.")
     return device
+
+
+def host_values(values: list, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """A small tensor of host values on ``device``, queued without making the host wait.
+
+    A plain copy to a GPU waits until every kernel queued before it has run, so the host cannot
+    prepare the next round while the device works; a copy from pinned memory is queued instead.
+    """
+    tensor = torch.tensor(values, dtype=dtype)
+    if torch.device(device).type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)

@@ -4,7 +4,8 @@ A request is a list of *lanes*; a lane is one image: (sampler, steps, class, see
 At every round each unfinished lane contributes its current latent and timestep, and the
 transformer runs once for all of them (per-sample timesteps), so a comparison of many
 samplers costs one batched forward per round instead of one per cell. Rows that are identical
-(lanes on one seed often share their first rounds) are evaluated once.
+(lanes on one seed often share their first rounds) are evaluated once, and lanes on one schedule
+(a batch of classes) take one scheduler step together (``lane_group``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.devices import host_values
 from dit_demo.runtime.distinct_rows import SharedRows
 from dit_demo.runtime.lane_group import LaneGroup, group_lanes
 from dit_demo.runtime.request import MAX_LANES, CheckedLane, Lane, check_lanes
@@ -81,8 +83,8 @@ def _forward(
     # identical rows run once (the cache keeps per-row state and finds them itself)
     first, inverse = shared.plan(inputs, rows) if shared is not None else (range(len(rows)), None)
     x = torch.stack([inputs[rows[r][0]] for r in first]).to(bundle.dtype)  # (rows, C, H, W)
-    t = torch.tensor([rows[r][1] for r in first], device=bundle.device)
-    y = torch.tensor([rows[r][2] for r in first], device=bundle.device, dtype=torch.long)
+    t = host_values([rows[r][1] for r in first], torch.float32, bundle.device)
+    y = host_values([rows[r][2] for r in first], torch.long, bundle.device)
     chunk = max_batch or len(x)
     outs = []
     for i in range(0, len(x), chunk):
@@ -94,7 +96,9 @@ def _forward(
         else:
             outs.append(cache.forward(bundle.transformer, x[part], t[part], y[part], keys[part], thresholds[part]))
     out = torch.cat(outs).float()
-    return out if inverse is None or len(first) == len(rows) else out[inverse]
+    if inverse is None or len(first) == len(rows):
+        return out
+    return out[host_values(inverse, torch.long, bundle.device)]
 
 
 def run(

@@ -17,10 +17,12 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 
 import torch
 
 from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.devices import host_values
 from dit_demo.runtime.request import CheckedLane
 
 
@@ -111,18 +113,27 @@ class LaneGroup:
         original DiT guides 3 of the 4 latent channels (a leftover of pixel-space GLIDE, kept for its
         FID numbers); guiding all of them is the default here.
         """
-        starts, start = [], 0
-        for guided in self.guided:
-            starts.append(start)
-            start += 2 if guided else 1
-        cond = rows[starts]
-        if any(self.guided):
-            k = self.lanes[0].cfg_channels  # equal in a group
-            # an unguided lane's "null" row is its conditional row: cond + s * 0 keeps it to the bit
-            null = rows[[s + 1 if g else s for s, g in zip(starts, self.guided)]]
-            scale = torch.tensor([lane.cfg_scale for lane in self.lanes], dtype=rows.dtype, device=rows.device)
-            cond[:, :k] = null[:, :k] + scale.view(-1, 1, 1, 1) * (cond[:, :k] - null[:, :k])
-        return cond if self.reads_variance else cond[:, : self.bundle.latent_channels]
+        if not any(self.guided):
+            return self._channels(rows)
+        if all(self.guided):  # rows alternate: conditional, null (slices: nothing to copy to the device)
+            cond, null = rows[0::2], rows[1::2]
+        else:  # an unguided lane's "null" row is its conditional row: cond + s * 0 keeps it to the bit
+            starts = list(accumulate((2 if g else 1 for g in self.guided[:-1]), initial=0))
+            cond = rows[host_values(starts, torch.long, rows.device)]
+            null = rows[host_values([s + 1 if g else s for s, g in zip(starts, self.guided)], torch.long, rows.device)]
+        scales = {lane.cfg_scale for lane in self.lanes}
+        scale = (
+            scales.pop()
+            if len(scales) == 1
+            else host_values([lane.cfg_scale for lane in self.lanes], rows.dtype, rows.device).view(-1, 1, 1, 1)
+        )
+        k = self.lanes[0].cfg_channels  # equal in a group
+        guided = cond.clone()
+        guided[:, :k] = null[:, :k] + scale * (cond[:, :k] - null[:, :k])
+        return self._channels(guided)
+
+    def _channels(self, out: torch.Tensor) -> torch.Tensor:
+        return out if self.reads_variance else out[:, : self.bundle.latent_channels]
 
     def x0_estimate(self, eps: torch.Tensor) -> torch.Tensor:
         """x0 from the scaled (variance-preserving) input and eps, at a possibly fractional t: (n, C, H, W)."""
