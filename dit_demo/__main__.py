@@ -131,6 +131,7 @@ def cmd_samplers(args) -> None:
 
 def cmd_suite(args) -> None:
     from dit_demo.lab import bench_report, suite
+    from dit_demo.lab.free_model import FREE_MODEL, xl256_free
     from dit_demo.lab.lever_quality import quality
     from dit_demo.lab.xl_random import xl256_random
 
@@ -143,6 +144,7 @@ def cmd_suite(args) -> None:
     bundles = {"xl256-random": xl256_random(device)}
     if not quick:
         bundles["embedded"] = embedded
+        bundles[FREE_MODEL] = xl256_free(device)
     print(f"models: {', '.join(b.name for b in bundles.values())}")
     cpu_xl = device.type == "cpu"
     data = suite.run_suite(

@@ -109,6 +109,17 @@ def test_an_interrupted_suite_resumes_without_timing_finished_workloads_again(im
     assert other["results"][0]["nfe"] == 4  # another step count: nothing is kept
 
 
+def test_a_resumed_suite_times_again_the_rows_an_earlier_run_left_untimed(imagenet_bundle):
+    first = suite.run_suite({"tiny1000": imagenet_bundle}, ("single",), ("engine_exact",), 3, (2,), progress=print)
+    untimed = json.loads(json.dumps(first))
+    untimed["results"][0].update(seconds=None, note="not timed: the session's time ran out")
+    resumed = suite.run_suite(
+        {"tiny1000": imagenet_bundle}, ("single",), ("engine_exact",), 3, (2,), progress=print, previous=untimed
+    )
+    assert [r["runner"] for r in resumed["results"]] == ["engine_exact"]
+    assert resumed["results"][0]["seconds"] > 0 and resumed["results"][0]["note"] == ""
+
+
 def test_the_readme_performance_section_is_made_from_the_committed_json():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     blocks = bench_report.readme_blocks(readme)
@@ -167,7 +178,15 @@ def test_warm_up_runs_only_the_runners_named():
         return lambda: calls.__setitem__(name, calls[name] + 1)
 
     timed = suite.time_interleaved({"a": job("a"), "b": job("b"), "c": None}, repeats=2, warm_up=("a",))
-    assert calls == {"a": 3, "b": 2} and timed["c"] is None and timed["a"] >= 0
+    # instant jobs: at least QUICK_RUNS rounds, since a machine's noise is larger than such a job
+    assert calls == {"a": 1 + suite.QUICK_RUNS, "b": suite.QUICK_RUNS} and timed["c"] is None and timed["a"] >= 0
+
+
+def test_workloads_that_take_a_second_or_more_a_round_run_the_repeats_asked_for(monkeypatch):
+    calls = []
+    monkeypatch.setattr(suite, "_seconds", lambda job: job() or 0.6)  # two runners: 1.2 s a round
+    suite.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warm_up=())
+    assert calls == ["a", "b"] * 3
 
 
 def test_the_report_compares_fast_with_the_half_precision_pipeline_too():
@@ -177,7 +196,7 @@ def test_the_report_compares_fast_with_the_half_precision_pipeline_too():
     ]
     table = bench_report.markdown({**_EMPTY_SUITE, "results": rows})
     assert "| fast vs DiTPipeline half |" in table
-    assert table.count("| m | single | 1 | 4.00 | 2.00 | 4.00 | 0.50 | 1.00x | 8.00x | 4.00x |") == 1
+    assert table.count("| m | single | 1 | 4.00 | 2.00 | 4.00 | 0.500 | 1.00x | 8.00x | 4.00x |") == 1  # ms below 1 s
 
 
 def test_a_resumed_suite_keeps_the_earlier_quality_in_every_checkpoint(imagenet_bundle):

@@ -44,18 +44,18 @@ def run_pipeline(bundle: DiTBundle, lanes: list[Lane]) -> None:
         guidance_scale=first.cfg_scale,
         num_inference_steps=first.steps,
         generator=torch.Generator("cpu").manual_seed(first.seed),
-        output_type="pt",
+        output_type="np",  # float pixels on the CPU, as the engine's runs end: the same work, waited for
     )
 
 
 def run_engine(bundle: DiTBundle, lanes: list[Lane], replay: dict | None = None) -> None:
-    """The engine on the same lanes, decoding too, since the pipeline always decodes.
+    """The engine on the same lanes, decoding to float pixels on the CPU, where the pipeline's runs end.
 
     ``replay``: first-block cache decisions recorded on another model (``BlockCache.decisions``).
     """
     cache = BlockCache(replay=replay) if replay is not None else None
     results = run(bundle, check_lanes(bundle, lanes), cache=cache)
-    bundle.decode_images(torch.stack([r.latents for r in results]))
+    bundle.decode(torch.stack([r.latents for r in results]))
 
 
 def run_bench(

@@ -25,6 +25,10 @@ def _ratio(theirs: float | None, ours: float | None) -> str:
     return f"{theirs / ours:.2f}x" if theirs and ours else "-"
 
 
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.2f}" if seconds >= 1 else f"{seconds:.3f}"  # milliseconds show below a second
+
+
 def _speed_table(data: dict) -> list[str]:
     rows: dict = {}
     notes: dict = {}
@@ -41,7 +45,7 @@ def _speed_table(data: dict) -> list[str]:
     ]
     for (model, workload), by_runner in rows.items():
         secs = {name: r["seconds"] for name, r in by_runner.items()}
-        cells = [f"{secs[r]:.2f}" if secs.get(r) is not None else "n/a" for r in runners]
+        cells = [_seconds(secs[r]) if secs.get(r) is not None else "n/a" for r in runners]
         ratios = [_ratio(secs.get(f"pipeline_{theirs}"), secs.get(f"engine_{ours}")) for ours, theirs in RATIOS]
         images = next(iter(by_runner.values()))["images"]
         lines.append(f"| {model} | {workload} | {images} | " + " | ".join(cells + ratios) + " |")
@@ -83,8 +87,13 @@ def markdown(data: dict) -> str:
         f"Measured on {m['cpu']} ({m['cores']} cores, {m['threads']} threads)"
         + (f" with {m['gpu']}" if m["gpu"] else ", no GPU")
         + f"; torch {m['torch']}, diffusers {m['diffusers']}; {data['steps']} steps (grid: "
-        f"{', '.join(map(str, data['grid_steps']))}), median of {data['repeats']} run(s) after a warm-up. "
-        f"Fast preset here: {m['fast_preset']}.",
+        f"{', '.join(map(str, data['grid_steps']))}), median of {data['repeats']} run(s) after a warm-up"
+        + (
+            f" ({data['quick_runs']} or more where the runners take under a second together). "
+            if "quick_runs" in data
+            else ". "
+        )
+        + f"Fast preset here: {m['fast_preset']}.",
         "",
         *_speed_table(data),
     ]

@@ -3,7 +3,8 @@
     python -m dit_demo bench --suite quick --json out/bench.json
 
 Models: ``xl256-random`` (DiT-XL/2-256's architecture and an sd-vae-shaped VAE, built here with
-random weights: right for timing, meaningless for images) and ``embedded``. Workloads: ``single``
+random weights: right for timing, meaningless for images), ``embedded``, and ``xl256-free`` (the
+XL shapes at no cost: DiTPipeline's loop against the engine's, ``free_model``). Workloads: ``single``
 (one image, DPM-Solver++ 2M, cfg 4), ``batch8`` (8 classes at once) and ``grid3x3`` (3 samplers
 x 3 step counts, one seed). Runners are interleaved and the median of the repeats is kept.
 
@@ -27,6 +28,7 @@ import torch
 import samplers
 from dit_demo.lab.bench import run_engine, run_pipeline
 from dit_demo.lab.bench_report import RUNNERS
+from dit_demo.lab.free_model import FREE_MODEL
 from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.devices import default_dtype
@@ -37,6 +39,9 @@ from dit_demo.runtime.request import Lane, check_lanes
 WORKLOADS = ("single", "batch8", "grid3x3")
 GRID_SAMPLERS = ("ddim", "dpmpp_2m", "dpmpp_3m")  # samplers DiTPipeline runs correctly, so it can fill the grid too
 CFG = 4.0
+QUICK_RUNS = 15  # rounds at least, where one takes under a second: a machine's noise is that size
+FREE_RUNNERS = ("pipeline_fp32", "engine_exact")  # on the free model: the two loops, no levers
+FREE_NOTE = "the loop alone: a transformer and VAE that cost nothing, in DiT-XL/2-256's shapes"
 
 
 def half_dtype(device: torch.device) -> torch.dtype:
@@ -118,17 +123,18 @@ def time_interleaved(
     jobs: dict[str, Callable | None], repeats: int, warm_up: Collection[str] | None = None
 ) -> dict[str, float | None]:
     """Median seconds per runner; the runners take turns so drift hits them alike. The runners named in
-    ``warm_up`` (default: all) run once untimed first (first-call allocations are not what we measure)."""
+    ``warm_up`` (default: all) run once untimed first (first-call allocations are not what we measure).
+    Where a round of every runner takes under a second, there are at least ``QUICK_RUNS`` rounds."""
     runnable = {name: job for name, job in jobs.items() if job is not None}
     for name in runnable if warm_up is None else warm_up:
         if name in runnable:
             runnable[name]()
     times: dict[str, list[float]] = {name: [] for name in runnable}
-    for _ in range(repeats):
+    rounds, last = 0, 0.0
+    while rounds < repeats or (rounds < QUICK_RUNS and last < 1.0):  # quick workloads: noise is their size
         for name, job in runnable.items():
-            start = time.perf_counter()
-            job()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(_seconds(job))  # the device's queue is waited for: no work left uncounted
+        rounds, last = rounds + 1, sum(t[-1] for t in times.values())
     return {name: statistics.median(times[name]) if name in times else None for name in jobs}
 
 
@@ -210,18 +216,21 @@ def run_suite(
         "results": [],
         "flops": {},
         "compile_seconds": {},
+        "quick_runs": QUICK_RUNS,
     }
     if previous and all(previous.get(k) == data[k] for k in ("repeats", "steps", "grid_steps")):
         _keep_finished(data, previous)
     for model, bundle in bundles.items():
-        if model not in data["flops"]:
+        free = model == FREE_MODEL  # the loop alone: no arithmetic to count, no levers to apply
+        if model not in data["flops"] and not free:
             data["flops"][model] = flops_check(bundle)
-        fast_model = with_model_levers(bundle, preset("fast", bundle.device))
+        fast_model = bundle if free else with_model_levers(bundle, preset("fast", bundle.device))
         compiled = ("engine_fast",) if hasattr(fast_model.transformer, "first_calls") else ()
         warm = False
         for workload in workloads:
             done = {r["runner"] for r in data["results"] if (r["model"], r["workload"]) == (model, workload)}
-            todo = tuple(r for r in runners if r not in done)  # a runner finished earlier is not timed again
+            # a runner finished earlier is not timed again
+            todo = tuple(r for r in runners if r not in done and (r in FREE_RUNNERS or not free))
             if not todo:
                 progress(f"{model} {workload}: kept from the earlier run")
                 continue
@@ -234,7 +243,7 @@ def run_suite(
                 nfe = sum(samplers.get(lane.sampler).nfe(lane.steps, bundle.scheduler_config) for lane in lanes)
                 for runner, seconds in timed.items():
                     note = "" if seconds is not None else "DiTPipeline hard-codes the null class 1000"
-                    note = fast_note if runner == "engine_fast" else note
+                    note = fast_note if runner == "engine_fast" else FREE_NOTE if free else note
                     data["results"].append(
                         {
                             "model": model,
@@ -254,8 +263,10 @@ def run_suite(
 
 
 def _keep_finished(data: dict, previous: dict) -> None:
-    """What an interrupted run of the same suite finished: its timings, FLOP/s, first calls and quality."""
-    data["results"], data["flops"] = list(previous["results"]), dict(previous.get("flops", {}))
+    """What an interrupted run of the same suite finished: its timings, FLOP/s, first calls and quality.
+    A row without seconds is timed again (a runner that cannot run a workload says so again at no cost)."""
+    data["results"] = [r for r in previous["results"] if r["seconds"] is not None]
+    data["flops"] = dict(previous.get("flops", {}))
     data["compile_seconds"] = dict(previous.get("compile_seconds", {}))
     if previous.get("quality"):  # kept in every checkpoint, so a second interruption loses nothing
         data["quality"] = previous["quality"]

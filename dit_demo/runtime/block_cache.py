@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from dit_demo.runtime.distinct_rows import distinct_rows
+from dit_demo.runtime.devices import host_values
+from dit_demo.runtime.distinct_rows import distinct_rows, regrouped
 
 MAX_REUSES = 2
 
@@ -71,47 +72,84 @@ class BlockCache:
             self.streak = counts if self.streak is None else torch.cat([self.streak, counts])
         return slots
 
-    def forward(self, model, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, keys: list, thresholds: list):
-        """``model(x, timestep=t, class_labels=y).sample`` with the later blocks skipped where they may be."""
+    def forward(
+        self,
+        model,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        y: torch.Tensor,
+        keys: list,
+        thresholds: list,
+        copies: tuple[list[int], list[int]] | None = None,
+    ):
+        """``model(x, timestep=t, class_labels=y).sample`` with the later blocks skipped where they may be.
+
+        Identical rows (lanes sharing a seed) run once: ``copies`` says which, as ``(first, inverse)``
+        (the engine knows without reading the latents back); without it they are compared here.
+        """
         blocks = model.transformer_blocks
-        distinct, inverse = distinct_rows(x, t, y)  # identical rows (lanes sharing a seed) run once
-        h = model.pos_embed(x[distinct])  # (distinct rows, tokens, hidden)
-        h1_distinct = blocks[0](h, timestep=t[distinct], class_labels=y[distinct])
-        first, h1 = (h1_distinct - h)[inverse], h1_distinct[inverse]
-        slots = self._slots(keys, first)
-        cached = self.first[slots]
-        change = relative_change(first, cached)
-        limit = torch.tensor(thresholds, device=x.device, dtype=change.dtype)
-        if self.replay is None:
-            reuse = self.has[slots] & (limit > 0) & (change < limit) & (self.streak[slots] < MAX_REUSES)
+        if copies is None:
+            distinct, inverse = distinct_rows(x, t, y)
         else:
-            reuse = self.has[slots] & self._replayed(keys, x.device)
-        for key in keys:
-            self.calls[key] = self.calls.get(key, 0) + 1
+            distinct, inverse = (host_values(c, torch.long, x.device) for c in copies)
+        whole = len(distinct) == len(x)  # every row its own (most rounds): nothing to gather or spread
+
+        def spread(rows: torch.Tensor) -> torch.Tensor:  # distinct rows -> every row
+            return rows if whole else rows[inverse]
+
+        td, yd = (t, y) if whole else (t[distinct], y[distinct])
+        h = model.pos_embed(x if whole else x[distinct])  # (distinct rows, tokens, hidden)
+        h1_distinct = blocks[0](h, timestep=td, class_labels=yd)
+        first, h1 = spread(h1_distinct - h), spread(h1_distinct)
+        slots = self._slots(keys, first)
+        reuse = self._reuse(first, slots, keys, thresholds)
+        if not bool(reuse.any()):  # the plain forward, split after the first block
+            hs = h1_distinct
+            for block in blocks[1:]:
+                hs = block(hs, timestep=td, class_labels=yd)
+            self._remember(slots, None, first, spread(hs) - h1)
+            return spread(_final_layer(model, hs, td, yd, model.patch_size))
         out = h1.clone()
         todo = (~reuse).nonzero().flatten()
         if len(todo):
-            groups, copies = torch.unique(inverse[todo], return_inverse=True)  # each distinct row once
-            rows = distinct[groups]
-            hs, ts, ys = h1_distinct[groups], t[rows], y[rows]
+            groups, copied = torch.unique(inverse[todo], return_inverse=True)  # each distinct row once
+            hs, ts, ys = h1_distinct[groups], t[distinct[groups]], y[distinct[groups]]
             for block in blocks[1:]:
                 hs = block(hs, timestep=ts, class_labels=ys)
-            out[todo] = hs[copies]
+            out[todo] = hs[copied]
         out[reuse] = h1[reuse] + self.rest[slots[reuse]]
-        fresh = slots[todo]
-        self.first[fresh], self.rest[fresh], self.has[fresh] = first[todo], (out - h1)[todo], True
-        self.streak[fresh] = 0
-        self.streak[slots[reuse]] += 1
-        self.reused += int(reuse.sum())
-        self.computed += len(todo)
-        if self.record:
-            self.seen.append((list(keys), reuse.tolist()))
+        self._remember(slots, reuse, first, out - h1)
         # the output layer once per distinct row too (a reused row's residual is its own), so that
         # threshold 0 hands every layer the batch the uncached path would
         key = inverse.clone()
         key[reuse] = len(distinct) + reuse.nonzero().flatten()
-        rep, copies = distinct_rows(key)
-        return _final_layer(model, out[rep], t[rep], y[rep], model.patch_size)[copies]
+        rep, copied = (host_values(c, torch.long, x.device) for c in regrouped(key.tolist()))
+        return _final_layer(model, out[rep], t[rep], y[rep], model.patch_size)[copied]
+
+    def _reuse(self, first: torch.Tensor, slots: torch.Tensor, keys: list, thresholds: list) -> torch.Tensor:
+        """Which rows take their later blocks' residual from the cache this call: (rows,) bool."""
+        if self.replay is not None:
+            reuse = self.has[slots] & self._replayed(keys, first.device)
+        else:
+            change = relative_change(first, self.first[slots])
+            limit = torch.tensor(thresholds, device=first.device, dtype=change.dtype)
+            reuse = self.has[slots] & (limit > 0) & (change < limit) & (self.streak[slots] < MAX_REUSES)
+        for key in keys:
+            self.calls[key] = self.calls.get(key, 0) + 1
+        if self.record:
+            self.seen.append((list(keys), reuse.tolist()))
+        return reuse
+
+    def _remember(self, slots: torch.Tensor, reuse: torch.Tensor | None, first, rest) -> None:
+        """Rows computed in full become their slots' new evaluation; reused rows lengthen their streak.
+        ``reuse`` None: no row was reused (most calls), so no row needs picking out."""
+        fresh = slots if reuse is None else slots[~reuse]
+        if reuse is not None:
+            first, rest = first[~reuse], rest[~reuse]
+            self.streak[slots[reuse]] += 1
+        self.first[fresh], self.rest[fresh], self.has[fresh], self.streak[fresh] = first, rest, True, 0
+        self.computed += len(fresh)
+        self.reused += len(slots) - len(fresh)
 
 
 def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:

@@ -68,12 +68,16 @@ class SharedRows:
         """``(first, inverse)`` over ``rows`` (lane, timestep, class), as :func:`distinct_rows` gives them;
         ``inputs`` maps each active lane to its (C, H, W) model input this round."""
         same = self._same_inputs(inputs)
-        index: dict[tuple, int] = {}
-        first, inverse = [], []
-        for row, (lane, t, y) in enumerate(rows):
-            key = (same.get(lane, lane), t, y)
-            if key not in index:
-                index[key] = len(first)
-                first.append(row)
-            inverse.append(index[key])
-        return first, inverse
+        return regrouped([(same.get(lane, lane), t, y) for lane, t, y in rows])
+
+
+def regrouped(keys: list) -> tuple[list[int], list[int]]:
+    """``(first, inverse)`` for rows whose keys are equal, as :func:`distinct_rows` gives them for tensors."""
+    index: dict = {}
+    first, inverse = [], []
+    for row, key in enumerate(keys):
+        if key not in index:
+            index[key] = len(first)
+            first.append(row)
+        inverse.append(index[key])
+    return first, inverse

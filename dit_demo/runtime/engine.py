@@ -21,7 +21,7 @@ from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.devices import host_values
-from dit_demo.runtime.distinct_rows import SharedRows
+from dit_demo.runtime.distinct_rows import SharedRows, regrouped
 from dit_demo.runtime.lane_group import LaneGroup, group_lanes
 from dit_demo.runtime.request import MAX_LANES, CheckedLane, Lane, check_lanes
 
@@ -61,7 +61,7 @@ def _check_cancel(cancel: threading.Event | None, message: str) -> None:
 def _forward(
     bundle: DiTBundle,
     active: list[LaneGroup],
-    shared: SharedRows | None,
+    shared: SharedRows,
     max_batch: int | None,
     cancel: threading.Event | None,
     where: str,
@@ -80,11 +80,12 @@ def _forward(
             rows.append((lane, float(g.t), y))
             keys.append((lane, kind))
             thresholds.append(g.lanes[i].levers.cache_threshold)
-    # identical rows run once (the cache keeps per-row state and finds them itself)
-    first, inverse = shared.plan(inputs, rows) if shared is not None else (range(len(rows)), None)
-    x = torch.stack([inputs[rows[r][0]] for r in first]).to(bundle.dtype)  # (rows, C, H, W)
-    t = host_values([rows[r][1] for r in first], torch.float32, bundle.device)
-    y = host_values([rows[r][2] for r in first], torch.long, bundle.device)
+    first, inverse = shared.plan(inputs, rows)
+    # identical rows run once; the cache keeps per-row state, so it sees every row and is told the copies
+    evaluated = first if cache is None else range(len(rows))
+    x = torch.stack([inputs[rows[r][0]] for r in evaluated]).to(bundle.dtype)  # (rows, C, H, W)
+    t = host_values([rows[r][1] for r in evaluated], torch.float32, bundle.device)
+    y = host_values([rows[r][2] for r in evaluated], torch.long, bundle.device)
     chunk = max_batch or len(x)
     outs = []
     for i in range(0, len(x), chunk):
@@ -94,9 +95,12 @@ def _forward(
         if cache is None:
             outs.append(bundle.transformer(x[part], timestep=t[part], class_labels=y[part]).sample)
         else:
-            outs.append(cache.forward(bundle.transformer, x[part], t[part], y[part], keys[part], thresholds[part]))
-    out = torch.cat(outs).float()
-    if inverse is None or len(first) == len(rows):
+            copies = regrouped(inverse[part])
+            outs.append(
+                cache.forward(bundle.transformer, x[part], t[part], y[part], keys[part], thresholds[part], copies)
+            )
+    out = (outs[0] if len(outs) == 1 else torch.cat(outs)).float()
+    if cache is not None or len(first) == len(rows):
         return out
     return out[host_values(inverse, torch.long, bundle.device)]
 
@@ -120,7 +124,7 @@ def run(
     groups = [LaneGroup(bundle, [lanes[i] for i in positions], positions) for positions in group_lanes(lanes)]
     if budget is not None:
         budget.check([(len(g.timesteps), lane.rows) for g in groups for lane in g.lanes], max_batch)
-    shared = SharedRows([lane.seed for lane in lanes]) if cache is None else None
+    shared = SharedRows([lane.seed for lane in lanes])
     total_rounds = max(len(g.timesteps) for g in groups)
     nfe_total, start = sum(len(g.timesteps) * len(g.lanes) for g in groups), time.perf_counter()
     with torch.inference_mode():
