@@ -121,3 +121,12 @@ def test_only_lanes_that_may_still_coincide_are_compared(small_bundle, monkeypat
     compared.clear()
     run(small_bundle, check_lanes(small_bundle, [Lane("dpmpp_2m", 10, c, seed=c, cfg_scale=4.0) for c in range(8)]))
     assert compared == []
+
+
+def test_each_lanes_latents_own_their_storage(small_bundle):
+    results = run(small_bundle, check_lanes(small_bundle, [Lane("ddim", 3, c, seed=c) for c in range(4)]))
+    for r in results:  # a view into the group's stack would be saved (torch.save) with all its rows
+        assert r.latents.untyped_storage().nbytes() == r.latents.numel() * r.latents.element_size()
+    before = results[1].latents.clone()
+    results[0].latents.zero_()
+    assert torch.equal(results[1].latents, before)

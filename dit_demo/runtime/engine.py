@@ -142,9 +142,10 @@ def run(
                 callback(progress)
     results: dict[int, LaneResult] = {}
     for g in groups:
-        timesteps = [float(t) for t in g.timesteps]
+        # one read-back a group; a lane's latents own their storage (a view would carry its group's)
+        timesteps, latents = [float(t) for t in g.timesteps], [x.clone() for x in g.x.float().cpu()]
         for i, (position, lane) in enumerate(zip(g.positions, g.lanes)):
-            results[position] = LaneResult(lane, g.x[i].float().cpu(), len(timesteps), g.seconds[i], list(timesteps))
+            results[position] = LaneResult(lane, latents[i], len(timesteps), g.seconds[i], list(timesteps))
     return [results[position] for position in range(len(lanes))]
 
 
