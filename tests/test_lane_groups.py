@@ -104,6 +104,18 @@ def test_a_plugins_scheduler_steps_each_lane_alone(small_bundle, registered):
     assert group_lanes(lanes) == [[0], [1], [2]]
 
 
+def test_a_stochastic_scheduler_that_seeds_itself_steps_each_lane_alone(small_bundle, registered):
+    class SelfSeeded(DDIMScheduler):  # as diffusers' Brownian-tree SDE scheduler: noise not from a generator
+        def step(self, model_output, timestep, sample, eta=0.0, return_dict=True):
+            return super().step(model_output, timestep, sample, eta=eta, return_dict=return_dict)
+
+    SelfSeeded.__module__ = "diffusers.schedulers.self_seeded"
+    noisy = registered(Sampler("self_seeded", "Self-seeded", "test", SelfSeeded, stochastic=True))
+    quiet = registered(Sampler("quiet_ddim", "Quiet DDIM", "test", SelfSeeded))
+    lanes = check_lanes(small_bundle, [Lane(name, 4, c, seed=c) for name in (noisy, quiet) for c in range(2)])
+    assert group_lanes(lanes) == [[0], [1], [2, 3]]
+
+
 def test_only_lanes_that_may_still_coincide_are_compared(small_bundle, monkeypatch):
     compared = []
     original = distinct_rows_module.distinct_rows

@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Sequence
+from functools import cache
 from itertools import accumulate
 
 import torch
@@ -36,8 +37,18 @@ def _accepts(fn: Callable, name: str) -> bool:
 
 
 def steps_together(lane: CheckedLane) -> bool:
-    """Whether the lane's scheduler may step a stack of lanes: diffusers' own classes do."""
-    return lane.sampler.scheduler_class.__module__.startswith("diffusers.")
+    """Whether the lane's scheduler may step a stack of lanes and give each what it gives alone: diffusers'
+    own classes, when they add no noise or take it from the ``generator`` they are given (``randn_tensor``
+    draws row i from generator i). A scheduler that seeds its noise otherwise (one Brownian tree over
+    the whole batch) steps each lane alone."""
+    return _stacks(lane.sampler.scheduler_class, lane.sampler.stochastic)
+
+
+@cache
+def _stacks(scheduler_class: type, stochastic: bool) -> bool:
+    if not scheduler_class.__module__.startswith("diffusers."):
+        return False
+    return not stochastic or "generator" in inspect.signature(scheduler_class.step).parameters
 
 
 def group_lanes(lanes: Sequence[CheckedLane]) -> list[list[int]]:
