@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -114,6 +115,23 @@ def test_a_stochastic_scheduler_that_seeds_itself_steps_each_lane_alone(small_bu
     quiet = registered(Sampler("quiet_ddim", "Quiet DDIM", "test", SelfSeeded))
     lanes = check_lanes(small_bundle, [Lane(name, 4, c, seed=c) for name in (noisy, quiet) for c in range(2)])
     assert group_lanes(lanes) == [[0], [1], [2, 3]]
+
+    class BrownianTree(SelfSeeded):  # seeds a noise tree from its config: noisy whatever the sampler says
+        def __init__(self, *args, noise_sampler_seed=None, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    BrownianTree.__module__ = "diffusers.schedulers.brownian_tree"
+    unmarked = registered(Sampler("unmarked_sde", "Unmarked SDE", "test", BrownianTree))
+    assert group_lanes(check_lanes(small_bundle, [Lane(unmarked, 4, c, seed=c) for c in range(2)])) == [[0], [1]]
+
+
+def test_a_lanes_seconds_are_its_share_of_the_request_by_the_rows_it_needed(small_bundle):
+    lanes = [Lane("ddim", 10, 1, cfg_scale=4.0), Lane("ddim", 10, 2, cfg_scale=1.0), Lane("ddim", 5, 3, cfg_scale=1.0)]
+    start = time.perf_counter()
+    guided, plain, short = run(small_bundle, check_lanes(small_bundle, lanes))
+    wall = time.perf_counter() - start
+    assert guided.seconds == pytest.approx(2 * plain.seconds) and plain.seconds == pytest.approx(2 * short.seconds)
+    assert 0 < guided.seconds + plain.seconds + short.seconds <= wall
 
 
 def test_only_lanes_that_may_still_coincide_are_compared(small_bundle, monkeypatch):

@@ -37,7 +37,8 @@ class SharedRows:
     before it can queue the next one. Lanes on different seeds start from different noise, and two
     lanes whose inputs differed once do not meet again, so only lanes whose inputs were equal at
     the last look are compared: a batch of classes on one seed compares in its first two rounds,
-    and after that no round waits. (Missing a coincidence would only cost a row, never a result.)
+    and after that no round waits. (Missing a coincidence would only cost a row, and the batch's float
+    rounding around it.)
     """
 
     def __init__(self, seeds: list[int]):

@@ -33,7 +33,7 @@ class LaneResult:
     lane: CheckedLane
     latents: torch.Tensor  # (C, H, W) float32 on the CPU, VAE-scaled latent space
     nfe: int  # transformer evaluations this lane needed (CFG rows not counted twice)
-    seconds: float  # wall time attributed to this lane (its share of each batched forward + its steps)
+    seconds: float  # its share of the request's wall time, in proportion to the transformer rows it needed
     timesteps: list[float]  # the model timesteps it visited, in order
 
 
@@ -131,29 +131,32 @@ def run(
         for round_index in range(total_rounds):
             _check_cancel(cancel, f"Stopped after {round_index} of {total_rounds} rounds.")
             active = [g for g in groups if not g.done]
-            tick = time.perf_counter()
             where = f"round {round_index + 1} of {total_rounds}"
             out = _forward(bundle, active, shared, max_batch, cancel, where, cache)
-            progress = Progress(round_index + 1, total_rounds, 0, nfe_total, 0.0) if callback else None
-            _step(active, out, (time.perf_counter() - tick) / len(out), progress)
+            progress = Progress(round_index + 1, total_rounds, 0, nfe_total, 0.0) if callback is not None else None
+            _step(active, out, progress)
             if progress is not None:
                 progress.nfe_done = sum(g.index * len(g.lanes) for g in groups)
                 progress.elapsed = time.perf_counter() - start
                 callback(progress)
+    # one read-back a group; a lane's latents own their storage (a view would carry its group's)
+    latents = {id(g): [x.clone() for x in g.x.float().cpu()] for g in groups}
+    # a GPU runs behind the host (nothing waits for it in the loop), so only the whole request's time is
+    # known: each lane gets its share by the rows it needed
+    per_row = (time.perf_counter() - start) / sum(sum(g.rows_done) for g in groups)
     results: dict[int, LaneResult] = {}
     for g in groups:
-        # one read-back a group; a lane's latents own their storage (a view would carry its group's)
-        timesteps, latents = [float(t) for t in g.timesteps], [x.clone() for x in g.x.float().cpu()]
+        timesteps = [float(t) for t in g.timesteps]
         for i, (position, lane) in enumerate(zip(g.positions, g.lanes)):
-            results[position] = LaneResult(lane, latents[i], len(timesteps), g.seconds[i], list(timesteps))
+            seconds = per_row * g.rows_done[i]
+            results[position] = LaneResult(lane, latents[id(g)][i], len(timesteps), seconds, list(timesteps))
     return [results[position] for position in range(len(lanes))]
 
 
-def _step(active: list[LaneGroup], out: torch.Tensor, row_seconds: float, progress: Progress | None) -> None:
-    """Every active group takes its rows of ``out``, guides them and steps; time is shared out per lane."""
+def _step(active: list[LaneGroup], out: torch.Tensor, progress: Progress | None) -> None:
+    """Every active group takes its rows of ``out``, guides them and steps."""
     row = 0
     for g in active:
-        tick = time.perf_counter()
         rows = g.rows
         model_out = g.model_output(out[row : row + rows])
         row += rows
@@ -161,9 +164,6 @@ def _step(active: list[LaneGroup], out: torch.Tensor, row_seconds: float, progre
             x0 = g.x0_estimate(model_out[:, : g.bundle.latent_channels]).float().cpu()
             progress.x0.update(zip(g.positions, x0))
         g.step(model_out)
-        share = (time.perf_counter() - tick) / len(g.lanes)
-        for i, guided in enumerate(g.guided):
-            g.seconds[i] += row_seconds * (2 if guided else 1) + share
 
 
 def sample(

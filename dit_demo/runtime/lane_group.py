@@ -5,11 +5,13 @@ lane, so one scheduler step over an (8, C, H, W) latent does the work of eight: 
 step is a few dozen small tensor operations and Python, which on a GPU cost more than the
 arithmetic, and eight of them a round made the engine slower than DiTPipeline's one batched step.
 
-Grouping never changes a lane's numbers: every scheduler operation on the latents is elementwise,
-guidance is computed row by row, and each lane keeps its own noise generator (diffusers'
-``randn_tensor`` draws row ``i`` from ``generator[i]`` when given a list, exactly as it draws
-a lone lane's noise). Schedulers from elsewhere (plugins) may not take a list of generators,
-so their lanes step alone.
+Stepping together does not change a lane's numbers: given the same model outputs, a lane steps to
+the same bits in a group as alone (tested for every built-in sampler), since every scheduler
+operation on the latents is elementwise, guidance is computed row by row, and each lane keeps its
+own noise generator (diffusers' ``randn_tensor`` draws row ``i`` from ``generator[i]`` when given a
+list, exactly as it draws a lone lane's noise). The transformer's outputs themselves move with the
+batch around a row at float rounding, as they always did. Schedulers from elsewhere (plugins) may not
+take a list of generators, so their lanes step alone.
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ def steps_together(lane: CheckedLane) -> bool:
 def _stacks(scheduler_class: type, stochastic: bool) -> bool:
     if not scheduler_class.__module__.startswith("diffusers."):
         return False
-    return not stochastic or "generator" in inspect.signature(scheduler_class.step).parameters
+    if "generator" in inspect.signature(scheduler_class.step).parameters:
+        return True
+    # no generator to hand out: only a noise-free scheduler stacks (a seeded Brownian tree, diffusers'
+    # SDE schedulers, adds noise even where a plugin forgot to say stochastic=True)
+    return not stochastic and "noise_sampler_seed" not in inspect.signature(scheduler_class.__init__).parameters
 
 
 def group_lanes(lanes: Sequence[CheckedLane]) -> list[list[int]]:
@@ -81,7 +87,7 @@ class LaneGroup:
         if _accepts(self.scheduler.step, "generator"):
             self.step_kwargs["generator"] = generators[0] if len(generators) == 1 else generators
         self.index = 0
-        self.seconds = [0.0] * len(self.lanes)
+        self.rows_done = [0] * len(self.lanes)  # transformer rows each lane has needed (its share of the time)
         self.x_in = self.x
         self.guided = [lane.guided for lane in self.lanes]  # this round, per lane (an interval depends on sigma)
 
@@ -128,7 +134,7 @@ class LaneGroup:
             return self._channels(rows)
         if all(self.guided):  # rows alternate: conditional, null (slices: nothing to copy to the device)
             cond, null = rows[0::2], rows[1::2]
-        else:  # an unguided lane's "null" row is its conditional row: cond + s * 0 keeps it to the bit
+        else:  # an unguided lane's "null" row is its conditional row: cond + s * 0 keeps every finite value
             starts = list(accumulate((2 if g else 1 for g in self.guided[:-1]), initial=0))
             cond = rows[host_values(starts, torch.long, rows.device)]
             null = rows[host_values([s + 1 if g else s for s, g in zip(starts, self.guided)], torch.long, rows.device)]
@@ -165,3 +171,4 @@ class LaneGroup:
         x0 = getattr(out, "pred_original_sample", None)
         self.x = x0 if last and self.sampler.stochastic and isinstance(x0, torch.Tensor) else out.prev_sample
         self.index += 1
+        self.rows_done = [done + (2 if guided else 1) for done, guided in zip(self.rows_done, self.guided)]
