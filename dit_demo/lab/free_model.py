@@ -51,8 +51,9 @@ class FreeVAE(_Placed):
     """Decodes any latent to a black image of the VAE's size (8 pixels a latent)."""
 
     def decode(self, z: torch.Tensor, return_dict: bool = True):
-        pixels = torch.zeros(len(z), self.config.out_channels, 8 * z.shape[2], 8 * z.shape[3], device=z.device)
-        return SimpleNamespace(sample=pixels.to(z.dtype)) if return_dict else (pixels.to(z.dtype),)
+        shape = (len(z), self.config.out_channels, 8 * z.shape[2], 8 * z.shape[3])
+        pixels = torch.zeros(shape, device=z.device, dtype=z.dtype)
+        return SimpleNamespace(sample=pixels) if return_dict else (pixels,)
 
 
 def xl256_free(device: torch.device) -> DiTBundle:

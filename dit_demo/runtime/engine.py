@@ -140,16 +140,15 @@ def run(
                 progress.elapsed = time.perf_counter() - start
                 callback(progress)
     # one read-back a group; a lane's latents own their storage (a view would carry its group's)
-    latents = {id(g): [x.clone() for x in g.x.float().cpu()] for g in groups}
+    latents = [[x.clone() for x in g.x.float().cpu()] for g in groups]
     # a GPU runs behind the host (nothing waits for it in the loop), so only the whole request's time is
     # known: each lane gets its share by the rows it needed
     per_row = (time.perf_counter() - start) / sum(sum(g.rows_done) for g in groups)
     results: dict[int, LaneResult] = {}
-    for g in groups:
+    for g, group_latents in zip(groups, latents):
         timesteps = [float(t) for t in g.timesteps]
-        for i, (position, lane) in enumerate(zip(g.positions, g.lanes)):
-            seconds = per_row * g.rows_done[i]
-            results[position] = LaneResult(lane, latents[id(g)][i], len(timesteps), seconds, list(timesteps))
+        for position, lane, x, rows in zip(g.positions, g.lanes, group_latents, g.rows_done):
+            results[position] = LaneResult(lane, x, len(timesteps), per_row * rows, list(timesteps))
     return [results[position] for position in range(len(lanes))]
 
 
