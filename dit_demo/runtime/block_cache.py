@@ -90,9 +90,10 @@ class BlockCache:
         blocks = model.transformer_blocks
         if copies is None:
             distinct, inverse = distinct_rows(x, t, y)
+            whole = len(distinct) == len(x)
         else:
-            distinct, inverse = (host_values(c, torch.long, x.device) for c in copies)
-        whole = len(distinct) == len(x)  # every row its own (most rounds): nothing to gather or spread
+            whole = len(copies[0]) == len(x)  # every row its own (most rounds): nothing to gather or spread
+            distinct, inverse = (None, None) if whole else (host_values(c, torch.long, x.device) for c in copies)
 
         def spread(rows: torch.Tensor) -> torch.Tensor:  # distinct rows -> every row
             return rows if whole else rows[inverse]
@@ -112,19 +113,30 @@ class BlockCache:
         out = h1.clone()
         todo = (~reuse).nonzero().flatten()
         if len(todo):
-            groups, copied = torch.unique(inverse[todo], return_inverse=True)  # each distinct row once
-            hs, ts, ys = h1_distinct[groups], t[distinct[groups]], y[distinct[groups]]
-            for block in blocks[1:]:
-                hs = block(hs, timestep=ts, class_labels=ys)
-            out[todo] = hs[copied]
+            out[todo] = self._later_blocks(blocks, h1_distinct, t, y, todo, None if whole else (distinct, inverse))
         out[reuse] = h1[reuse] + self.rest[slots[reuse]]
         self._remember(slots, reuse, first, out - h1)
+        if whole:
+            return _final_layer(model, out, t, y, model.patch_size)
         # the output layer once per distinct row too (a reused row's residual is its own), so that
         # threshold 0 hands every layer the batch the uncached path would
         key = inverse.clone()
         key[reuse] = len(distinct) + reuse.nonzero().flatten()
         rep, copied = (host_values(c, torch.long, x.device) for c in regrouped(key.tolist()))
         return _final_layer(model, out[rep], t[rep], y[rep], model.patch_size)[copied]
+
+    @staticmethod
+    def _later_blocks(blocks, h1_distinct, t, y, todo, copies) -> torch.Tensor:
+        """Blocks 2.. for the rows in ``todo`` (each distinct row once, where ``copies`` says which repeat)."""
+        if copies is None:
+            hs, ts, ys, copied = h1_distinct[todo], t[todo], y[todo], None
+        else:
+            distinct, inverse = copies
+            groups, copied = torch.unique(inverse[todo], return_inverse=True)
+            hs, ts, ys = h1_distinct[groups], t[distinct[groups]], y[distinct[groups]]
+        for block in blocks[1:]:
+            hs = block(hs, timestep=ts, class_labels=ys)
+        return hs if copied is None else hs[copied]
 
     def _reuse(self, first: torch.Tensor, slots: torch.Tensor, keys: list, thresholds: list) -> torch.Tensor:
         """Which rows take their later blocks' residual from the cache this call: (rows,) bool."""
