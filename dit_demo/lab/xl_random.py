@@ -18,6 +18,9 @@ def xl256_random(device: torch.device) -> DiTBundle:
     """DiT-XL/2-256's transformer and sd-vae-ft-ema's VAE, shapes only (random weights)."""
     torch.manual_seed(0)
     transformer = build_named("DiT-XL/2", num_classes=1000, latent_size=32)
+    shared = transformer.transformer_blocks[0].norm1.emb.state_dict()
+    for block in transformer.transformer_blocks[1:]:  # the hub's layout: one embedder, copied into every block
+        block.norm1.emb.load_state_dict(shared)
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.conditioning import sharing
 
 DEFAULT_MAX_SECONDS = 60.0
 
@@ -46,7 +47,7 @@ class CostModel:
         def decode() -> None:  # the path every request takes: latents -> images
             bundle.decode_images(x.float())
 
-        with torch.inference_mode():
+        with torch.inference_mode(), sharing():  # as the engine runs it
             forward(1), decode()  # first calls pay for allocations and kernel selection
             one, many, dec = _best_time(lambda: forward(1)), _best_time(lambda: forward(rows)), _best_time(decode)
         per_row = max(many - one, 0.0) / (rows - 1)

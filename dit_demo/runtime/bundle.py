@@ -14,6 +14,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 from PIL import Image
 
+from dit_demo.runtime.conditioning import share_conditioning
 from dit_demo.runtime.labels import Labels
 
 DIT_VISUAL_CFG = 4.0  # the DiT paper's scale for pictures; a model_index.json may name its own
@@ -31,6 +32,9 @@ class DiTBundle:
     device: torch.device
     dtype: torch.dtype
     extras: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        share_conditioning(self.transformer)  # blocks with equal embedders embed once per engine forward
 
     @property
     def null_class(self) -> int:

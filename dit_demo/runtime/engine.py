@@ -20,6 +20,7 @@ import torch
 from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.conditioning import sharing
 from dit_demo.runtime.devices import host_values
 from dit_demo.runtime.distinct_rows import SharedRows, regrouped
 from dit_demo.runtime.lane_group import LaneGroup, group_lanes
@@ -88,17 +89,18 @@ def _forward(
     y = host_values([rows[r][2] for r in evaluated], torch.long, bundle.device)
     chunk = max_batch or len(x)
     outs = []
-    for i in range(0, len(x), chunk):
-        if i:  # big rounds stop between chunks too
-            _check_cancel(cancel, f"Stopped during {where}.")
-        part = slice(i, i + chunk)
-        if cache is None:
-            outs.append(bundle.transformer(x[part], timestep=t[part], class_labels=y[part]).sample)
-        else:
-            copies = regrouped(inverse[part])
-            outs.append(
-                cache.forward(bundle.transformer, x[part], t[part], y[part], keys[part], thresholds[part], copies)
-            )
+    with sharing():  # blocks with equal embedders embed (t, y) once per call
+        for i in range(0, len(x), chunk):
+            if i:  # big rounds stop between chunks too
+                _check_cancel(cancel, f"Stopped during {where}.")
+            part = slice(i, i + chunk)
+            if cache is None:
+                outs.append(bundle.transformer(x[part], timestep=t[part], class_labels=y[part]).sample)
+            else:
+                copies = regrouped(inverse[part])
+                outs.append(
+                    cache.forward(bundle.transformer, x[part], t[part], y[part], keys[part], thresholds[part], copies)
+                )
     out = (outs[0] if len(outs) == 1 else torch.cat(outs)).float()
     if cache is not None or len(first) == len(rows):
         return out

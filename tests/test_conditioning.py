@@ -1,0 +1,114 @@
+"""Blocks whose (timestep, class) embedders are equal embed once per engine forward, to the bit."""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+from dataclasses import replace
+
+import pytest
+import torch
+
+from dit_demo.runtime import engine
+from dit_demo.runtime.conditioning import share_conditioning, sharing
+from dit_demo.runtime.dit import build_dit
+from dit_demo.runtime.levers import LaneLevers
+from dit_demo.runtime.request import Lane, check_lanes
+
+DEPTH = 3
+
+
+def _bundle(small_bundle, equal: bool, shift_block: int | None = None):
+    """``small_bundle`` with a fresh 3-block DiT: one embedder copied into every block (the hub's
+    layout) where ``equal``, else each block's own."""
+    torch.manual_seed(3)
+    model = build_dit(DEPTH, 32, 2, small_bundle.num_classes, small_bundle.latent_size)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    blocks = model.transformer_blocks
+    if equal:
+        for block in blocks[1:]:
+            block.norm1.emb.load_state_dict(blocks[0].norm1.emb.state_dict())
+    if shift_block is not None:
+        blocks[shift_block].norm1.emb.time_proj.downscale_freq_shift = 0
+    return replace(small_bundle, transformer=model.eval().requires_grad_(False))
+
+
+def _count_embeddings(model) -> list[int]:
+    """A one-item list counting the embedders' own computations (a shared result computes nothing)."""
+    count = [0]
+    for block in model.transformer_blocks:
+        block.norm1.emb.timestep_embedder.register_forward_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+    return count
+
+
+def _forward(model, shared: bool) -> torch.Tensor:
+    x = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    t, y = torch.tensor([999.0, 999.0, 500.0, 20.0]), torch.tensor([1, 10, 3, 3])
+    with torch.inference_mode(), sharing() if shared else nullcontext():
+        return model(x, timestep=t, class_labels=y).sample
+
+
+@pytest.mark.parametrize("equal", [True, False])
+def test_a_forward_embeds_once_per_group_and_gives_the_same_bits(small_bundle, equal):
+    model = _bundle(small_bundle, equal).transformer
+    count = _count_embeddings(model)
+    plain = _forward(model, shared=False)
+    assert count[0] == DEPTH + 1  # every block, and the output layer with block 0's (DiTPipeline's forward)
+    count[0] = 0
+    shared = _forward(model, shared=True)
+    assert count[0] == (1 if equal else DEPTH)  # the output layer takes block 0's result in both
+    assert torch.equal(shared, plain)
+
+
+def test_a_result_stays_inside_its_sharing_block(small_bundle):
+    """The same tensor objects in a later block (a caller refilling them in place) are embedded again."""
+    model = _bundle(small_bundle, equal=True).transformer
+    count = _count_embeddings(model)
+    x, t, y = torch.zeros(2, 4, 8, 8), torch.tensor([999.0, 10.0]), torch.tensor([1, 2])
+    with torch.no_grad():
+        with sharing():
+            model(x, timestep=t, class_labels=y)
+        t.fill_(500.0)
+        with sharing():
+            refilled = model(x, timestep=t, class_labels=y).sample
+        assert count[0] == 2 and torch.equal(refilled, model(x, timestep=t, class_labels=y).sample)
+
+
+def test_groups_follow_weights_and_time_features(small_bundle):
+    assert share_conditioning(_bundle(small_bundle, equal=True).transformer) == 1
+    assert share_conditioning(_bundle(small_bundle, equal=False).transformer) == DEPTH
+    # equal weights, but block 1 makes its timestep features as the original code does: its own group
+    assert share_conditioning(_bundle(small_bundle, equal=True, shift_block=1).transformer) == 2
+    assert share_conditioning(torch.nn.Linear(2, 2)) == 0  # no DiT blocks: nothing to share
+
+
+def test_a_model_copy_shares_within_itself_only(small_bundle):
+    model = _bundle(small_bundle, equal=True).transformer
+    twin = copy.deepcopy(model)  # what a preset's converted copy is made from
+    memos = {id(block.norm1.emb.memo) for block in twin.transformer_blocks}
+    assert len(memos) == 1 and memos.isdisjoint({id(model.transformer_blocks[0].norm1.emb.memo)})
+    count = _count_embeddings(twin)
+    assert torch.equal(_forward(twin, shared=True), _forward(model, shared=False)) and count[0] == 1
+
+
+@pytest.mark.parametrize("cache_threshold", [0.0, 0.2])
+def test_the_engine_shares_and_its_lanes_equal_unshared_ones(small_bundle, monkeypatch, cache_threshold):
+    """DPM-Solver++ 2M and DDPM (stochastic), guided, plain and through the first-block cache: the same
+    latents to the bit with and without sharing; shared, one embedding per transformer call."""
+    bundle = _bundle(small_bundle, equal=True)
+    levers = LaneLevers(cache_threshold=cache_threshold)
+    lanes = check_lanes(bundle, [Lane(s, 6, c, 7, 3.0, levers=levers) for s in ("dpmpp_2m", "ddpm") for c in (1, 4)])
+    count = _count_embeddings(bundle.transformer)
+    calls = [0]
+    bundle.transformer.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    shared = engine.run(bundle, lanes)
+    embedded, rounds, count[0] = count[0], calls[0], 0
+    monkeypatch.setattr(engine, "sharing", nullcontext)
+    plain = engine.run(bundle, lanes)
+    assert count[0] > embedded  # unshared, every block embedded again
+    if cache_threshold == 0:  # the plain forward: one call of the model per round
+        assert embedded == rounds == 6
+    for a, b in zip(shared, plain):
+        assert torch.equal(a.latents, b.latents)
