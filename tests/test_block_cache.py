@@ -80,3 +80,18 @@ def test_the_change_metric_counts_a_change_down_as_much_as_one_up():
     new = torch.tensor([[[-1.0, 1.0]], [[0.5, 1.5]]])
     # by hand: row 0 moves by 1 and 1 on a mean size of 2 -> 0.5; row 1 by 0.5 down and 0.5 up on 1 -> 0.5
     assert block_cache.relative_change(new, old).tolist() == [0.5, 0.5]
+
+
+def test_rows_that_may_not_reuse_are_not_compared(small_bundle, monkeypatch):
+    """The reuse test is the cache's one read-back from the device: where no row may reuse (threshold 0,
+    or a slot's first evaluation), it does not run."""
+    compared = []
+    original = block_cache.relative_change
+    monkeypatch.setattr(
+        block_cache, "relative_change", lambda new, old: compared.append(len(new)) or original(new, old)
+    )
+    run(small_bundle, _lanes(small_bundle, 0.0), cache=BlockCache())
+    assert compared == []
+    cache = BlockCache(record=True)
+    run(small_bundle, _lanes(small_bundle, 1.0), cache=cache)
+    assert 0 < len(compared) < len(cache.seen)  # never in the first call, when no slot holds an evaluation

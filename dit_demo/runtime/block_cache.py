@@ -28,14 +28,16 @@ MAX_REUSES = 2
 
 @dataclass
 class BlockCache:
-    """Per-request state, one slot per row key (lane, cond/null); ``reused``/``computed`` count rows."""
+    """Per-request state, one slot per row key (lane, cond/null); ``reused``/``computed`` count rows.
+
+    The residuals live on the model's device; which slots hold one and their reuse streaks live on the
+    host, so a call reads back nothing but its reuse decisions (and nothing where no row may reuse)."""
 
     reused: int = 0
     computed: int = 0
     first: torch.Tensor | None = None  # (slots, tokens, hidden): the first block's residual at the last full evaluation
     rest: torch.Tensor | None = None  # (slots, tokens, hidden): the other blocks' residual then
-    has: torch.Tensor | None = None  # (slots,) bool: the slot holds an evaluation
-    streak: torch.Tensor | None = None  # (slots,) how many steps in a row the slot has been reused
+    streak: dict = field(default_factory=dict)  # slot -> steps in a row reused (present once it holds an evaluation)
     record: bool = False  # keep every call's (keys, reuse mask) in ``seen``, for tests and replays
     seen: list = field(default_factory=list)
     replay: dict | None = None  # row key -> reuse decision per call, from another model's ``decisions()``
@@ -49,28 +51,13 @@ class BlockCache:
                 out.setdefault(key, []).append(reused)
         return out
 
-    def _replayed(self, keys: list, device: torch.device) -> torch.Tensor:
-        wanted = []
-        for key in keys:
-            n = self.calls.get(key, 0)
-            plan = self.replay.get(key, [])
-            wanted.append(n < len(plan) and bool(plan[n]))
-        return torch.tensor(wanted, dtype=torch.bool, device=device)
-
-    def _slots(self, keys: list, like: torch.Tensor) -> torch.Tensor:
-        slots = torch.tensor([2 * lane + kind for lane, kind in keys], device=like.device)
-        need = int(slots.max()) + 1
-        if self.first is None or need > len(self.first):
-            grow = max(need, 2 * (0 if self.first is None else len(self.first)))
-            pad = grow - (0 if self.first is None else len(self.first))
-            zeros = like.new_zeros((pad, *like.shape[1:]))
-            self.first = zeros if self.first is None else torch.cat([self.first, zeros])
-            self.rest = zeros.clone() if self.rest is None else torch.cat([self.rest, zeros])
-            flags = torch.zeros(pad, dtype=torch.bool, device=like.device)
-            self.has = flags if self.has is None else torch.cat([self.has, flags])
-            counts = torch.zeros(pad, dtype=torch.long, device=like.device)
-            self.streak = counts if self.streak is None else torch.cat([self.streak, counts])
-        return slots
+    def _grow(self, need: int, like: torch.Tensor) -> None:
+        have = 0 if self.first is None else len(self.first)
+        if need <= have:
+            return
+        zeros = like.new_zeros((max(need, 2 * have) - have, *like.shape[1:]))
+        self.first = zeros if self.first is None else torch.cat([self.first, zeros])
+        self.rest = zeros.clone() if self.rest is None else torch.cat([self.rest, zeros])
 
     def forward(
         self,
@@ -89,11 +76,9 @@ class BlockCache:
         """
         blocks = model.transformer_blocks
         if copies is None:
-            distinct, inverse = distinct_rows(x, t, y)
-            whole = len(distinct) == len(x)
-        else:
-            whole = len(copies[0]) == len(x)  # every row its own (most rounds): nothing to gather or spread
-            distinct, inverse = (None, None) if whole else (host_values(c, torch.long, x.device) for c in copies)
+            copies = tuple(c.tolist() for c in distinct_rows(x, t, y))
+        whole = len(copies[0]) == len(x)  # every row its own (most rounds): nothing to gather or spread
+        distinct, inverse = (None, None) if whole else (host_values(c, torch.long, x.device) for c in copies)
 
         def spread(rows: torch.Tensor) -> torch.Tensor:  # distinct rows -> every row
             return rows if whole else rows[inverse]
@@ -102,64 +87,84 @@ class BlockCache:
         h = model.pos_embed(x if whole else x[distinct])  # (distinct rows, tokens, hidden)
         h1_distinct = blocks[0](h, timestep=td, class_labels=yd)
         first, h1 = spread(h1_distinct - h), spread(h1_distinct)
-        slots = self._slots(keys, first)
+        slots = [2 * lane + kind for lane, kind in keys]
+        self._grow(max(slots) + 1, first)
         reuse = self._reuse(first, slots, keys, thresholds)
-        if not bool(reuse.any()):  # the plain forward, split after the first block
+        if not any(reuse):  # the plain forward, split after the first block
             hs = h1_distinct
             for block in blocks[1:]:
                 hs = block(hs, timestep=td, class_labels=yd)
-            self._remember(slots, None, first, spread(hs) - h1)
+            self._remember(slots, reuse, first, spread(hs) - h1)
             return spread(_final_layer(model, hs, td, yd, model.patch_size))
         out = h1.clone()
-        todo = (~reuse).nonzero().flatten()
-        if len(todo):
-            out[todo] = self._later_blocks(blocks, h1_distinct, t, y, todo, None if whole else (distinct, inverse))
-        out[reuse] = h1[reuse] + self.rest[slots[reuse]]
+        todo = [row for row, hit in enumerate(reuse) if not hit]
+        if todo:
+            rows = host_values(todo, torch.long, x.device)
+            out[rows] = self._later_blocks(blocks, h1_distinct, t, y, todo, None if whole else copies)
+        hits = host_values([row for row, hit in enumerate(reuse) if hit], torch.long, x.device)
+        out[hits] = h1[hits] + self.rest[host_values([s for s, hit in zip(slots, reuse) if hit], torch.long, x.device)]
         self._remember(slots, reuse, first, out - h1)
         if whole:
             return _final_layer(model, out, t, y, model.patch_size)
         # the output layer once per distinct row too (a reused row's residual is its own), so that
         # threshold 0 hands every layer the batch the uncached path would
-        key = inverse.clone()
-        key[reuse] = len(distinct) + reuse.nonzero().flatten()
-        rep, copied = (host_values(c, torch.long, x.device) for c in regrouped(key.tolist()))
+        key = [len(copies[0]) + row if hit else group for row, (hit, group) in enumerate(zip(reuse, copies[1]))]
+        rep, copied = (host_values(c, torch.long, x.device) for c in regrouped(key))
         return _final_layer(model, out[rep], t[rep], y[rep], model.patch_size)[copied]
 
     @staticmethod
-    def _later_blocks(blocks, h1_distinct, t, y, todo, copies) -> torch.Tensor:
+    def _later_blocks(blocks, h1_distinct, t, y, todo: list[int], copies) -> torch.Tensor:
         """Blocks 2.. for the rows in ``todo`` (each distinct row once, where ``copies`` says which repeat)."""
+        device = h1_distinct.device
         if copies is None:
-            hs, ts, ys, copied = h1_distinct[todo], t[todo], y[todo], None
+            rows = host_values(todo, torch.long, device)
+            hs, ts, ys, copied = h1_distinct[rows], t[rows], y[rows], None
         else:
-            distinct, inverse = copies
-            groups, copied = torch.unique(inverse[todo], return_inverse=True)
-            hs, ts, ys = h1_distinct[groups], t[distinct[groups]], y[distinct[groups]]
+            first, inverse = copies
+            wanted = [inverse[row] for row in todo]
+            once, copied = regrouped(wanted)
+            groups = host_values([wanted[i] for i in once], torch.long, device)
+            rows = host_values([first[wanted[i]] for i in once], torch.long, device)
+            hs, ts, ys = h1_distinct[groups], t[rows], y[rows]
         for block in blocks[1:]:
             hs = block(hs, timestep=ts, class_labels=ys)
-        return hs if copied is None else hs[copied]
+        return hs if copied is None else hs[host_values(copied, torch.long, device)]
 
-    def _reuse(self, first: torch.Tensor, slots: torch.Tensor, keys: list, thresholds: list) -> torch.Tensor:
-        """Which rows take their later blocks' residual from the cache this call: (rows,) bool."""
+    def _reuse(self, first: torch.Tensor, slots: list[int], keys: list, thresholds: list) -> list[bool]:
+        """Which rows take their later blocks' residual from the cache this call."""
+        held = [slot in self.streak for slot in slots]
         if self.replay is not None:
-            reuse = self.has[slots] & self._replayed(keys, first.device)
-        else:
-            change = relative_change(first, self.first[slots])
-            limit = torch.tensor(thresholds, device=first.device, dtype=change.dtype)
-            reuse = self.has[slots] & (limit > 0) & (change < limit) & (self.streak[slots] < MAX_REUSES)
+            reuse = [has and self._replayed(key) for has, key in zip(held, keys)]
+        else:  # a row may reuse where its slot holds an evaluation not reused too often already
+            limits = [
+                limit if has and self.streak[slot] < MAX_REUSES else 0.0
+                for slot, has, limit in zip(slots, held, thresholds)
+            ]
+            reuse = [False] * len(slots)
+            if any(limits):  # the only read-back: where no row may reuse, nothing waits for the device
+                change = relative_change(first, self.first[host_values(slots, torch.long, first.device)])
+                reuse = (change < host_values(limits, change.dtype, first.device)).tolist()
         for key in keys:
             self.calls[key] = self.calls.get(key, 0) + 1
         if self.record:
-            self.seen.append((list(keys), reuse.tolist()))
+            self.seen.append((list(keys), list(reuse)))
         return reuse
 
-    def _remember(self, slots: torch.Tensor, reuse: torch.Tensor | None, first, rest) -> None:
-        """Rows computed in full become their slots' new evaluation; reused rows lengthen their streak.
-        ``reuse`` None: no row was reused (most calls), so no row needs picking out."""
-        fresh = slots if reuse is None else slots[~reuse]
-        if reuse is not None:
-            first, rest = first[~reuse], rest[~reuse]
-            self.streak[slots[reuse]] += 1
-        self.first[fresh], self.rest[fresh], self.has[fresh], self.streak[fresh] = first, rest, True, 0
+    def _replayed(self, key) -> bool:
+        plan = self.replay.get(key, [])
+        n = self.calls.get(key, 0)
+        return n < len(plan) and bool(plan[n])
+
+    def _remember(self, slots: list[int], reuse: list[bool], first: torch.Tensor, rest: torch.Tensor) -> None:
+        """Rows computed in full become their slots' new evaluation; reused rows lengthen their streak."""
+        fresh = [row for row, hit in enumerate(reuse) if not hit]
+        if len(fresh) < len(slots):  # some rows were reused: pick out the others
+            rows = host_values(fresh, torch.long, first.device)
+            first, rest = first[rows], rest[rows]
+        where = host_values([slots[row] for row in fresh], torch.long, first.device)
+        self.first[where], self.rest[where] = first, rest
+        for slot, hit in zip(slots, reuse):
+            self.streak[slot] = self.streak[slot] + 1 if hit else 0
         self.computed += len(fresh)
         self.reused += len(slots) - len(fresh)
 

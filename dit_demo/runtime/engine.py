@@ -143,8 +143,8 @@ def run(
                 callback(progress)
     # one read-back a group; a lane's latents own their storage (a view would carry its group's)
     latents = [[x.clone() for x in g.x.float().cpu()] for g in groups]
-    # a GPU runs behind the host (nothing waits for it in the loop), so only the whole request's time is
-    # known: each lane gets its share by the rows it needed
+    # a GPU runs behind the host (with deterministic samplers and no cache or callback, nothing in the
+    # loop waits for it), so only the whole request's time is known: each lane's share is by its rows
     per_row = (time.perf_counter() - start) / sum(sum(g.rows_done) for g in groups)
     results: dict[int, LaneResult] = {}
     for g, group_latents in zip(groups, latents):
