@@ -141,8 +141,7 @@ def run(
                 progress.nfe_done = sum(g.index * len(g.lanes) for g in groups)
                 progress.elapsed = time.perf_counter() - start
                 callback(progress)
-    # one read-back a group; a lane's latents own their storage (a view would carry its group's)
-    latents = [[x.clone() for x in g.x.float().cpu()] for g in groups]
+    latents = _on_host(groups)
     # a GPU runs behind the host (with deterministic samplers and no cache or callback, nothing in the
     # loop waits for it), so only the whole request's time is known: each lane's share is by its rows
     per_row = (time.perf_counter() - start) / sum(sum(g.rows_done) for g in groups)
@@ -152,6 +151,12 @@ def run(
         for position, lane, x, rows in zip(g.positions, g.lanes, group_latents, g.rows_done):
             results[position] = LaneResult(lane, x, len(timesteps), per_row * rows, list(timesteps))
     return [results[position] for position in range(len(lanes))]
+
+
+def _on_host(groups: list[LaneGroup]) -> list[list[torch.Tensor]]:
+    """Each group's latents, lane by lane, in float32 on the CPU: the request's one read-back a group
+    (a lane's latents own their storage: a view would keep its whole group's)."""
+    return [[x.clone() for x in g.x.float().cpu()] for g in groups]
 
 
 def _step(active: list[LaneGroup], out: torch.Tensor, progress: Progress | None) -> None:
