@@ -1,9 +1,11 @@
 """The loop as a GPU runs it, checked without a GPU: on the meta device (shapes, no data) reading a
 device tensor back raises, and so does mixing a CPU tensor of one or more dimensions with a device
 one, as CUDA does. Every built-in sampler, grouped with mixed guidance, runs all its rounds there in
-bf16, so on a GPU nothing in its loop waits for the device or meets a tensor on the wrong device.
-(Lanes on one seed compare latents in their first rounds, and previews and the first-block cache
-read back by design: those are not run here.) Only the request's final read-back is left out."""
+bf16, so on a GPU its loop reads nothing back and meets no tensor on the wrong device. (Lanes on one
+seed compare latents in their first rounds, and previews and the first-block cache read back by
+design: those are not run here. Copies the other way are not caught: inside diffusers' ``step``, the
+stochastic samplers' CPU-drawn noise and UniPC's sigmas reach the GPU from pageable memory, which
+waits for the queue.) Only the request's final read-back is left out."""
 
 from __future__ import annotations
 
