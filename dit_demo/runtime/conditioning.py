@@ -10,8 +10,8 @@ pair hands its result to the rest, bit for bit what each would compute. Blocks t
 embedders of their own (the embedded model) keep theirs; the output layer still reuses block 0's.
 
 Only the engine's forwards share (``sharing()``): DiTPipeline, run on the same model for the speed
-suite, computes every embedding as diffusers wrote it. A compiled forward never shares (it traces
-the plain embedder); inductor sees the repeated work itself.
+suite, computes every embedding as diffusers wrote it. A compiled forward traces the plain
+embedders (replayed as a CUDA graph, their launches cost little anyway).
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def sharing() -> Iterator[None]:
 
 def share_conditioning(transformer: torch.nn.Module) -> int:
     """Group the blocks' embedders by equal weights and time features; the number of groups (0 where
-    the model has no such embedders, 1 for a model converted from the original code)."""
+    the model has no such embedders, 1 for a model converted from the original code). Decided once,
+    when a bundle is made: an inference bundle's weights do not change after."""
     blocks = getattr(transformer, "transformer_blocks", None) or []
     embedders = [getattr(block.norm1, "emb", None) for block in blocks if hasattr(block, "norm1")]
     if not embedders or not all(isinstance(e, CombinedTimestepLabelEmbeddings) for e in embedders):

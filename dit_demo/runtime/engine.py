@@ -142,8 +142,8 @@ def run(
                 progress.elapsed = time.perf_counter() - start
                 callback(progress)
     latents = _on_host(groups)
-    # a GPU runs behind the host (with deterministic samplers and no cache or callback, nothing in the
-    # loop waits for it), so only the whole request's time is known: each lane's share is by its rows
+    # a GPU runs behind the host (past its first rounds the loop reads nothing back, without a cache or
+    # previews), so host times per round mean little: each lane's share of the request's is by its rows
     per_row = (time.perf_counter() - start) / sum(sum(g.rows_done) for g in groups)
     results: dict[int, LaneResult] = {}
     for g, group_latents in zip(groups, latents):
