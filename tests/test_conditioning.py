@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from diffusers.models import embeddings
 
 from dit_demo.runtime import engine
 from dit_demo.runtime.conditioning import share_conditioning, sharing
@@ -50,16 +51,38 @@ def _forward(model, shared: bool) -> torch.Tensor:
         return model(x, timestep=t, class_labels=y).sample
 
 
+@pytest.fixture
+def features(monkeypatch) -> list[int]:
+    """A one-item list counting the sinusoidal timestep features computed."""
+    count = [0]
+    original = embeddings.get_timestep_embedding
+
+    def counted(*args, **kwargs):
+        count[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(embeddings, "get_timestep_embedding", counted)
+    return count
+
+
 @pytest.mark.parametrize("equal", [True, False])
-def test_a_forward_embeds_once_per_group_and_gives_the_same_bits(small_bundle, equal):
+def test_a_forward_embeds_once_per_group_and_gives_the_same_bits(small_bundle, features, equal):
     model = _bundle(small_bundle, equal).transformer
     count = _count_embeddings(model)
     plain = _forward(model, shared=False)
-    assert count[0] == DEPTH + 1  # every block, and the output layer with block 0's (DiTPipeline's forward)
-    count[0] = 0
+    assert count[0] == features[0] == DEPTH + 1  # every block, and the output layer (DiTPipeline's forward)
+    count[0] = features[0] = 0
     shared = _forward(model, shared=True)
     assert count[0] == (1 if equal else DEPTH)  # the output layer takes block 0's result in both
+    assert features[0] == 1  # embedders of their own still share the (weightless) timestep features
     assert torch.equal(shared, plain)
+
+
+def test_blocks_with_other_time_features_make_their_own(small_bundle, features):
+    model = _bundle(small_bundle, equal=True, shift_block=1).transformer
+    plain = _forward(model, shared=False)
+    features[0] = 0
+    assert torch.equal(_forward(model, shared=True), plain) and features[0] == 2
 
 
 def test_a_result_stays_inside_its_sharing_block(small_bundle):

@@ -16,20 +16,20 @@ embedders (replayed as a CUDA graph, their launches cost little anyway).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 import torch
-from diffusers.models.embeddings import CombinedTimestepLabelEmbeddings
+from diffusers.models.embeddings import CombinedTimestepLabelEmbeddings, Timesteps
 
 _SHARING: ContextVar[object | None] = ContextVar("dit_demo_conditioning_sharing", default=None)
 _TIME_FEATURES = ("num_channels", "flip_sin_to_cos", "downscale_freq_shift", "scale")
 
 
 class _Memo:
-    """A group's last embedding, the tensors it was computed from (held, so ``is`` stays meaningful)
-    and the ``sharing()`` block it was computed in."""
+    """A group's last result, the inputs it was computed from (held, so ``is`` stays meaningful) and
+    the ``sharing()`` block it was computed in."""
 
     __slots__ = ("last",)
 
@@ -39,27 +39,45 @@ class _Memo:
     def __deepcopy__(self, memo: dict) -> _Memo:
         return _Memo()  # a copy of the model (another dtype, int8) starts with nothing remembered
 
+    def once(self, inputs: tuple, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``compute()``, or the group's last result where it was computed from these very objects.
+
+        Identity, not equality, decides: within one forward every block is handed the same ``timestep``
+        and ``class_labels`` objects, and nothing writes to them in between (inference tensors carry no
+        version counter to check). A result is never reused outside the ``sharing()`` block that made
+        it, so a caller that refills its tensors between forwards is never handed a stale one."""
+        scope = None if torch.compiler.is_compiling() else _SHARING.get()
+        if scope is None:
+            return compute()
+        last = self.last
+        if last is not None and last[0] is scope and all(a is b for a, b in zip(last[1], inputs)):
+            return last[2]
+        out = compute()
+        self.last = (scope, inputs, out)
+        return out
+
 
 class SharedEmbedding(CombinedTimestepLabelEmbeddings):
-    """diffusers' embedder, handing back its group's last result for the very same input tensors.
-
-    Identity, not equality, decides: within one forward every block is handed the same ``timestep``
-    and ``class_labels`` objects, and nothing writes to them in between (inference tensors carry no
-    version counter to check). A result is never reused outside the ``sharing()`` block that made it,
-    so a caller that refills its tensors between forwards is never handed a stale embedding."""
+    """diffusers' (timestep, class) embedder, handing back its group's result for the same inputs."""
 
     memo: _Memo
 
     def forward(self, timestep, class_labels, hidden_dtype=None) -> torch.Tensor:
-        scope = None if torch.compiler.is_compiling() else _SHARING.get()
-        if scope is None:
-            return super().forward(timestep, class_labels, hidden_dtype=hidden_dtype)
-        last = self.memo.last
-        if last and last[0] is scope and last[1] is timestep and last[2] is class_labels and last[3] == hidden_dtype:
-            return last[4]
-        out = super().forward(timestep, class_labels, hidden_dtype=hidden_dtype)
-        self.memo.last = (scope, timestep, class_labels, hidden_dtype, out)
-        return out
+        compute = super().forward
+        return self.memo.once(
+            (timestep, class_labels, hidden_dtype), lambda: compute(timestep, class_labels, hidden_dtype)
+        )
+
+
+class SharedTimesteps(Timesteps):
+    """diffusers' sinusoidal timestep features (no weights), handing back its group's result for the
+    same timesteps: blocks with embedders of their own still share these."""
+
+    memo: _Memo
+
+    def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
+        compute = super().forward
+        return self.memo.once((timesteps,), lambda: compute(timesteps))
 
 
 @contextmanager
@@ -82,20 +100,36 @@ def share_conditioning(transformer: torch.nn.Module) -> int:
         return 0
     if all(isinstance(e, SharedEmbedding) for e in embedders):  # grouped when the model was loaded
         return len({id(e.memo) for e in embedders})
-    groups: list[tuple[CombinedTimestepLabelEmbeddings, _Memo]] = []
-    for embedder in embedders:
-        memo = next((memo for first, memo in groups if _equal(first, embedder)), None)
-        if memo is None:
-            memo = _Memo()
-            groups.append((embedder, memo))
+    groups = _grouped(embedders, lambda a, b: _same_features(a.time_proj, b.time_proj) and _same_weights(a, b))
+    for embedder, memo in zip(embedders, groups):
         embedder.__class__ = SharedEmbedding  # same module, same state dict: only its forward differs
         embedder.memo = memo
-    return len(groups)
+    features = [e.time_proj for e in embedders]
+    for time_proj, memo in zip(features, _grouped(features, _same_features)):
+        if isinstance(time_proj, Timesteps):
+            time_proj.__class__ = SharedTimesteps
+            time_proj.memo = memo
+    return len({id(memo) for memo in groups})
 
 
-def _equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    if any(getattr(a.time_proj, k, None) != getattr(b.time_proj, k, None) for k in _TIME_FEATURES):
-        return False
+def _grouped(modules: list, equal: Callable) -> list[_Memo]:
+    """One memo per module, shared by modules ``equal`` to the first of its group."""
+    firsts: list[tuple[torch.nn.Module, _Memo]] = []
+    memos = []
+    for module in modules:
+        memo = next((memo for first, memo in firsts if equal(first, module)), None)
+        if memo is None:
+            memo = _Memo()
+            firsts.append((module, memo))
+        memos.append(memo)
+    return memos
+
+
+def _same_features(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return type(a) is type(b) and all(getattr(a, k, None) == getattr(b, k, None) for k in _TIME_FEATURES)
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(_same_tensor(sa[k], sb[k]) for k in sa)
 
