@@ -120,6 +120,19 @@ def test_a_resumed_suite_times_again_the_rows_an_earlier_run_left_untimed(imagen
     assert resumed["results"][0]["seconds"] > 0 and resumed["results"][0]["note"] == ""
 
 
+def test_a_resumed_suite_keeps_its_rows_in_the_order_asked_for(imagenet_bundle):
+    """A row timed again takes its place among the kept ones, so the README's table reads in order."""
+    workloads = ("single", "grid3x3")
+    first = suite.run_suite({"tiny1000": imagenet_bundle}, workloads, ("engine_exact",), 3, (2,), progress=print)
+    untimed = json.loads(json.dumps(first))
+    untimed["results"][0].update(seconds=None)  # single: timed again after grid3x3 is kept
+    resumed = suite.run_suite(
+        {"tiny1000": imagenet_bundle}, workloads, ("engine_exact",), 3, (2,), progress=print, previous=untimed
+    )
+    assert [r["workload"] for r in resumed["results"]] == ["single", "grid3x3"]
+    assert resumed["results"][1] == first["results"][1] and resumed["results"][0]["seconds"] > 0
+
+
 def test_the_readme_performance_section_is_made_from_the_committed_json():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     blocks = bench_report.readme_blocks(readme)

@@ -257,9 +257,20 @@ def run_suite(
                     )
                     progress(f"{model} {workload} {runner}: " + (f"{seconds:.3f}s" if seconds is not None else note))
             _keep_first_calls(data, model, fast_model)
+            _in_order(data["results"], list(bundles), workloads, runners)
             if checkpoint is not None:
                 checkpoint(data)
     return data
+
+
+def _in_order(results: list[dict], *orders: list | tuple) -> None:
+    """Rows by model, workload and runner in the order asked for, wherever a resumed run timed them."""
+
+    def rank(row: dict) -> tuple:
+        values = (row["model"], row["workload"], row["runner"])
+        return tuple(order.index(v) if v in order else len(order) for v, order in zip(values, orders))
+
+    results.sort(key=rank)
 
 
 def _keep_finished(data: dict, previous: dict) -> None:
