@@ -135,3 +135,17 @@ def test_the_engine_shares_and_its_lanes_equal_unshared_ones(small_bundle, monke
         assert embedded == rounds == 6
     for a, b in zip(shared, plain):
         assert torch.equal(a.latents, b.latents)
+
+
+def test_requests_in_two_threads_on_one_model_get_their_own_embeddings(small_bundle):
+    """A server runs requests on one model from several threads; each forward's scope and tensors are
+    its own, so a result from the other thread is never taken."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bundle = _bundle(small_bundle, equal=True)
+    requests = [check_lanes(bundle, [Lane("dpmpp_2m", 8, c, seed, 4.0) for c in (1, 2)]) for seed in (3, 4, 5, 6)]
+    alone = [engine.run(bundle, lanes) for lanes in requests]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda lanes: engine.run(bundle, lanes), requests))
+    for a, b in zip(alone, together):
+        assert all(torch.equal(x.latents, y.latents) for x, y in zip(a, b))
