@@ -54,7 +54,8 @@ class SharedRows:
             lanes = [lane for lane in lanes if lane in inputs]  # finished lanes leave
             if len(lanes) < 2:
                 continue
-            _, inverse = distinct_rows(torch.stack([inputs[lane] for lane in lanes]))
+            # compared on the host, where the answer is read: no index list sent to the device and back
+            _, inverse = distinct_rows(torch.stack([inputs[lane] for lane in lanes]).cpu())
             found: dict[int, list[int]] = {}
             for lane, copy_of in zip(lanes, inverse.tolist()):
                 found.setdefault(copy_of, []).append(lane)
