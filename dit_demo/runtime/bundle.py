@@ -14,6 +14,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 from PIL import Image
 
+from dit_demo.runtime.attention import sign_processors
 from dit_demo.runtime.conditioning import share_conditioning
 from dit_demo.runtime.labels import Labels
 
@@ -35,6 +36,7 @@ class DiTBundle:
 
     def __post_init__(self) -> None:
         share_conditioning(self.transformer)  # blocks with equal embedders embed once per engine forward
+        sign_processors(self.transformer)  # diffusers reads each processor's signature on every call
 
     @property
     def null_class(self) -> int:

@@ -1,0 +1,75 @@
+"""A bundle's attention processors answer diffusers' signature question without building a signature."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import pickle
+from dataclasses import replace
+
+import torch
+from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+from dit_demo.runtime.attention import SignedAttnProcessor, sign_processors
+from dit_demo.runtime.dit import build_dit
+from dit_demo.runtime.levers import Levers, with_model_levers
+
+
+def _model(small_bundle):
+    torch.manual_seed(5)
+    return build_dit(3, 32, 2, small_bundle.num_classes, small_bundle.latent_size).eval().requires_grad_(False)
+
+
+def _processors(model) -> list:
+    return [m.processor for m in model.modules() if hasattr(m, "processor")]
+
+
+def _forward(model) -> torch.Tensor:
+    x = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        return model(x, timestep=torch.tensor([999.0, 500.0, 3.0]), class_labels=torch.tensor([1, 2, 10])).sample
+
+
+def _signatures_built(model, monkeypatch) -> int:
+    """How many signatures ``inspect`` builds from a function's code during one forward."""
+    built = [0]
+    original = inspect._signature_from_function
+
+    def counted(*args, **kwargs):
+        built[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(inspect, "_signature_from_function", counted)
+    _forward(model)
+    monkeypatch.setattr(inspect, "_signature_from_function", original)
+    return built[0]
+
+
+def test_a_signed_model_builds_no_signature_per_call_and_computes_the_same_bits(small_bundle, monkeypatch):
+    plain, signed = _model(small_bundle), _model(small_bundle)
+    assert sign_processors(signed) == 3 and sign_processors(plain) == 3
+    for processor in _processors(plain):
+        processor.__class__ = AttnProcessor2_0  # back to diffusers' own
+    assert _signatures_built(plain, monkeypatch) >= 3  # one per block, every call
+    assert _signatures_built(signed, monkeypatch) == 0
+    assert torch.equal(_forward(signed), _forward(plain))
+    assert inspect.signature(SignedAttnProcessor().__call__) == inspect.signature(AttnProcessor2_0().__call__)
+
+
+def test_bundles_are_signed_and_their_copies_stay_signed(small_bundle):
+    bundle = replace(small_bundle, transformer=_model(small_bundle))  # __post_init__ signs a new transformer
+    assert {type(p) for p in _processors(bundle.transformer)} == {SignedAttnProcessor}
+    copied = with_model_levers(bundle, Levers(dtype="fp16"))  # a deep copy in another dtype
+    assert copied.transformer is not bundle.transformer
+    assert {type(p) for p in _processors(copied.transformer)} == {SignedAttnProcessor}
+    assert type(pickle.loads(pickle.dumps(_processors(bundle.transformer)[0]))) is SignedAttnProcessor
+    assert type(copy.deepcopy(_processors(bundle.transformer)[0])) is SignedAttnProcessor
+
+
+def test_other_processors_are_left_as_they_are(small_bundle):
+    model = _model(small_bundle)
+    for module in model.modules():
+        if hasattr(module, "processor"):
+            module.set_processor(AttnProcessor())
+    assert sign_processors(model) == 0
+    assert {type(p) for p in _processors(model)} == {AttnProcessor}
