@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import textwrap
 
 import pytest
+import torch
 
 import samplers
 from dit_demo.runtime.engine import sample
@@ -15,6 +17,7 @@ from dit_demo.runtime.request import Lane
 @pytest.fixture
 def installed_plugin(tmp_path, monkeypatch):
     """A fake installed distribution: a module plus a dist-info folder declaring the entry point."""
+    samplers.load_plugins()  # what was installed before it, so that only a forced reload finds it
     (tmp_path / "lab_plugin_sampler.py").write_text(
         textwrap.dedent("""
         from diffusers import DDIMScheduler
@@ -85,3 +88,30 @@ def test_every_builtin_scheduler_keeps_the_contract_the_engine_relies_on(small_b
         scheduler = sampler.build(small_bundle.scheduler_config, 4)
         assert isinstance(scheduler, samplers.SchedulerContract), sampler.name
         assert len(scheduler.timesteps) >= 4 and float(scheduler.init_noise_sigma) >= 1.0
+
+
+def test_builds_are_fresh_schedulers_equal_to_from_config_and_one_lane_stepping_leaves_the_next_alone(
+    small_bundle, monkeypatch
+):
+    from samplers import base
+
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    for sampler in samplers.all_samplers():
+        stepped = sampler.build(small_bundle.scheduler_config, 4, learned_variance=False)
+        noise = {"generator": torch.Generator()} if "generator" in inspect.signature(stepped.step).parameters else {}
+        for t in stepped.timesteps[:2]:  # history, step index and noise state of a running lane
+            stepped.step(torch.ones_like(x), t, stepped.scale_model_input(x, t), **noise)
+        with monkeypatch.context() as patch:  # the next build copies the prototype: no from_config
+            patch.setattr(sampler.scheduler_class, "from_config", None)
+            again = sampler.build(small_bundle.scheduler_config, 4, learned_variance=False)
+        config = {k: v for k, v in small_bundle.scheduler_config.items() if not k.startswith("_")}
+        config = {**config, **base.DEFAULT_SPACING, **base.LATENT_SAFE, **sampler.overrides}
+        config["variance_type"] = "fixed_small"
+        direct = sampler.scheduler_class.from_config(config)
+        direct.set_timesteps(4)
+        assert again is not stepped and dict(again.config) == dict(direct.config), sampler.name
+        assert torch.equal(again.timesteps, direct.timesteps), sampler.name
+        assert getattr(again, "step_index", None) is None and getattr(again, "model_outputs", [None])[0] is None
+        assert torch.equal(
+            again.scale_model_input(x, again.timesteps[0]), direct.scale_model_input(x, direct.timesteps[0])
+        )
