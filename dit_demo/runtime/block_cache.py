@@ -41,7 +41,7 @@ class BlockCache:
     record: bool = False  # keep every call's (keys, reuse mask) in ``seen``, for tests and replays
     seen: list = field(default_factory=list)
     replay: dict | None = None  # row key -> reuse decision per call, from another model's ``decisions()``
-    calls: dict = field(default_factory=dict)  # row key -> how many times it has been evaluated
+    calls: dict = field(default_factory=dict)  # row key -> how many times it has been evaluated (replays)
 
     def decisions(self) -> dict:
         """Row key -> the reuse decision of each of its calls, in order (needs ``record=True``)."""
@@ -135,6 +135,8 @@ class BlockCache:
         held = [slot in self.streak for slot in slots]
         if self.replay is not None:
             reuse = [has and self._replayed(key) for has, key in zip(held, keys)]
+            for key in keys:
+                self.calls[key] = self.calls.get(key, 0) + 1
         else:  # a row may reuse where its slot holds an evaluation not reused too often already
             limits = [
                 limit if has and self.streak[slot] < MAX_REUSES else 0.0
@@ -144,8 +146,6 @@ class BlockCache:
             if any(limits):  # the only read-back: where no row may reuse, nothing waits for the device
                 change = relative_change(first, self.first[_index(slots, first.device)]).tolist()
                 reuse = [value < limit for value, limit in zip(change, limits)]  # NaN never reuses
-        for key in keys:
-            self.calls[key] = self.calls.get(key, 0) + 1
         if self.record:
             self.seen.append((list(keys), list(reuse)))
         return reuse
