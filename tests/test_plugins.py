@@ -12,6 +12,7 @@ import torch
 import samplers
 from dit_demo.runtime.engine import sample
 from dit_demo.runtime.request import Lane
+from samplers import base
 
 
 @pytest.fixture
@@ -93,8 +94,6 @@ def test_every_builtin_scheduler_keeps_the_contract_the_engine_relies_on(small_b
 def test_builds_are_fresh_schedulers_equal_to_from_config_and_one_lane_stepping_leaves_the_next_alone(
     small_bundle, monkeypatch
 ):
-    from samplers import base
-
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     for sampler in samplers.all_samplers():
         stepped = sampler.build(small_bundle.scheduler_config, 4, learned_variance=False)
