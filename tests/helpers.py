@@ -1,4 +1,4 @@
-"""Test helpers: a transformer wrapper that counts calls and can rewrite the output."""
+"""Test helpers: a transformer wrapper that counts calls and can rewrite the output; a counted function."""
 
 from __future__ import annotations
 
@@ -25,3 +25,16 @@ class CountingTransformer:
 def wrapped(bundle: DiTBundle, edit=None) -> tuple[DiTBundle, CountingTransformer]:
     counter = CountingTransformer(bundle.transformer, edit)
     return replace(bundle, transformer=counter), counter
+
+
+def counted(monkeypatch, owner, name: str) -> list[int]:
+    """Replace ``owner.name`` by a wrapper that counts its calls; a one-item list holding the count."""
+    count = [0]
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        count[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return count

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import torch
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+from helpers import counted
 
 from dit_demo.runtime.attention import SignedAttnProcessor, sign_processors
 from dit_demo.runtime.dit import build_dit
@@ -32,16 +33,9 @@ def _forward(model) -> torch.Tensor:
 
 def _signatures_built(model, monkeypatch) -> int:
     """How many signatures ``inspect`` builds from a function's code during one forward."""
-    built = [0]
-    original = inspect._signature_from_function
-
-    def counted(*args, **kwargs):
-        built[0] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(inspect, "_signature_from_function", counted)
-    _forward(model)
-    monkeypatch.setattr(inspect, "_signature_from_function", original)
+    with monkeypatch.context() as patch:
+        built = counted(patch, inspect, "_signature_from_function")
+        _forward(model)
     return built[0]
 
 

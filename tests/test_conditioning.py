@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 from diffusers.models import embeddings
+from helpers import counted
 
 from dit_demo.runtime import engine
 from dit_demo.runtime.conditioning import share_conditioning, sharing
@@ -54,15 +55,7 @@ def _forward(model, shared: bool) -> torch.Tensor:
 @pytest.fixture
 def features(monkeypatch) -> list[int]:
     """A one-item list counting the sinusoidal timestep features computed."""
-    count = [0]
-    original = embeddings.get_timestep_embedding
-
-    def counted(*args, **kwargs):
-        count[0] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(embeddings, "get_timestep_embedding", counted)
-    return count
+    return counted(monkeypatch, embeddings, "get_timestep_embedding")
 
 
 @pytest.mark.parametrize("equal", [True, False])
