@@ -100,7 +100,7 @@ class BlockCache:
         todo = [row for row, hit in enumerate(reuse) if not hit]
         if todo:
             rows = host_values(todo, torch.long, x.device)
-            out[rows] = self._later_blocks(blocks, h1_distinct, t, y, todo, None if whole else copies)
+            out[rows] = self._later_blocks(blocks, h1_distinct, t, y, todo, rows, None if whole else copies)
         hits = host_values([row for row, hit in enumerate(reuse) if hit], torch.long, x.device)
         out[hits] = h1[hits] + self.rest[_index([s for s, hit in zip(slots, reuse) if hit], x.device)]
         self._remember(slots, reuse, first, out - h1)
@@ -113,19 +113,19 @@ class BlockCache:
         return _final_layer(model, out[rep], t[rep], y[rep], model.patch_size)[copied]
 
     @staticmethod
-    def _later_blocks(blocks, h1_distinct, t, y, todo: list[int], copies) -> torch.Tensor:
-        """Blocks 2.. for the rows in ``todo`` (each distinct row once, where ``copies`` says which repeat)."""
+    def _later_blocks(blocks, h1_distinct, t, y, todo: list[int], rows: torch.Tensor, copies) -> torch.Tensor:
+        """Blocks 2.. for the rows in ``todo`` (``rows``: the same, on the device; each distinct row once,
+        where ``copies`` says which repeat)."""
         device = h1_distinct.device
         if copies is None:
-            rows = host_values(todo, torch.long, device)
             hs, ts, ys, copied = h1_distinct[rows], t[rows], y[rows], None
         else:
             first, inverse = copies
             wanted = [inverse[row] for row in todo]
             once, copied = regrouped(wanted)
             groups = host_values([wanted[i] for i in once], torch.long, device)
-            rows = host_values([first[wanted[i]] for i in once], torch.long, device)
-            hs, ts, ys = h1_distinct[groups], t[rows], y[rows]
+            firsts = host_values([first[wanted[i]] for i in once], torch.long, device)
+            hs, ts, ys = h1_distinct[groups], t[firsts], y[firsts]
         for block in blocks[1:]:
             hs = block(hs, timestep=ts, class_labels=ys)
         return hs if copied is None else hs[host_values(copied, torch.long, device)]
