@@ -71,3 +71,15 @@ def test_cli_validates_before_drawing_a_progress_bar():
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2
     assert lines == ["error: Steps for dpmpp_2m must be between 1 and 1000, got 0."]
+
+
+def test_import_of_a_file_that_is_no_checkpoint_says_what_it_should_be(tmp_path):
+    garbage = tmp_path / "notes.pt"
+    garbage.write_bytes(b"\x80\x0bhello")  # torch warns about the pickle protocol, then fails with a KeyError
+    cmd = [sys.executable, "-m", "dit_demo", "import", str(garbage), "--out", str(tmp_path / "m")]
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: notes.pt is not a PyTorch checkpoint") and "torch.save" in lines[0]
+    assert "weights_only" not in result.stderr  # PyTorch's advice to unpickle untrusted code is never passed on
+    assert not (tmp_path / "m").exists()

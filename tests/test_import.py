@@ -15,6 +15,7 @@ from test_final_step import dit_space_timesteps, improved_ddpm_loop
 
 from dit_demo.lab.dit_import import import_checkpoint
 from dit_demo.lab.original_dit import infer_arch, read_checkpoint
+from dit_demo.runtime.checkpoints import EMBEDDED_MODEL
 from dit_demo.runtime.engine import sample
 from dit_demo.runtime.loader import load_bundle, save_bundle
 from dit_demo.runtime.request import Lane, check_lanes
@@ -42,7 +43,7 @@ def _save(tmp_path, state, name="ckpt.pt", **args):
 def test_the_imported_model_is_the_original_code_to_1e_5(tmp_path, vae_dir, size):
     depth, hidden, heads, patch, learned, rows, classes, latent = SIZES[size]
     state = random_state(depth, hidden, heads, patch, 4, learned, rows, latent)
-    ckpt = _save(tmp_path, state, num_classes=classes, image_size=latent * 8)
+    ckpt = _save(tmp_path, state, num_classes=classes, image_size=latent * 2)  # what the test VAE (2x) makes
     folder = import_checkpoint(ckpt, tmp_path / "model", heads=heads, vae=str(vae_dir))
     bundle = load_bundle(str(folder), "cpu", "fp32")
     x, t = torch.randn(3, 4, latent, latent), torch.tensor([999.0, 500.0, 3.0])
@@ -106,7 +107,6 @@ def test_every_field_is_inferred_from_the_tensors():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"image_size": 512}, "--image-size says 512 px \\(64 latent\\), but the position embedding is for 8 latent"),
         (
             {"arch": "DiT-XL/2"},
             "--arch says DiT-XL/2 \\(depth 28, hidden 1152, patch 2\\), but the tensors are depth 2",
@@ -161,9 +161,10 @@ def test_a_legacy_pickle_of_tensors_is_read(tmp_path):
 def test_bad_checkpoints_get_one_line_and_nothing_is_written(tmp_path, vae_dir, make, message):
     path = tmp_path / "bad.pt"
     make(path)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as info:
         import_checkpoint(path, tmp_path / "out", num_classes=10, vae=str(vae_dir))
     assert not (tmp_path / "out").exists()
+    assert "weights_only" not in str(info.value)  # PyTorch's advice to unpickle untrusted code is never passed on
 
 
 def _valid_bytes(path):
@@ -269,8 +270,31 @@ def test_the_app_says_plainly_that_a_model_without_a_null_class_has_no_guidance(
             client.predict(["class 1"], "ddim", 3, 4.0, 0, 1, 1, api_name="/generate")
 
 
-def test_the_vae_train_py_used_is_the_default(tmp_path):
-    state = random_state(2, 64, 4, 2, 4, True, 11, 8)
-    ckpt = _save(tmp_path, state, num_classes=10, vae="mse")
-    with pytest.raises(FileNotFoundError, match="The VAE stabilityai/sd-vae-ft-mse is not in the hub cache"):
-        import_checkpoint(ckpt, tmp_path / "m", heads=4)
+def test_a_missing_vae_names_the_hf_command_train_pys_vae_and_a_local_folder_that_fits(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    embedded = str(EMBEDDED_MODEL / "vae")  # 4-channel latents, 4x: an 8x8 latent makes 32 px
+    plain = _save(tmp_path, random_state(2, 64, 4, 2, 4, True, 11, 8), "plain.pt")
+    with pytest.raises(FileNotFoundError) as missing:
+        import_checkpoint(plain, tmp_path / "m", num_classes=10, heads=4)
+    assert "`hf download stabilityai/sd-vae-ft-ema --include '*.json' --include '*.safetensors'`" in str(missing.value)
+    assert f"--vae {embedded}" in str(missing.value) and "huggingface-cli" not in str(missing.value)
+    folder = import_checkpoint(plain, tmp_path / "m", num_classes=10, heads=4, vae=embedded)  # the folder named works
+    assert load_bundle(str(folder), "cpu", "fp32").image_size == 32
+    trained_at_64 = _save(tmp_path, random_state(2, 64, 4, 2, 4, True, 11, 8), num_classes=10, image_size=64, vae="mse")
+    with pytest.raises(FileNotFoundError, match="hf download stabilityai/sd-vae-ft-mse") as missing:  # train.py's
+        import_checkpoint(trained_at_64, tmp_path / "n", heads=4)
+    assert embedded not in str(missing.value)  # it would make 32 px pictures of a model trained at 64
+
+
+def test_an_image_size_the_vae_does_not_make_is_refused_naming_both(tmp_path, vae_dir):
+    ckpt = _save(tmp_path, random_state(2, 64, 4, 2, 4, True, 11, 8), num_classes=10, image_size=64)
+    embedded = str(EMBEDDED_MODEL / "vae")
+    with pytest.raises(ValueError, match="8x8 latent into 32 px images, but args.image_size says 64 px"):
+        import_checkpoint(ckpt, tmp_path / "m", heads=4, vae=embedded)
+    with pytest.raises(ValueError, match="8x8 latent into 16 px images, but --image-size says 512 px"):
+        import_checkpoint(ckpt, tmp_path / "m", heads=4, vae=str(vae_dir), image_size=512)
+    assert not (tmp_path / "m").exists()
+    folder = import_checkpoint(ckpt, tmp_path / "m", heads=4, vae=embedded, image_size=32)  # the flag: 32 px is meant
+    assert load_bundle(str(folder), "cpu", "fp32").image_size == 32

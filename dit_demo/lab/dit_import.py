@@ -15,19 +15,22 @@ import argparse
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler
 
 from dit_demo.lab.original_dit import Arch, infer_arch, read_checkpoint, to_diffusers, to_original
-from dit_demo.runtime.checkpoints import SAFETENSORS_WEIGHTS, file_sha256, reason
+from dit_demo.runtime.checkpoints import EMBEDDED_MODEL, SAFETENSORS_WEIGHTS, file_sha256, reason
 from dit_demo.runtime.dit import ORIGINAL_FEATURES
 from dit_demo.runtime.loader import load_bundle, save_bundle
 
 IMAGENET_LABELS = Path(__file__).resolve().parents[1] / "imagenet_id2label.json"
 DEFAULT_VAE = "stabilityai/sd-vae-ft-ema"  # the VAE the DiT paper's models were trained on (-mse also fits)
 DIT_CFG = 4.0  # the paper's scale for pictures, for models with a null class
+VAE_FILES = ("*.json", "*.safetensors")  # what is read of a hub VAE; the download command asks for the same
+EMBEDDED_VAE = EMBEDDED_MODEL / "vae"  # the one VAE folder every checkout has (4-channel latents)
 
 
 def import_checkpoint(
@@ -46,9 +49,9 @@ def import_checkpoint(
     out = Path(out)
     _check_target(out, force)
     state, args = read_checkpoint(checkpoint, weights)
-    found = infer_arch(state, args, arch, image_size, num_classes, heads)
+    found = infer_arch(state, args, arch, num_classes, heads)
     transformer = to_diffusers(state, found)
-    autoencoder = load_vae(vae or _trained_vae(args), found)
+    autoencoder = load_vae(vae or _trained_vae(args), found, stated_size(image_size, args))
     id2label = read_labels(labels, found.num_classes)
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as scratch:
         staged = Path(scratch) / "model"
@@ -74,6 +77,14 @@ def _trained_vae(args) -> str:
     return f"stabilityai/sd-vae-ft-{kind}" if kind in ("ema", "mse") else DEFAULT_VAE
 
 
+def stated_size(flag: int | None, args: argparse.Namespace | None) -> tuple[int, str] | None:
+    """(pixels, who says so): the pixels the model was trained at, from --image-size, else train.py's args."""
+    if flag is not None:
+        return flag, "--image-size"
+    told = getattr(args, "image_size", None)
+    return (told, "args.image_size") if isinstance(told, int) else None
+
+
 def _check_target(out: Path, force: bool) -> None:
     if not out.exists():
         return
@@ -97,36 +108,65 @@ def scheduler_for(arch: Arch) -> DDPMScheduler:
     )
 
 
-def load_vae(where: str, arch: Arch) -> AutoencoderKL:
-    """The VAE from a local folder, or a hub id from the hub's cache (nothing is downloaded here)."""
+def load_vae(where: str, arch: Arch, stated: tuple[int, str] | None = None) -> AutoencoderKL:
+    """The VAE from a local folder, or a hub id from the hub's cache (nothing is downloaded here), checked
+    against the DiT and the image size ``stated`` for it (:func:`stated_size`)."""
     folder = Path(where).expanduser()
     if not folder.is_dir():
-        folder = _cached_hub_folder(where)
+        folder = _cached_hub_folder(where, _local_vae_hint(arch, stated))
     try:
         vae = AutoencoderKL.from_pretrained(folder)
     except (OSError, ValueError) as exc:
         raise ValueError(f"{where} is not a diffusers VAE folder ({reason(exc)}).") from None
-    scale = 2 ** (len(vae.config.block_out_channels) - 1)
-    if vae.config.latent_channels != arch.in_channels:
-        raise ValueError(
-            f"The VAE {where} makes {vae.config.latent_channels}-channel latents; the DiT takes {arch.in_channels}."
-        )
-    if arch.latent_size * scale > 4096:
-        raise ValueError(f"A {arch.latent_size} latent through this VAE is {arch.latent_size * scale} px; too large.")
+    misfit = vae_misfit(vae.config, arch, stated)
+    if misfit:
+        raise ValueError(f"The VAE {where} {misfit}")
     return vae
 
 
-def _cached_hub_folder(hub_id: str) -> Path:
+def vae_misfit(config: Mapping, arch: Arch, stated: tuple[int, str] | None) -> str | None:
+    """Why a VAE with this config cannot decode the DiT's latents, or None. The pixels of the folder written
+    are the latent times the VAE's upscale; a model trained at other pixels used another VAE."""
+    channels, latent = config["latent_channels"], arch.latent_size
+    pixels = latent * 2 ** (len(config["block_out_channels"]) - 1)
+    if channels != arch.in_channels:
+        return f"makes {channels}-channel latents; the DiT takes {arch.in_channels}."
+    if pixels > 4096:
+        return f"turns the DiT's {latent}x{latent} latent into {pixels} px images; too large."
+    if stated is not None and stated[0] != pixels:
+        told, who = stated
+        return (
+            f"turns the DiT's {latent}x{latent} latent into {pixels} px images, but {who} says {told} px: use a "
+            f"VAE that makes {told} px of it (the one the model was trained with), or --image-size {pixels} if "
+            f"{pixels} px pictures are meant."
+        )
+    return None
+
+
+def _local_vae_hint(arch: Arch, stated: tuple[int, str] | None) -> str:
+    """The embedded model's VAE folder, named only where it would pass :func:`vae_misfit`."""
+    try:
+        fits = vae_misfit(json.loads((EMBEDDED_VAE / "config.json").read_text()), arch, stated) is None
+    except (OSError, ValueError, KeyError, TypeError):  # no embedded model in this checkout, or a damaged one
+        fits = False
+    return f" (this one fits: --vae {EMBEDDED_VAE}, the embedded model's)" if fits else ""
+
+
+def _cached_hub_folder(hub_id: str, hint: str) -> Path:
     from huggingface_hub import snapshot_download
 
     if hub_id.count("/") != 1:
-        raise FileNotFoundError(f"--vae {hub_id!r} is neither a folder nor a hub id (owner/name).")
+        raise FileNotFoundError(
+            f"--vae {hub_id!r} is neither a folder nor a hub id (owner/name); give a diffusers VAE folder{hint}."
+        )
     try:
-        return Path(snapshot_download(hub_id, allow_patterns=["*.json", "*.safetensors"], local_files_only=True))
+        return Path(snapshot_download(hub_id, allow_patterns=list(VAE_FILES), local_files_only=True))
     except Exception:
+        download = " ".join(f"--include '{pattern}'" for pattern in VAE_FILES)
         raise FileNotFoundError(
             f"The VAE {hub_id} is not in the hub cache and nothing is downloaded here: run "
-            f"`huggingface-cli download {hub_id}` once where there is internet, or pass a local folder with --vae."
+            f"`hf download {hub_id} {download}` once with internet access, or pass a local diffusers VAE "
+            f"folder with --vae{hint}."
         ) from None
 
 
@@ -177,7 +217,9 @@ def add_commands(sub) -> None:
         "--weights", choices=("ema", "model"), default="ema", help="train.py's EMA (default) or raw weights"
     )
     imp.add_argument("--arch", default=None, help="DiT-S/2 ... DiT-XL/8 (default: from the tensors or args.model)")
-    imp.add_argument("--image-size", type=int, default=None, help="pixels (default: from the position embedding)")
+    imp.add_argument(
+        "--image-size", type=int, default=None, help="pixels the model makes, checked against the VAE (default: args)"
+    )
     imp.add_argument("--num-classes", type=int, default=None, help="class count without the null class")
     imp.add_argument("--heads", type=int, default=None, help="attention heads, for sizes outside the twelve configs")
     imp.add_argument("--vae", default=None, help=f"a local VAE folder or a hub id in the cache (default {DEFAULT_VAE})")

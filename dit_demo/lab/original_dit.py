@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,11 +57,17 @@ def read_checkpoint(path: str | os.PathLike, weights: str = "ema") -> tuple[dict
         found = []
     _refuse(path.name, [g for g in found if g not in ALLOWED_GLOBALS])
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
+            # the unpickler's notes on odd bytes would print around the one line that says what is wrong
+            warnings.filterwarnings("ignore", category=UserWarning, module="torch")
             data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # bytes that are no pickle fail in it every way: KeyError, IndexError, struct.error, ...
         _refuse(path.name, re.findall(r"GLOBAL ([\w.]+)", str(exc)))  # a legacy pickle's refused global
-        raise ValueError(f"{path.name} is not a PyTorch checkpoint, or it is cut short ({reason(exc)}).") from None
+        # PyTorch's own text is left out: it advises weights_only=False, which would run whatever the file holds
+        raise ValueError(
+            f"{path.name} is not a PyTorch checkpoint, or it is cut short: import reads what torch.save wrote, "
+            "a train.py checkpoint (results/NNN-DiT-*/checkpoints/NNNNNNN.pt) or a plain state dict of tensors."
+        ) from None
     return _state_dict(data, weights, path.name)
 
 
@@ -96,12 +102,12 @@ def infer_arch(
     state: dict,
     args: argparse.Namespace | None = None,
     arch: str | None = None,
-    image_size: int | None = None,
     num_classes: int | None = None,
     heads: int | None = None,
 ) -> Arch:
-    """The architecture from the tensors; ``arch``, ``image_size``, ``num_classes`` and ``heads`` (flags,
-    else train.py's ``args``) fill in what the tensors cannot say and must agree with what they do."""
+    """The architecture from the tensors; ``arch``, ``num_classes`` and ``heads`` (flags, else train.py's
+    ``args``) fill in what the tensors cannot say and must agree with what they do. The image size is not
+    checked here: its pixels depend on the VAE as well (``dit_import.vae_misfit``)."""
     _check_keys(state)
     hidden, in_channels, patch, _ = state["x_embedder.proj.weight"].shape
     depth = 1 + max(int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k)))
@@ -113,7 +119,7 @@ def infer_arch(
     rows = state["y_embedder.embedding_table.weight"].shape[0]
     named = arch or getattr(args, "model", None)
     classes, null = _classes(rows, num_classes if num_classes is not None else getattr(args, "num_classes", None), args)
-    latent = _latent_size(state, patch, image_size or getattr(args, "image_size", None), image_size is not None)
+    latent = _latent_size(state, patch)
     sizes = (depth, hidden, patch)
     name = None
     if heads is None or named is not None:
@@ -156,19 +162,12 @@ def _classes(rows: int, asked: int | None, args) -> tuple[int, bool]:
     )
 
 
-def _latent_size(state: dict, patch: int, image_size: int | None, from_flag: bool) -> int:
+def _latent_size(state: dict, patch: int) -> int:
     tokens = state["pos_embed"].shape[-2]
     side = round(tokens**0.5)
     if side * side != tokens:
         raise ValueError(f"The position embedding has {tokens} tokens, not a square grid of patches.")
-    latent = side * patch
-    if image_size is not None and image_size // 8 != latent:
-        where = "--image-size" if from_flag else "args.image_size"
-        raise ValueError(
-            f"{where} says {image_size} px ({image_size // 8} latent), but the position embedding is for "
-            f"{latent} latent ({latent * 8} px images)."
-        )
-    return latent
+    return side * patch
 
 
 def _heads(sizes: tuple[int, int, int], named: str | None, from_flag: bool) -> tuple[int, str | None]:
