@@ -136,4 +136,4 @@ def test_reproduce_says_when_a_png_used_another_step_grid(client, tmp_path, smal
     assert made.parameters["spacing"] == "linspace"
     path = save_png(made.image, tmp_path / "linspace.png", made.parameters)
     message = client.predict(handle_file(str(path)), api_name="/reproduce")[-1]
-    assert "Restored: Bag, ddpm 3 steps" in message and "'linspace' step grid" in message
+    assert "Restored: Bag, ddpm 3 steps, cfg 1.5, seed 5." in message and "'linspace' step grid" in message

@@ -62,7 +62,7 @@ def test_browser_enter_takes_the_match_ctrl_enter_runs_and_errors_stay(app_url, 
     page = new_page(1400, 1000)
     page.goto(app_url)
     picker = page.locator("#gen-classes input")
-    picker.fill("sneak")
+    picker.fill("sneaker")
     picker.press("Enter")
     picked = "() => [...document.querySelectorAll('#gen-classes .token')].some((t) => t.innerText.includes('Sneaker'))"
     page.wait_for_function(picked, timeout=10_000)
@@ -84,7 +84,7 @@ def test_browser_enter_takes_the_match_ctrl_enter_runs_and_errors_stay(app_url, 
     badges = page.locator("#cmp-grid .error, #cmp-table .error").evaluate_all(
         "els => els.filter(e => e.offsetParent !== null).length"
     )
-    assert chips == ["7: Sneaker"]  # the fragment did not stay, and the untouched default gave way
+    assert chips == ["0: T-shirt/top", "7: Sneaker"]  # the typed name did not stay, and the pick was added
     assert still_there
     assert "from the run before it" in status and grid_kept and badges == 0  # the last good results stay
 

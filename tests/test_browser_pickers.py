@@ -35,7 +35,11 @@ def test_ctrl_enter_with_a_class_half_typed_runs_the_class_the_picker_shows(app_
     page.locator("#gen-status").get_by_text("NFE each").wait_for(timeout=60_000)
     captions = page.locator("#gen-images .caption-label").all_inner_texts()
     chips = [t.replace("×", "").strip() for t in page.locator("#gen-classes .token").all_inner_texts()]
-    assert chips == ["1: Trouser"] and len(captions) == 1 and captions[0].startswith("Trouser")
+    assert chips == ["0: T-shirt/top", "1: Trouser"] and [c.split(" |")[0] for c in captions] == [
+        "T-shirt/top",
+        "Trouser",
+    ]
+    assert picker.get_attribute("aria-expanded") == "false"  # the list closed: it does not cover the results
 
 
 def test_in_dark_mode_the_grid_is_dark_and_its_download_stays_white(app_url, new_page, tmp_path):

@@ -155,7 +155,10 @@ def test_seed_and_preset_axes_are_stored_and_read_back(tmp_path):
         ({"seeds": 17}, "Seeds must be"),
         ({"presets": "exact,turbo"}, "Unknown preset 'turbo'; choose from exact, fast"),
         ({"presets": 5}, "Presets must be a list of exact, fast"),
-        ({"seeds": 16, "presets": "exact,fast"}, "x 16 seeds x 2 presets = 96 cells; at most 64"),
+        (
+            {"seeds": 16, "presets": "exact,fast"},
+            "1 step count x 1 cfg scale x 16 seeds x 2 presets = 96 cells; at most 64",
+        ),
     ],
 )
 def test_bad_axes_are_explained(kwargs, message):

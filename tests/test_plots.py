@@ -34,3 +34,7 @@ def test_plot_data_of_a_comparison_names_every_sampler_once(small_bundle):
     assert (
         distance.to_dict()["encoding"]["y"]["scale"]["type"] == "log" and schedule.to_dict()["mark"]["type"] == "line"
     )
+    # one point per model evaluation (Heun's two a step), and the axis says so
+    assert (
+        len(series["schedules"]["Heun 4"]) == 7 and schedule.to_dict()["encoding"]["x"]["title"] == "model evaluation"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dit_demo.app.context import refused_status, stopped_status
+from dit_demo.app.context import STARTING, refused_status, stopped_status
 from dit_demo.lab.grammar import parse_steps
 from dit_demo.runtime.checkpoints import reason
 
@@ -41,3 +41,7 @@ def test_a_long_library_message_is_cut_at_a_sentence():
     assert reason(OSError(long)) == "OSError: First sentence here."
     words = reason(OSError("word " * 100))
     assert words.endswith("word...") and len(words) <= 210
+
+
+def test_stop_before_the_first_round_says_so():
+    assert stopped_status(STARTING) == "Stopped before the first round. Nothing was saved."

@@ -47,6 +47,11 @@ CSS = (
     " .altair.layout {justify-content: safe center; align-items: safe center; overflow-x: auto;}"
     # four tabs fit a phone's width side by side instead of two and a "more" menu
     " @media (max-width: 480px) {.tab-container > button {padding: 0 6px; font-size: 13px;}}"
+    # a gallery's label sits over its top edge: its first row of images starts below it
+    " :is(#gen-images, #gen-preview, #cmp-preview) .grid-wrap {padding-top: 2.4em;}"
+    # the text typed into a multiselect picker keeps room to be read beside the chips (it wraps below them)
+    " .wrap-inner .secondary-wrap {flex: 1 1 12em; min-width: 12em;}"
+    " .clamp-note {font-size: 0.85em; color: var(--body-text-color-subdued); padding-top: 4px;}"
     # captions under the images, not over them
     " :is(#gen-images, #cmp-preview) .caption-label {position: static; max-width: none; white-space: normal; border: none;"
     " background: none;}"

@@ -25,6 +25,7 @@ from dit_demo.app.context import (
     time_left,
 )
 from dit_demo.app.errors import user_errors
+from dit_demo.app.form_rules import wire_class_note
 from dit_demo.app.preview import preview_images
 from dit_demo.app.zerogpu import gpu_event
 from dit_demo.lab.compare import comparison_work, run_comparison
@@ -86,6 +87,7 @@ def build_compare_tab(ctx: AppContext) -> tuple[CompareTab, CompareResults, obje
                 label="Class",
                 elem_id=ids.CMP_CLASS,
             )
+            class_told = gr.Markdown(elem_id=ids.CMP_CLASS_NOTE)
             with gr.Row():
                 seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED, elem_id=ids.CMP_SEED)
                 seeds = gr.Number(
@@ -114,6 +116,7 @@ def build_compare_tab(ctx: AppContext) -> tuple[CompareTab, CompareResults, obje
     tab = CompareTab(samplers_box, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets)
 
     dice.click(random_seed, outputs=seed, api_visibility="private")
+    wire_class_note(lambda: ctx.slot.get().labels, class_, class_told)
     inputs = [samplers_box, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets]
     inputs += [results.view, results.axis]
     outputs = results.outputs()

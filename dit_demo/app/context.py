@@ -81,6 +81,7 @@ def time_left(progress: Progress) -> str:
 
 
 STOPPED = "Stopped"  # how a stopped run's status line starts
+STARTING = "Starting..."  # a run's status line from its click to its first round
 
 
 def refused_status(status: str | None, results) -> str:
@@ -95,6 +96,8 @@ def refused_status(status: str | None, results) -> str:
 def stopped_status(status: str | None) -> str:
     """The status line after Stop: where the run was (its last "round r/n"), and that the previews stay."""
     match = re.search(r"round (\d+)/(\d+)", status or "")
+    if match is None and status == STARTING:
+        return f"{STOPPED} before the first round. Nothing was saved."
     if match is None:
         return status or "Nothing is running."  # Stop while idle: nothing changes
     return f"{STOPPED} at round {match[1]} of {match[2]}. The previews show where each image was; nothing was saved."
@@ -106,6 +109,9 @@ def model_event(run: gr.Button, stop: gr.Button, status: gr.Markdown, results, f
     ends a cancelled event as failed too)."""
     # before the event: a listener added to the button after it would wait for the run to end
     run.click(lambda: gr.Button(interactive=True), None, stop, queue=False, api_visibility="private")
+    # in the page, at the click: the last run's line (a "Stopped at round r") must not stand for this one,
+    # and a server answer could land after this run's own first line
+    run.click(None, None, status, js=f"() => {STARTING!r}", api_visibility="private")
     # preprocess=False: every payload reaches the request layer as sent, so a bad one gets our message
     # (Gradio's own conversion would answer "abc" or NaN with a generic error)
     event = run.click(fn, inputs, outputs, preprocess=False, **settings, **MODEL_EVENTS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import gradio as gr
@@ -21,6 +20,7 @@ from dit_demo.app.context import (
     time_left,
 )
 from dit_demo.app.errors import user_errors
+from dit_demo.app.form_rules import steps_note, wire_class_note, wire_steps
 from dit_demo.app.outputs import file_name, save_output
 from dit_demo.app.preview import preview_images
 from dit_demo.app.zerogpu import gpu_event
@@ -46,6 +46,8 @@ class GenerateTab:
     gallery: gr.Gallery
     send: gr.Button
     picked: gr.State  # index of the image clicked in the gallery (0 until one is)
+    steps_mine: gr.State  # True once Steps holds a value a person set (typed, dragged or restored)
+    steps_told: gr.Markdown  # which rule Steps follows now
 
 
 def build_generate_tab(ctx: AppContext) -> GenerateTab:
@@ -63,6 +65,7 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                 label="Classes (type to search names and synonyms)",
                 elem_id=ids.GEN_CLASSES,
             )
+            class_told = gr.Markdown(elem_id=ids.GEN_CLASS_NOTE)
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id=ids.GEN_RUN)
                 stop = gr.Button("Stop", elem_id=ids.GEN_STOP, interactive=False)
@@ -82,6 +85,7 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                     0, MAX_CFG, value=defaults.cfg, step=0.125, label="CFG scale", elem_id=ids.GEN_CFG,
                     **guidance_settings(bundle),
                 )  # fmt: skip
+            steps_told = gr.Markdown(steps_note(defaults, defaults.sampler), elem_id=ids.GEN_STEPS_NOTE)
             with gr.Row():
                 seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED, elem_id=ids.GEN_SEED)
                 dice = gr.Button("🎲 random seed", size="sm")
@@ -113,7 +117,23 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                     "→ send to Compare (class, seed, cfg, sampler)", size="sm", elem_id=ids.GEN_SEND, interactive=False
                 )
             picked = gr.State(0)
-    tab = GenerateTab(classes, sampler, steps, cfg, channels, seed, per_class, speed, options, gallery, send, picked)
+    steps_mine = gr.State(False)
+    tab = GenerateTab(
+        classes,
+        sampler,
+        steps,
+        cfg,
+        channels,
+        seed,
+        per_class,
+        speed,
+        options,
+        gallery,
+        send,
+        picked,
+        steps_mine,
+        steps_told,
+    )
 
     dice.click(random_seed, outputs=tab.seed, api_visibility="private")
     gallery.select(_picked_index, None, picked, api_visibility="private")
@@ -123,15 +143,11 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
         seed,
         api_visibility="private",
     )
-    # the untouched default class gives way to the first class picked, instead of staying in silently
-    touched = gr.State(False)
-    # in the page, not on the server: a Ctrl+Enter right after the pick must already run without it
-    gives_way = f"(value, seen) => [(!seen && value.length === 2 && value[0] === {json.dumps(choices[0])}) ? value.slice(1) : value, true]"
-    classes.input(None, [classes, touched], [classes, touched], js=gives_way, api_visibility="private")
-    # a sampler says what it is whoever sets it; one a person picks also brings its recommended step
-    # count (its metadata), while one set by Reproduce or "send" keeps the steps set with it
+
+    wire_class_note(lambda: ctx.slot.get().labels, classes, class_told)
+    # a sampler says what it is whoever sets it; its recommended steps apply only while Steps is untouched
     tab.sampler.change(sampler_info, tab.sampler, info, api_visibility="private")
-    tab.sampler.input(lambda name: _default_steps(ctx, name), tab.sampler, tab.steps, api_visibility="private")
+    wire_steps(defaults, tab.sampler, tab.steps, steps_mine, steps_told)
     inputs = [
         tab.classes,
         tab.sampler,
@@ -162,13 +178,6 @@ def picked_parameters(images, index) -> dict:
     item = images[min(max(int(index or 0), 0), len(images) - 1)]
     path = item[0] if isinstance(item, (list, tuple)) else item
     return read_parameters(getattr(path, "path", path))
-
-
-def _default_steps(ctx: AppContext, name: str | None):
-    try:
-        return ctx.defaults().steps_for(name)
-    except ValueError:  # a name typed into the box that is no sampler: leave the steps alone
-        return gr.skip()
 
 
 def _generate_request(ctx: AppContext, classes, sampler, steps, cfg, channels, seed, per_class, speed, options):

@@ -8,6 +8,7 @@ from __future__ import annotations
 # Generate
 GEN_CFG = "gen-cfg"
 GEN_CLASSES = "gen-classes"
+GEN_CLASS_NOTE = "gen-class-note"
 GEN_IMAGES = "gen-images"
 GEN_OPTIONS = "gen-options"
 GEN_PRESET = "gen-preset"
@@ -19,12 +20,14 @@ GEN_SEED = "gen-seed"
 GEN_SEND = "gen-send"
 GEN_STATUS = "gen-status"
 GEN_STEPS = "gen-steps"
+GEN_STEPS_NOTE = "gen-steps-note"
 GEN_STOP = "gen-stop"
 
 # Compare
 CMP_AXIS = "cmp-axis"
 CMP_CFG = "cmp-cfg"
 CMP_CLASS = "cmp-class"
+CMP_CLASS_NOTE = "cmp-class-note"
 CMP_DISTANCE_PLOT = "cmp-distance-plot"
 CMP_GRID = "cmp-grid"
 CMP_GRID_DARK = "cmp-grid-dark"

@@ -23,30 +23,63 @@
     return typed ? optionsOf(input).find((o) => namesOf(o).includes(typed)) : undefined;
   };
   const pick = (option) => option.dispatchEvent(new MouseEvent("mousedown", {bubbles: true, cancelable: true}));
+  // a multiselect toggles an option that is picked already: taking it again must not remove it
+  const isPicked = (option) => option.getAttribute("aria-selected") === "true";
   // after a pick the picker clears its text; then (a frame later, once the value has landed) run
   const whenCleared = (input, then, until = Date.now() + 2000) => {
     if (!input.value || Date.now() > until) requestAnimationFrame(() => requestAnimationFrame(then));
     else requestAnimationFrame(() => whenCleared(input, then, until));
   };
+  // an option chosen with the arrow keys is a person's choice: Enter takes it (unless it is picked already)
+  const navigated = new WeakSet();
+  document.addEventListener("input", (event) => navigated.delete(event.target), true);
 
   document.addEventListener("keydown", (event) => {
-    if (event.key !== "Enter") return;
     const input = event.target.closest && event.target.closest("input[role=combobox]");
+    if (input && (event.key === "ArrowDown" || event.key === "ArrowUp")) navigated.add(input);
+    if (event.key !== "Enter") return;
     const run = event.ctrlKey || event.metaKey ? visibleRunButton() : undefined;
-    if (!run) {  // a plain Enter: only the exact-match rule is ours
-      const option = input && !event.ctrlKey && !event.metaKey && exactOption(input);
-      if (option) { event.preventDefault(); event.stopImmediatePropagation(); pick(option); }
+    if (!run) {
+      if (!input) return;
+      // Gradio's Enter takes the first option that merely contains the text, and toggles a picked one
+      // off: ours takes an exact match only (the picker's note says why nothing else was taken)
+      const active = navigated.has(input) && optionsOf(input).find((o) => o.classList.contains("active"));
+      const option = active || exactOption(input);
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      if (option && !isPicked(option)) pick(option);
       return;
     }
     // Ctrl+Enter (Cmd+Enter) runs the tab in view; a name still being typed in a picker is taken
-    // first, as Enter would take it, so the run uses what the picker shows
+    // first, as the list shows it, so the run uses what the picker shows; the list closes, off the form
     event.preventDefault();
     event.stopImmediatePropagation();
     const typed = input && input.value.trim() && (exactOption(input) || optionsOf(input)[0]);
-    if (!typed) { run.click(); return; }
+    const go = () => { if (input) input.blur(); run.click(); };
+    if (!typed || isPicked(typed)) { go(); return; }
     pick(typed);
-    whenCleared(input, () => run.click());
+    whenCleared(input, go);
   }, true);
+
+  // A slider's number box puts a typed value that is out of range back in range when it is left: the
+  // box says so under it (read before Gradio's own listener changes it), until an allowed value is typed
+  const clampNote = (event) => {
+    const box = event.target;
+    if (!box.matches || !box.matches("input[data-testid=number-input][min][max]")) return;
+    const block = box.closest(".block");
+    const typed = Number(box.value), min = Number(box.min), max = Number(box.max);
+    let note = block.querySelector(":scope > .clamp-note");
+    if (box.value === "" || (typed >= min && typed <= max)) { if (note) note.remove(); return; }
+    if (!note) {
+      note = Object.assign(document.createElement("div"), {className: "clamp-note"});
+      note.setAttribute("role", "status");
+      block.append(note);
+    }
+    const name = (box.getAttribute("aria-label") || "").replace(/^number input for /, "") || "This value";
+    const [bound, word] = typed < min ? [min, "smallest"] : [max, "largest"];
+    note.textContent = `${name}: ${box.value} is not allowed; set to ${bound}, the ${word} allowed (${min} to ${max}).`;
+  };
+  document.addEventListener("blur", clampNote, true);
 
   // on a phone the form fills the screen: a run brings its live previews and status into view
   document.addEventListener("click", (event) => {

@@ -22,6 +22,9 @@ AXES = ("linear", "log")
 CHART_WIDTH = 500
 # mid-grey text reads on the light and on the dark page alike
 TEXT = "#888888"
+# Gradio floats the plot's label and its menu button over the chart's top edge: the chart starts below
+# them, so its title (the notes a reader needs, such as what a log axis leaves out) is never hidden
+BELOW_LABEL = {"top": 32, "left": 5, "right": 5, "bottom": 5}
 
 
 def merge_identical(series: dict[str, list[tuple[float, float]]], tolerance: float = 0.002) -> dict[str, list]:
@@ -78,6 +81,7 @@ def chart(series: dict[str, list], x_title: str, y_title: str, log_y: bool = Fal
             width=CHART_WIDTH,
             height=260,
             background="transparent",
+            padding=BELOW_LABEL,
         )
         .configure_view(stroke=None)
     )
@@ -111,7 +115,7 @@ def comparison_plots(series: dict[str, dict[str, list]], axis: str = "linear") -
             "latent RMSE to reference" + (" (log)" if axis == "log" else ""),
             log_y=axis == "log",
         ),
-        chart(series.get("schedules", {}), "step", "log10 sigma"),
+        chart(series.get("schedules", {}), "model evaluation", "log10 sigma"),
     )
 
 

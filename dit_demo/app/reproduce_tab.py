@@ -3,6 +3,8 @@ Compare tab, and can run again), and Generate's "send to Compare"."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 from PIL import UnidentifiedImageError
 
@@ -10,6 +12,7 @@ from dit_demo.app import ids
 from dit_demo.app.compare_tab import CompareTab
 from dit_demo.app.context import AppContext, channel_choice, class_choice
 from dit_demo.app.errors import user_errors
+from dit_demo.app.form_rules import steps_note
 from dit_demo.app.generate_tab import GenerateTab, picked_parameters
 from dit_demo.lab.pngmeta import read_parameters
 from dit_demo.lab.records import BatchRecord, ComparisonRecord, ImageRecord, check_same_model, record_from_dict
@@ -50,15 +53,35 @@ def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, c
     # the API's outputs keep their order: the tab, the Generate fields, the Compare fields, the message
     fields = [f for f in vars(generate).values() if isinstance(f, gr.components.FormComponent)]
     outputs = [tabs, *fields, *vars(compare).values(), message]
+
+    def why_not_restored(path) -> str:
+        """The refusal beside the file's name, where it stays (the red box closes): asked again, since a
+        failed event hands its listeners no message."""
+        try:
+            on_reproduce(path, False)
+        except gr.Error as exc:
+            return f"**Not restored: {Path(str(path or 'the file')).name}.** {exc.message}"
+        return ""
+
     # dropping fills the form without leaving this tab, which shows the image and its parameters;
     # "Run it again" opens the form's tab and runs it
     dropped = upload.upload(lambda path: on_reproduce(path, False), upload, outputs, api_name="reproduce")
     dropped.then(_show, upload, [shown, params_view, target], api_visibility="private")
+
     # a PNG that cannot be restored leaves nothing of an earlier one (its image, parameters, "Restored"
     # line) and nothing to run again
-    cleared = lambda: ("", gr.Button(interactive=False), None, None)  # noqa: E731
-    dropped.failure(cleared, None, [message, again, shown, params_view], api_visibility="private")
+    def cleared(path):
+        return why_not_restored(path), gr.Button(interactive=False), None, None
+
+    dropped.failure(cleared, upload, [message, again, shown, params_view], api_visibility="private")
     dropped.success(lambda: gr.Button(interactive=True), None, again, api_visibility="private")
+    # restored steps were chosen by the image's maker: a change of sampler keeps them, as it keeps typed ones
+    dropped.success(
+        lambda sampler, steps: (True, steps_note(ctx.defaults(), sampler, steps)),
+        [generate.sampler, generate.steps],
+        [generate.steps_mine, generate.steps_told],
+        api_visibility="private",
+    )
     # run again = refill the form, then press its run button: the same path as a click, with its checks
     again.click(on_reproduce, upload, outputs, api_visibility="private").then(None, target, None, js=CLICK_WHEN_SHOWN)
 
@@ -154,7 +177,7 @@ def restore(ctx: AppContext, params: dict, tabs, generate: GenerateTab, compare:
         generate.per_class: 1,
         generate.speed: record.preset or ("fast" if record.took_shortcuts else "exact"),
         message: f"Restored{first}: {record.class_name}, {record.sampler} {record.steps} steps, "
-        f"seed {record.seed}." + _spacing_note(record.spacing),
+        f"cfg {record.cfg_scale:g}, seed {record.seed}." + _spacing_note(record.spacing),
     }
 
 

@@ -69,11 +69,11 @@ class ComparisonSpec:
         names, steps, cfgs = parse_names(samplers_text), parse_steps(steps_text, max_steps), parse_floats(cfg_text)
         cells = len(names) * len(steps) * len(cfgs) * seeds * len(preset_names)
         if cells > MAX_LANES:
-            raise ValueError(
-                f"This comparison has {len(names)} samplers x {len(steps)} step counts x {len(cfgs)} cfg "
-                f"scales x {seeds} seeds x {len(preset_names)} presets = {cells} cells; at most {MAX_LANES} "
-                "per request."
+            sizes = (len(names), "sampler"), (len(steps), "step count"), (len(cfgs), "cfg scale"), (seeds, "seed")
+            axes = " x ".join(
+                f"{n} {noun}{'s' if n != 1 else ''}" for n, noun in (*sizes, (len(preset_names), "preset"))
             )
+            raise ValueError(f"This comparison has {axes} = {cells} cells; at most {MAX_LANES} per request.")
         return cls(
             tuple(names),
             tuple(steps),
