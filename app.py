@@ -1,13 +1,15 @@
 """DiT Sampler Lab: ``python app.py`` serves the web demo (embedded model unless told otherwise).
 
 Flags win over environment variables: --model/DIT_MODEL, --device/DIT_DEVICE, --dtype/DIT_DTYPE,
---host/GRADIO_SERVER_NAME, --port/GRADIO_SERVER_PORT, --max-request-seconds/DIT_MAX_REQUEST_SECONDS.
+--host/GRADIO_SERVER_NAME, --port/GRADIO_SERVER_PORT, --max-request-seconds/DIT_MAX_REQUEST_SECONDS,
+--mcp/--no-mcp/DIT_MCP (1 or 0; default: on where the mcp package is installed).
 On Hugging Face Spaces (SPACE_ID set) the default model is facebook/DiT-XL-2-256.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -22,8 +24,11 @@ from dit_demo.lab.pngmeta import MAX_PNG_BYTES
 from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS
 
 QUEUE_MAX_SIZE = 32
+# Gradio's MCP server needs the `mcp` package (the gradio[mcp] extra); where it is installed, agents get the tools
+MCP_INSTALLED = importlib.util.find_spec("mcp") is not None
+MCP_MISSING = "the MCP server needs the mcp package: pip install 'gradio[mcp]' (or start with --no-mcp)"
 # uploads (the Reproduce tab's PNGs) above this are refused by Gradio before they reach the disk
-LAUNCH_SETTINGS = {"max_file_size": MAX_PNG_BYTES, "css": CSS, "js": PAGE_JS}
+LAUNCH_SETTINGS = {"max_file_size": MAX_PNG_BYTES, "css": CSS, "js": PAGE_JS, "mcp_server": MCP_INSTALLED}
 
 
 def _seconds(text: str) -> float:
@@ -34,6 +39,17 @@ def _seconds(text: str) -> float:
     if value != value or value < 0:
         raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0 (0 for no limit), got {text!r}")
     return value
+
+
+def _switch(text: str | None) -> bool | None:
+    """DIT_MCP's value: on, off, or unset (None)."""
+    if text is None or not text.strip():
+        return None
+    if text.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"error: DIT_MCP must be 1 or 0, got {text!r}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,7 +74,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=env("DIT_MAX_REQUEST_SECONDS", str(DEFAULT_MAX_SECONDS)),
         help="refuse a request whose estimated work (measured on the loaded model) exceeds this; 0: no limit",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--mcp",
+        action=argparse.BooleanOptionalAction,
+        default=_switch(env("DIT_MCP")),
+        help="serve the tools to agents over MCP at /gradio_api/mcp/ (default: on where the mcp package is installed)",
+    )
+    args = parser.parse_args(argv)
+    if args.mcp is None:
+        args.mcp = MCP_INSTALLED
+    elif args.mcp and not MCP_INSTALLED:
+        parser.error(MCP_MISSING)
+    return args
 
 
 def create_app(
@@ -107,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
         demo = create_app(args.model, args.device, args.dtype, args.max_request_seconds, args.quality)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_SETTINGS)
+    settings = {**LAUNCH_SETTINGS, "mcp_server": args.mcp}
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **settings)
 
 
 if __name__ == "__main__":

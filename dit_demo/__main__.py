@@ -14,12 +14,11 @@ import samplers
 from dit_demo.lab.compare import run_comparison
 from dit_demo.lab.compare_spec import ComparisonSpec
 from dit_demo.lab.defaults import Defaults
-from dit_demo.lab.generate import generate, generation_lanes
+from dit_demo.lab.generate import batch_grid, generate, generation_lanes
 from dit_demo.lab.grammar import parse_names, parse_steps
-from dit_demo.lab.grid import make_grid
 from dit_demo.lab.lever_flags import add_lever_args, levers_from_args
 from dit_demo.lab.pngmeta import save_png
-from dit_demo.lab.records import BatchRecord, ComparisonRecord
+from dit_demo.lab.records import ComparisonRecord
 from dit_demo.runtime.devices import parse_device
 from dit_demo.runtime.loader import load_bundle
 from dit_demo.runtime.model_copies import load_with_levers
@@ -81,14 +80,8 @@ def cmd_generate(args) -> None:
     if len(results) == 1:
         save_png(results[0].image, out, results[0].parameters)
     else:
-        per_row = args.batch
-        rows = [results[i : i + per_row] for i in range(0, len(results), per_row)]
-        grid = make_grid(
-            [[r.image for r in row] for row in rows],
-            [row[0].parameters["class_name"] for row in rows],
-            [f"seed {r.parameters['seed']}" for r in rows[0]],
-        )
-        save_png(grid, out, BatchRecord(tuple(r.record for r in results)).to_dict())
+        grid, parameters = batch_grid(results, args.batch)
+        save_png(grid, out, parameters)
     print(f"saved {out} ({len(results)} image(s), {sum(r.nfe for r in results)} NFE)")
 
 

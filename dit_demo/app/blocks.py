@@ -10,6 +10,7 @@ from dit_demo.app import ids
 from dit_demo.app.compare_tab import build_compare_tab
 from dit_demo.app.context import AppContext
 from dit_demo.app.generate_tab import build_generate_tab
+from dit_demo.app.mcp_tools import add_agent_tools
 from dit_demo.app.model_box import build_model_row, wire_model_row
 from dit_demo.app.model_slot import ModelSlot
 from dit_demo.app.outputs import DELETE_CACHE
@@ -103,4 +104,5 @@ def build_ui(
         wire_model_row(ctx, model_row, generate, compare)
         wire_quality_link(compare_results, compare_event, quality, tabs)
         demo.load(views, quality.inputs, quality.outputs, api_visibility="private", queue=False)
+        add_agent_tools(demo, ctx, quality_data)  # last: it takes every other endpoint off the MCP tool list
     return demo

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from dit_demo.lab.records import ImageRecord
+from dit_demo.lab.grid import make_grid
+from dit_demo.lab.records import BatchRecord, ImageRecord
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import Progress, sample
@@ -93,3 +94,15 @@ def generate(
         )
         out.append(Generated(image, record, result.nfe, result.seconds))
     return out
+
+
+def batch_grid(made: Sequence[Generated], per_row: int) -> tuple[Image.Image, dict]:
+    """Several generated images as one PNG: a row per class, a column per seed (``per_row`` images a row,
+    in the order ``generation_lanes`` makes them), and the parameters of every image (a ``BatchRecord``)."""
+    rows = [made[i : i + per_row] for i in range(0, len(made), per_row)]
+    grid = make_grid(
+        [[g.image for g in row] for row in rows],
+        [row[0].parameters["class_name"] for row in rows],
+        [f"seed {g.parameters['seed']}" for g in rows[0]],
+    )
+    return grid, BatchRecord(tuple(g.record for g in made)).to_dict()
