@@ -10,6 +10,19 @@ from conftest import compare_in
 from dit_demo.lab import quality
 
 PLOT = "#{} canvas, #{} svg"
+# the chart's pixels (not transparent) under the plot's floating label, where the label hides them
+DRAWN_UNDER_LABEL = """(id) => {
+  const block = document.getElementById(id), canvas = block.querySelector('canvas');
+  const label = block.querySelector('[data-testid=block-label]').getBoundingClientRect();
+  const box = canvas.getBoundingClientRect(), style = getComputedStyle(canvas);
+  const left = box.left + parseFloat(style.paddingLeft), top = box.top + parseFloat(style.paddingTop);
+  const scale = canvas.width / (box.width - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight));
+  const x = Math.max(0, (label.left - left) * scale), y = Math.max(0, (label.top - top) * scale);
+  const w = Math.min(canvas.width, (label.right - left) * scale) - x, h = Math.min(canvas.height, (label.bottom - top) * scale) - y;
+  if (w < 1 || h < 1) return 0;
+  const alpha = canvas.getContext('2d').getImageData(x, y, w, h).data.filter((_, i) => i % 4 === 3);
+  return alpha.filter(a => a > 0).length;
+}"""
 
 
 def test_the_shipped_sweep_renders_and_a_row_shows_its_samples(app_url, new_page):
@@ -85,3 +98,39 @@ def test_on_a_phone_the_charts_start_inside_the_page(app_url, new_page):
     )
     assert lefts and min(lefts) >= 0  # the axis is in view; a wider chart scrolls sideways
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the page itself does not
+
+
+def test_a_negative_or_empty_budget_says_what_is_allowed_in_place_of_the_best_line(app_url, new_page):
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Quality").click()
+    best, budget = page.locator("#q-best"), page.locator("#q-budget input")
+    best.get_by_text("within 25 NFE").wait_for(timeout=30_000)
+    budget.fill("7")
+    best.get_by_text("within 7 NFE").wait_for(timeout=20_000)
+    budget.fill("-5")  # a minimum on the box would refuse it before our function: an HTTP 500, a console error
+    best.get_by_text("The budget of -5 NFE is below 0: give a number of 0 or more").wait_for(timeout=20_000)
+    assert "Best" not in best.inner_text()  # the line for 7 NFE is gone
+    budget.fill("")
+    best.get_by_text("No budget is given: give a number of 0 or more").wait_for(timeout=20_000)
+    budget.fill("10")
+    best.get_by_text("within 10 NFE").wait_for(timeout=20_000)
+
+
+def test_no_chart_draws_its_notes_under_the_plot_label(app_url, new_page):
+    page = new_page(1400, 1000)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Quality").click()
+    page.locator("#q-pareto canvas").first.wait_for(timeout=30_000)
+    for plot in ("q-curve", "q-accuracy", "q-pareto"):
+        assert page.evaluate(DRAWN_UNDER_LABEL, plot) == 0, plot
+    page.get_by_role("tab", name="Compare").click()
+    # without Euler no two series coincide: the log axis's note (points at 0 are left out) is the title's only line
+    page.locator("#cmp-samplers .token").filter(has_text="Euler").locator(".token-remove").click()
+    compare_in(page, "2,4")
+    page.evaluate("window.drawn = document.querySelector('#cmp-distance-plot canvas').toDataURL()")
+    page.locator("#cmp-axis").get_by_text("log", exact=True).click()
+    redrawn = "() => document.querySelector('#cmp-distance-plot canvas').toDataURL() !== window.drawn"
+    page.wait_for_function(redrawn, timeout=30_000)
+    for plot in ("cmp-distance-plot", "cmp-sigma-plot"):
+        assert page.evaluate(DRAWN_UNDER_LABEL, plot) == 0, plot

@@ -164,3 +164,53 @@ def test_a_sweep_without_an_evaluator_shows_cost_and_says_how_to_attach_metrics(
     source, curve, _, front, best, table, _ = views(data, "frechet", "nfe", 25)
     assert curve is None and front is None and "sweep annotate DIR CELL FILE" in best
     assert table["headers"] == ["Cell", "Sampler", "Steps", "NFE", "Wall time (s)"] and "DiT-XL-2-256" in source
+
+
+@pytest.mark.parametrize("budget", [-5, None, "", float("nan")])
+def test_a_budget_below_0_empty_or_not_a_number_says_what_is_allowed(budget):
+    from dit_demo.app.quality_tab import best_text
+
+    text = best_text(quality.parse({"cells": TABLE}), "frechet", "nfe", budget)
+    assert "a number of 0 or more" in text and "Best" not in text
+
+
+def test_numbers_keep_one_precision_across_value_and_interval_and_fractions_read_as_percent():
+    from dit_demo.app.quality_tab import value_text
+
+    assert value_text({"frechet": 101.5, "frechet_ci": [79.92, 107.1]}, "frechet") == "101.5 [79.9, 107.1]"
+    assert value_text({"frechet": 106.0, "frechet_ci": [84.57, 109]}, "frechet") == "106.0 [84.6, 109.0]"
+    assert value_text({"fid": 2.2727}, "fid") == "2.273"
+    # as the README's quality table writes them
+    assert value_text({"accuracy": 0.918, "accuracy_ci": [0.9, 0.9461]}, "accuracy") == "91.8% [90.0, 94.6]"
+    assert value_text({"recall": 0.176, "recall_ci": [0.152, 0.197025]}, "recall") == "17.6% [15.2, 19.7]"
+
+
+def test_many_ties_read_as_the_best_line_then_a_short_list_best_first():
+    from dit_demo.app.quality_tab import best_text
+
+    shipped = quality.load([quality.SHIPPED])
+    best, ties, _ = quality.best_at_budget(shipped.cells, 1000, "accuracy", "nfe")
+    assert len(ties) > 20  # the case to make readable
+    lines = best_text(shipped, "accuracy", "nfe", 1000).splitlines()
+    assert lines[0].startswith("**Best Class accuracy within 1000 NFE") and "93.1% [91.5, 94.7]" in lines[0]
+    items = [line for line in lines if line.startswith("- ")]
+    assert len(items) < 12 and items[-1].startswith(f"- and {len(ties) - len(items) + 1} more")
+    shown = [float(item.split(": ")[-1].split("%")[0]) for item in items[:-1]]
+    assert shown == sorted(shown, reverse=True)  # the closest contenders first
+
+
+def test_a_compare_cell_shows_only_the_sweep_numbers_of_its_own_preset_and_names_it():
+    from dit_demo.app.quality_link import link
+
+    shipped = quality.load([quality.SHIPPED])  # an exact sweep: it took no shortcuts
+    kept = {"cells": [("ddim", 5, 1.5, "exact", 0.0), ("ddim", 5, 1.5, "fast", 0.0123)]}
+    note, chooser, _ = link(kept, shipped)
+    exact, fast = note.splitlines()[1:]
+    assert exact.startswith("- ddim @ 5 steps, cfg 1.5, exact preset:") and "194.2 [167.4, 202.3]" in exact
+    assert "no exact-preset cell" not in exact
+    assert fast.startswith("- ddim @ 5 steps, cfg 1.5, fast preset:") and "0.0123 here" in fast
+    assert "no fast-preset cell" in fast and "numbers are with the exact preset" in fast
+    assert chooser.choices == [("ddim_5_cfg1.5", "ddim_5_cfg1.5")]  # one sweep cell, offered once
+    unrecorded = quality.parse({"cells": [TABLE[0] | {"cfg": 1.5}]})  # a sweep.json without its levers
+    note, _, _ = link({"cells": [("a", 5, 1.5, "exact", 0.0)]}, unrecorded)
+    assert "numbers are with speed levers the sweep does not record" in note.splitlines()[1]

@@ -139,10 +139,7 @@ def comparison_outputs(model_name: str, comparison: Comparison, view: str = "ima
         f"{stem}.zip",
         {
             **{os.path.basename(path): path for path in files.values()},
-            **{
-                _cell_name(comparison, c): (c.image, comparison.cell_parameters(c, model_name))
-                for c in comparison.cells
-            },
+            **{_cell_name(comparison, c): (c.image, comparison.cell_parameters(c)) for c in comparison.cells},
         },
     )
     summary = (
@@ -156,8 +153,12 @@ def comparison_outputs(model_name: str, comparison: Comparison, view: str = "ima
         "images-dark": save_output(comparison_grid(comparison, DARK), parameters, f"{stem}_dark.png"),
         "difference-dark": save_output(difference_grid(comparison, DARK), parameters, f"{stem}_difference_dark.png"),
     }
-    # (sampler, steps, cfg, mean distance to the reference) of each series: what the Quality tab may know
-    cells = [(s, n, cfg, sum(c.distance for c in group) / len(group)) for (_, cfg, s, n), group in comparison.series()]
+    # (sampler, steps, cfg, speed preset, mean distance to the reference) of each series: what the Quality
+    # tab's sweeps may hold (a sweep cell's numbers are those of the levers it ran with)
+    cells = [
+        (s, n, cfg, preset, sum(c.distance for c in group) / len(group))
+        for (preset, cfg, s, n), group in comparison.series()
+    ]
     return (
         files.get(view, files["images"]),
         {**files, **dark, "plots": series, "cells": cells},

@@ -1,31 +1,38 @@
 """From Compare to Quality: a finished comparison's cells that the Quality tab's sweeps also hold (same
 sampler, steps and cfg) show their numbers over many samples next to their distance on this one seed,
-and a button opens the Quality tab on that row."""
+and a button opens the Quality tab on that row. A cell's numbers are those of the sweep cell of its own
+speed preset; where the sweeps have none, the line says so and whose numbers it shows instead."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from dit_demo.app.compare_results import CompareResults
-from dit_demo.app.quality_tab import QualityTab, value_text
+from dit_demo.app.quality_tab import QualityTab
 from dit_demo.lab import quality
-from dit_demo.lab.quality import QualityData
+from dit_demo.lab.quality import QualityData, value_text
 
 SHOWN = ("frechet", "accuracy", "fid")
 
 
-def matches(kept: dict, data: QualityData | None) -> list[tuple[tuple, dict]]:
-    """((sampler, steps, cfg, distance), sweep cell) for every comparison series the sweeps hold."""
+def matches(kept: dict, data: QualityData | None) -> list[tuple[tuple, dict, bool]]:
+    """((sampler, steps, cfg, preset, distance), sweep cell, whether that cell ran with the same preset)
+    for every comparison series the sweeps hold: the cell of its preset where there is one."""
     if data is None:
         return []
     found = []
-    for sampler, steps, cfg, distance in kept.get("cells", []):
-        for cell in data.cells:
-            same_cfg = cell.get("cfg") is None or abs(float(cell["cfg"]) - float(cfg)) < 1e-9
-            if cell["sampler"] == sampler and int(cell["steps"]) == int(steps) and same_cfg:
-                found.append(((sampler, steps, cfg, distance), cell))
-                break
+    for sampler, steps, cfg, preset, distance in kept.get("cells", []):
+        held = [
+            c for c in data.cells if c["sampler"] == sampler and int(c["steps"]) == int(steps) and _same_cfg(c, cfg)
+        ]
+        same = [c for c in held if quality.preset_of(c) == preset]
+        if held:
+            found.append(((sampler, steps, cfg, preset, distance), (same or held)[0], bool(same)))
     return found
+
+
+def _same_cfg(cell: dict, cfg: float) -> bool:
+    return cell.get("cfg") is None or abs(float(cell["cfg"]) - float(cfg)) < 1e-9
 
 
 def link(kept: dict, data: QualityData | None):
@@ -35,15 +42,25 @@ def link(kept: dict, data: QualityData | None):
         hidden = gr.update(visible=False)
         return "", hidden, hidden
     lines = [f"**Also in the Quality tab's sweeps** ({data.model}; 95% intervals over each cell's samples):"]
-    for (sampler, steps, cfg, distance), cell in found:
+    for (sampler, steps, cfg, preset, distance), cell, same in found:
         numbers = ", ".join(
             f"{quality.METRICS[m][0]} {value_text(cell, m)}" for m in SHOWN if quality.value(cell, m) is not None
         )
-        lines.append(
-            f"- {sampler} @ {steps} steps, cfg {cfg:g}: latent RMSE to the reference {distance:.4f} here; {numbers}"
-        )
-    names = [cell["cell"] for _, cell in found]
+        here = f"- {sampler} @ {steps} steps, cfg {cfg:g}, {preset} preset: latent RMSE to the reference {distance:.4f} here"
+        if not same:
+            numbers = f"the sweeps have no {preset}-preset cell for it, these numbers are {_ran_with(cell)}: {numbers}"
+        lines.append(f"{here}; {numbers}")
+    names = list(dict.fromkeys(cell["cell"] for _, cell, _ in found))  # a sweep cell shown for two presets: once
     return "\n".join(lines), gr.Dropdown(choices=names, value=names[0], visible=True), gr.Button(visible=True)
+
+
+def _ran_with(cell: dict) -> str:
+    """What a sweep cell of another preset ran with."""
+    if quality.preset_of(cell) is not None:
+        return f"with the {quality.preset_of(cell)} preset"
+    if cell.get("levers"):
+        return f"with other levers ({cell['levers']})"
+    return "with speed levers the sweep does not record"
 
 
 def wire_quality_link(results: CompareResults, event, quality_tab: QualityTab, tabs: gr.Tabs) -> None:

@@ -8,11 +8,12 @@ import altair as alt
 import pandas as pd
 
 import samplers
-from dit_demo.app.plots import CHART_WIDTH, PALETTE, TEXT, merge_identical
+from dit_demo.app.plots import BELOW_LABEL, CHART_WIDTH, PALETTE, TEXT, merge_identical
 from dit_demo.lab import quality
 from dit_demo.lab.quality import COSTS, METRICS, QualityData
 
 AXIS = alt.Axis(labelColor=TEXT, titleColor=TEXT, gridOpacity=0.3)
+PERCENT_AXIS = alt.Axis(labelColor=TEXT, titleColor=TEXT, gridOpacity=0.3, format="%")
 
 
 def _label(sampler: str) -> str:
@@ -51,14 +52,14 @@ def curve_chart(data: QualityData, metric: str) -> alt.Chart:
         scale=alt.Scale(domain=names, range=[PALETTE[i % len(PALETTE)] for i in range(len(names))]),
         legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=0, labelColor=TEXT),
     )
-    label = METRICS[metric][0]
+    label, (axis, shown) = METRICS[metric][0], _value_formats(metric)
     base = alt.Chart(frame).encode(
         x=alt.X("nfe:Q", title="model evaluations (NFE, log)", scale=alt.Scale(type="log"), axis=AXIS), color=colour
     )
     lines = base.mark_line(point=True).encode(
-        y=alt.Y("value:Q", title=label, scale=alt.Scale(zero=False), axis=AXIS),
-        tooltip=["series:N", alt.Tooltip("nfe:Q", title="NFE"), alt.Tooltip("value:Q", title=label, format=".4g"),
-                 alt.Tooltip("lo:Q", title="95% from", format=".4g"), alt.Tooltip("hi:Q", title="95% to", format=".4g")],
+        y=alt.Y("value:Q", title=label, scale=alt.Scale(zero=False), axis=axis),
+        tooltip=["series:N", alt.Tooltip("nfe:Q", title="NFE"), alt.Tooltip("value:Q", title=label, format=shown),
+                 alt.Tooltip("lo:Q", title="95% from", format=shown), alt.Tooltip("hi:Q", title="95% to", format=shown)],
     )  # fmt: skip
     bars = base.mark_errorbar(ticks=True).encode(y=alt.Y("lo:Q", title=label), y2="hi:Q")
     return _finish(alt.layer(lines, bars), f"{label}: each point's bar is its 95% interval")
@@ -74,20 +75,25 @@ def pareto_chart(data: QualityData, metric: str, kind: str) -> alt.Chart:
         if quality.value(c, metric) is not None and quality.cost(c, kind)
     ]  # fmt: skip
     frame = pd.DataFrame(rows, columns=["cost", "value", "cell", "front"])
-    label = METRICS[metric][0]
+    label, (axis, shown) = METRICS[metric][0], _value_formats(metric)
     base = alt.Chart(frame).encode(
         x=alt.X("cost:Q", title=f"{COSTS[kind]} (log)", scale=alt.Scale(type="log"), axis=AXIS),
-        y=alt.Y("value:Q", title=label, scale=alt.Scale(zero=False), axis=AXIS),
+        y=alt.Y("value:Q", title=label, scale=alt.Scale(zero=False), axis=axis),
     )
     points = base.mark_point(filled=True, size=50).encode(
         color=alt.Color("front:N", scale=alt.Scale(domain=["on the front", "dominated"], range=[PALETTE[2], "#999999"]),
                         legend=alt.Legend(title=None, orient="bottom", labelColor=TEXT)),
-        tooltip=["cell:N", alt.Tooltip("cost:Q", title=COSTS[kind], format=".4g"), alt.Tooltip("value:Q", title=label, format=".4g")],
+        tooltip=["cell:N", alt.Tooltip("cost:Q", title=COSTS[kind], format=".4g"), alt.Tooltip("value:Q", title=label, format=shown)],
     )  # fmt: skip
     on_front = base.transform_filter(alt.datum.front == "on the front")
     line = on_front.mark_line(color=PALETTE[2]).encode(order="cost:Q")
     names = on_front.mark_text(align="left", dx=6, dy=-6, color=TEXT, fontSize=10).encode(text="cell:N")
     return _finish(alt.layer(line, points, names), f"Pareto front: no other cell is both cheaper and better ({label})")
+
+
+def _value_formats(metric: str) -> tuple[alt.Axis, str]:
+    """The value axis and the tooltips' format: fractions in percent, as the best line and the table show them."""
+    return (PERCENT_AXIS, ".1%") if metric in quality.PERCENT else (AXIS, ".4g")
 
 
 def _finish(chart, title: str) -> alt.Chart:
@@ -96,4 +102,5 @@ def _finish(chart, title: str) -> alt.Chart:
         width=CHART_WIDTH,
         height=280,
         background="transparent",
+        padding=BELOW_LABEL,
     ).configure_view(stroke=None)

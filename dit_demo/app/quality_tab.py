@@ -15,7 +15,7 @@ from dit_demo.app import ids
 from dit_demo.app.errors import user_errors
 from dit_demo.app.quality_plots import curve_chart, pareto_chart
 from dit_demo.lab import quality
-from dit_demo.lab.quality import COSTS, METRICS, QualityData
+from dit_demo.lab.quality import COSTS, METRICS, QualityData, value_text
 from dit_demo.lab.uncertainty import METHOD
 
 INTRO = (
@@ -28,6 +28,7 @@ NO_METRIC = (
     "Attach the ADM evaluator's numbers to a cell with `python -m dit_demo.sweep annotate DIR CELL FILE`."
 )
 UNITS = {"nfe": "NFE", "seconds": "s of wall time"}
+LISTED = 8  # cells that tie with the best, listed with their numbers; the rest are named after them
 
 
 @dataclass
@@ -69,29 +70,30 @@ def views(data: QualityData | None, metric: str, kind: str, budget) -> tuple:
 
 
 def best_text(data: QualityData, metric: str, kind: str, budget) -> str:
+    """The best cell within ``budget`` on a line of its own, then the cells it cannot be told from,
+    closest first; a budget that is not a number of 0 or more gets a line saying so."""
     try:
-        limit = float(budget)
-    except (TypeError, ValueError):
-        return f"Give a budget in {UNITS[kind]}."
+        limit = quality.check_budget(budget, UNITS[kind])
+    except ValueError as exc:
+        return f"**{exc}**"
     best, ties, tested = quality.best_at_budget(data.cells, limit, metric, kind)
     if best is None:
         return f"No cell costs {limit:g} {UNITS[kind]} or less."
     text = f"**Best {METRICS[metric][0]} within {limit:g} {UNITS[kind]}: {_cell_text(best, metric)}**"
     if not tested:
-        return text + " (no bootstrap replicates in this data, so no cell can be told apart from it)."
+        return text + "\n\nThis data has no bootstrap replicates, so no cell can be told apart from it."
     if not ties:
-        return text + ". Every other cell within the budget is distinguishable from it."
-    return text + ". Not distinguishable from it: " + "; ".join(_cell_text(c, metric) for c in ties) + "."
+        return text + "\n\nEvery other cell within the budget is distinguishable from it."
+    ties = sorted(ties, key=lambda c: quality.value(c, metric), reverse=not METRICS[metric][1])
+    lines = [f"- {_cell_text(c, metric)}" for c in ties[:LISTED]]
+    if len(ties) > LISTED:
+        rest = ", ".join(f"{c['sampler']} @ {c['steps']}" for c in ties[LISTED:])
+        lines.append(f"- and {len(ties) - LISTED} more (sampler @ steps): {rest}")
+    return "\n".join([text, "", f"Not distinguishable from it ({len(ties)} cells, closest first):", "", *lines])
 
 
 def _cell_text(cell: dict, metric: str) -> str:
     return f"{cell['sampler']} @ {cell['steps']} steps ({cell['nfe']} NFE): {value_text(cell, metric)}"
-
-
-def value_text(cell: dict, metric: str) -> str:
-    """ "112.3 [110.1, 114.8]": the value and its 95% interval, where there is one."""
-    v, ci = quality.value(cell, metric), quality.interval(cell, metric)
-    return f"{v:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
 
 
 def cell_view(data: QualityData | None, name: str | None):
@@ -127,7 +129,9 @@ def build_quality_tab(data: QualityData | None) -> QualityTab:
     with gr.Row():
         metric = gr.Dropdown(choices, value="frechet", label="Metric", elem_id=ids.Q_METRIC)
         kind = gr.Radio([(label, key) for key, label in COSTS.items()], value="nfe", label="Cost", elem_id=ids.Q_COST)
-        budget = gr.Number(25, label="Budget (in that cost)", minimum=0, elem_id=ids.Q_BUDGET)
+        # no ``minimum``: Gradio would refuse a negative number before ``best_text`` (an HTTP error for an
+        # event outside the queue, the old line left standing); ``best_text`` says what is allowed instead
+        budget = gr.Number(25, label="Budget (in that cost)", elem_id=ids.Q_BUDGET)
     best = gr.Markdown(elem_id=ids.Q_BEST)
     with gr.Row():
         curve = gr.Plot(label="Metric against NFE", elem_id=ids.Q_CURVE)

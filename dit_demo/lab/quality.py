@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dit_demo.lab.uncertainty import distinguishable
+from dit_demo.runtime.levers import Levers
 
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "quality"
 # metric -> (label, lower is better); annotated metrics (the ADM evaluator's) come after ours
@@ -24,7 +25,11 @@ METRICS = {
     "sfid": ("sFID (ADM evaluator)", True),
     "inception_score": ("Inception Score (ADM evaluator)", False),
 }
+# fractions of the samples, shown in percent with one decimal, as the README's quality table does
+PERCENT = ("accuracy", "precision", "recall")
+SIGNIFICANT = 4  # digits of any other value; its interval's bounds keep the value's decimals
 COSTS = {"nfe": "NFE", "seconds": "Wall time (s)"}
+EXACT_LEVERS = Levers().describe()  # what a sweep that took no shortcuts records as its levers
 MAX_CELLS = 10_000
 _NEEDED = ("cell", "sampler", "steps", "nfe")
 
@@ -72,13 +77,14 @@ def parse(data, name: str = "sweep.json") -> QualityData:
         )
     if len(data["cells"]) > MAX_CELLS:
         raise ValueError(f"{name} has {len(data['cells'])} cells; at most {MAX_CELLS} are read.")
+    spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
     cells = []
     for i, cell in enumerate(data["cells"]):
         missing = [k for k in _NEEDED if not isinstance(cell, dict) or k not in cell]
         if missing:
             raise ValueError(f"{name}: cell {i} has no {', '.join(missing)}; is this a sweep.json?")
-        cells.append(cell)
-    spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+        # each cell carries its sweep's levers, so they survive a merge and ``ship``
+        cells.append({"levers": spec["levers"], **cell} if isinstance(spec.get("levers"), str) else cell)
     return QualityData(str(spec.get("model") or data.get("model") or "unnamed model"), cells, [name])
 
 
@@ -99,6 +105,55 @@ def value(cell: dict, metric: str) -> float | None:
 def interval(cell: dict, metric: str) -> tuple[float, float] | None:
     found = cell.get(f"{metric}_ci")
     return (float(found[0]), float(found[1])) if isinstance(found, (list, tuple)) and len(found) == 2 else None
+
+
+def value_text(cell: dict, metric: str) -> str:
+    """ "101.5 [79.9, 107.1]", "91.8% [90.0, 94.6]": the value and its 95% interval where there is one,
+    as the README's quality table writes them."""
+    shown = _shown(cell, metric)
+    if shown is None:
+        return "-"
+    number, bounds = shown
+    unit = "%" if metric in PERCENT else ""
+    return number + unit + (f" [{bounds[0]}, {bounds[1]}]" if bounds else "")
+
+
+def _shown(cell: dict, metric: str) -> tuple[str, list[str]] | None:
+    """The value and its interval's bounds as text, all with the value's decimals (fractions in percent)."""
+    v = value(cell, metric)
+    if v is None:
+        return None
+    scale, decimals = (100, 1) if metric in PERCENT else (1, decimals_of(v))
+    return f"{scale * v:.{decimals}f}", [f"{scale * b:.{decimals}f}" for b in interval(cell, metric) or ()]
+
+
+def decimals_of(v: float) -> int:
+    """The decimals that show ``v`` to ``SIGNIFICANT`` digits (none for a large value)."""
+    return max(0, SIGNIFICANT - 1 - math.floor(math.log10(abs(v)))) if v else SIGNIFICANT - 1
+
+
+def preset_of(cell: dict) -> str | None:
+    """The speed preset a sweep cell ran with: "exact" when it took no shortcuts. None for any other
+    levers (a sweep records the levers, and which ones "fast" takes depends on the machine) and for
+    a sweep that did not record them."""
+    return "exact" if cell.get("levers") == EXACT_LEVERS else None
+
+
+def check_budget(budget, unit: str) -> float:
+    """The budget as a number of 0 or more; a ``ValueError`` saying what is wrong and what is allowed."""
+    try:
+        limit = float(budget)
+    except (TypeError, ValueError):
+        limit = math.nan
+    if limit >= 0:
+        return limit
+    if budget is None or str(budget).strip() == "":
+        problem = "No budget is given"
+    elif math.isnan(limit):
+        problem = f"The budget {budget!r} is not a number"
+    else:
+        problem = f"The budget of {limit:g} {unit} is below 0"
+    raise ValueError(f"{problem}: give a number of 0 or more (in {unit}).")
 
 
 def cost(cell: dict, kind: str) -> float | None:
@@ -145,12 +200,13 @@ def table(data: QualityData) -> tuple[list[str], list[list]]:
     metrics = data.metrics()
     headers = ["Cell", "Sampler", "Steps", "NFE", "Wall time (s)"]
     for m in metrics:
-        headers += [METRICS[m][0], "95% interval"]
+        headers += [METRICS[m][0] + (" (%)" if m in PERCENT else ""), "95% interval"]
     rows = []
     for c in data.cells:
         row = [c["cell"], c["sampler"], c["steps"], c["nfe"], round(cost(c, "seconds") or 0.0, 1)]
         for m in metrics:
-            v, ci = value(c, m), interval(c, m)
-            row += [None if v is None else round(v, 4), "" if ci is None else f"{ci[0]:.4g} to {ci[1]:.4g}"]
+            shown = _shown(c, m)
+            # the value as a number, so a header click sorts it; both with the best line's decimals
+            row += [None, ""] if shown is None else [float(shown[0]), " to ".join(shown[1])]
         rows.append(row)
     return headers, rows
