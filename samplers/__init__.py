@@ -28,13 +28,16 @@ BUILT_IN = (
     "dpmpp_2m",
     "dpmpp_2m_karras",
     "dpmpp_3m",
-    "dpmpp_sde",
-    "dpmpp_sde_karras",
+    "dpmpp_2m_sde",
+    "dpmpp_2m_sde_karras",
     "euler",
     "euler_ancestral",
     "heun",
     "unipc",
 )
+# names the built-ins had before they matched their algorithm (k-diffusion's and A1111's "DPM++ SDE" is
+# another one): still accepted wherever a name is typed or read from a PNG, and spelled anew
+ALIASES = {"dpmpp_sde": "dpmpp_2m_sde", "dpmpp_sde_karras": "dpmpp_2m_sde_karras", "euler_a": "euler_ancestral"}
 _REGISTRY: dict[str, Sampler] = {}
 _plugins_loaded = False
 _VARIANTS: dict[tuple[str, str], tuple[Sampler, Sampler]] = {}  # (name, options) -> (base it was built from, variant)
@@ -45,6 +48,7 @@ __all__ = [
     "register",
     "unregister",
     "get",
+    "canonical_name",
     "names",
     "all_samplers",
     "load_plugins",
@@ -101,6 +105,7 @@ def get(name: str) -> Sampler:
     """A registered sampler by name, or a variant of one: ``dpmpp_2m[karras=true]`` (``variants.py``)."""
     load_plugins()
     base, options = split_variant(name) if isinstance(name, str) else (name, None)
+    base = ALIASES.get(base, base) if base not in _REGISTRY else base
     if base not in _REGISTRY:
         raise ValueError(f"Unknown sampler {base!r}; available: {', '.join(_REGISTRY)}.")
     if options is None:
@@ -112,6 +117,13 @@ def get(name: str) -> Sampler:
             _VARIANTS.clear()
         cached = _VARIANTS[key] = (_REGISTRY[base], make_variant(_REGISTRY[base], options))
     return cached[1]
+
+
+def canonical_name(name: str) -> str:
+    """``name`` as the registry spells it now (an old name replaced, a variant's options kept); a name that
+    is no sampler comes back as it is, for the check that reports it."""
+    base, bracket, rest = name.partition("[") if isinstance(name, str) else (name, "", "")
+    return f"{ALIASES[base]}{bracket}{rest}" if base in ALIASES and base not in _REGISTRY else name
 
 
 def names() -> list[str]:

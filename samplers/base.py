@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 # a model's scheduler config lists keys that other scheduler classes do not take; diffusers warns
@@ -20,8 +20,8 @@ LATENT_SAFE = {"clip_sample": False, "thresholding": False}
 # (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed")
 DEFAULT_SPACING = {"timestep_spacing": "trailing"}
 # (class, config) -> a scheduler that is never stepped, copied for each lane: diffusers' from_config
-# reads __init__'s signature several times over, three times the cost of a copy (0.9 against 0.3 ms),
-# paid per lane of every request
+# reads __init__'s signature several times over, which costs more than a copy, and every lane of every
+# request would pay it
 _PROTOTYPES: dict[tuple[type, str], Any] = {}
 _PROTOTYPES_LOCK = threading.Lock()
 MAX_PROTOTYPES = 256
@@ -69,6 +69,7 @@ class Sampler:
     label: str
     description: str
     scheduler_class: type
+    _: KW_ONLY
     overrides: dict[str, Any] = field(default_factory=dict)
     step_kwargs: dict[str, Any] = field(default_factory=dict)
     nfe_per_step: int = 1
@@ -76,6 +77,9 @@ class Sampler:
     uses_variance: bool = False
     default_steps: int = 25
     paper: str = ""
+    # diffusers' DiTPipeline runs it as this project does (DESIGN.md: it never scales the initial noise,
+    # steps on the scaled input and drops the learned variance), so the pipeline is a fair reference for it
+    pipeline_exact: bool = False
 
     def build(
         self,

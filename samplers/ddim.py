@@ -18,5 +18,6 @@ SAMPLER = Sampler(
     scheduler_class=DPMSolverMultistepScheduler,
     overrides={"algorithm_type": "dpmsolver++", "solver_order": 1, "final_sigmas_type": "zero"},
     default_steps=50,
+    pipeline_exact=True,
     paper="Song et al. 2020, DDIM",
 )

@@ -5,7 +5,7 @@ from diffusers import DPMSolverMultistepScheduler
 from samplers.base import Sampler
 
 SAMPLER = Sampler(
-    name="dpmpp_sde",
+    name="dpmpp_2m_sde",
     label="DPM-Solver++ 2M SDE",
     description="Stochastic second-order multistep solver; injects fresh noise each step.",
     scheduler_class=DPMSolverMultistepScheduler,

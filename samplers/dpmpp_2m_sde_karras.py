@@ -5,7 +5,7 @@ from diffusers import DPMSolverMultistepScheduler
 from samplers.base import Sampler
 
 SAMPLER = Sampler(
-    name="dpmpp_sde_karras",
+    name="dpmpp_2m_sde_karras",
     label="DPM-Solver++ 2M SDE Karras",
     description="Stochastic DPM-Solver++ 2M with steps packed towards low noise (rho = 7).",
     scheduler_class=DPMSolverMultistepScheduler,

@@ -11,5 +11,6 @@ SAMPLER = Sampler(
     scheduler_class=DPMSolverMultistepScheduler,
     overrides={"algorithm_type": "dpmsolver++", "solver_order": 3},
     default_steps=20,
+    pipeline_exact=True,
     paper="Lu et al. 2022, DPM-Solver++",
 )

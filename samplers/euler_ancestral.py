@@ -5,8 +5,8 @@ from diffusers import EulerAncestralDiscreteScheduler
 from samplers.base import Sampler
 
 SAMPLER = Sampler(
-    name="euler_a",
-    label="Euler ancestral",
+    name="euler_ancestral",
+    label="Euler ancestral (A1111: Euler a)",
     description="Euler step down to a lower sigma, then noise back up; stochastic, forgiving.",
     scheduler_class=EulerAncestralDiscreteScheduler,
     stochastic=True,

@@ -36,7 +36,7 @@ def render(bundle, name: str) -> Image.Image:
         images = [g.image for g in generate(bundle, lanes)]
     else:
         samplers_text, steps_text, class_name, seed, cfgs = COMPARE[name]
-        spec = ComparisonSpec.build(samplers_text, steps_text, class_name, seed, cfgs)
+        spec = ComparisonSpec.build(samplers_text, steps_text, class_name, seed=seed, cfg_text=cfgs)
         images = [cell.image for cell in run_comparison(bundle, spec).cells]
     return Image.fromarray(np.concatenate([np.asarray(im) for im in images], axis=1))
 

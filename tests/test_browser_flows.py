@@ -1,4 +1,4 @@
-"""Second-pass browser flows (issue 20): each test failed before its fix. Every page must also stay
+"""Browser flows a person meets after the first run: each test failed before its fix. Every page must also stay
 free of page errors and console errors (the ``new_page`` fixture)."""
 
 from __future__ import annotations

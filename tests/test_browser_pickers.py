@@ -1,4 +1,4 @@
-"""Pickers and dark mode in the browser (issue 20, items 9 and 15)."""
+"""Pickers and dark mode in the browser."""
 
 from __future__ import annotations
 

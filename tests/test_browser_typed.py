@@ -1,4 +1,4 @@
-"""Third-pass browser flows (issue 29): what a person typed is never changed behind their back, and the
+"""Browser flows about typed values: what a person typed is never changed behind their back, and the
 page says what it did with every value. Every page must also stay free of page errors and console errors
 (the ``new_page`` fixture)."""
 

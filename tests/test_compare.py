@@ -40,7 +40,10 @@ def test_comparison_cells_reference_and_grid(small_bundle):
     spec = ComparisonSpec.build("ddim,euler_a", "3,6", "Sandal", seed=2, cfg_text="1.5,4")
     comparison = run_comparison(small_bundle, spec)
     assert [(c.sampler, c.steps, c.cfg_scale) for c in comparison.cells] == [
-        (s, n, cfg) for cfg in (1.5, 4.0) for s in ("ddim", "euler_a") for n in (3, 6)
+        (s, n, cfg)
+        for cfg in (1.5, 4.0)
+        for s in ("ddim", "euler_ancestral")
+        for n in (3, 6)  # an old name spelled anew
     ]
     # default reference: the highest-step deterministic cell, once per cfg value
     assert [(r.sampler, r.steps, r.cfg_scale) for r in comparison.reference] == [("ddim", 6, 1.5), ("ddim", 6, 4.0)]

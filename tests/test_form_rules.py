@@ -1,4 +1,4 @@
-"""What the Generate form says about typed values (issue 29): the notes under Steps and the class pickers."""
+"""What the Generate form says about typed values: the notes under Steps and the class pickers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Large comparison grids stay readable when the page shrinks them to its width (issue 20, item 12)."""
+"""Large comparison grids stay readable when the page shrinks them to its width ."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def test_a_lane_stepped_in_a_group_equals_the_lane_alone_to_the_bit(small_bundle
         assert torch.equal(grouped.latents, alone.latents), f"{name}, seed {lane.seed}: grouping moved the lane"
 
 
-@pytest.mark.parametrize("name", ["ddpm", "dpmpp_2m", "euler_a"])
+@pytest.mark.parametrize("name", ["ddpm", "dpmpp_2m", "euler_ancestral"])
 @pytest.mark.parametrize("cfg", [1.0, 4.0])
 def test_a_group_on_one_guidance_scale_equals_its_lanes_alone(small_bundle, name, cfg):
     model = replace(small_bundle, transformer=RowWise(small_bundle.transformer))

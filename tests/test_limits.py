@@ -158,3 +158,17 @@ def test_a_server_started_on_a_busy_machine_accepts_what_fits_once_the_load_is_g
             ["class 8"], "ddim", 200, 4.0, 0, 0, 1, api_name="/generate"
         )
     assert len(gallery) == 1 and "200 NFE each" in summary
+
+
+def test_the_estimate_counts_the_calls_the_engine_makes_when_lanes_end_at_different_rounds(small_bundle):
+    from helpers import wrapped
+
+    bundle, counter = wrapped(small_bundle)
+    # cfg 1: one row a lane; ddim 4 steps ends after round 4, the 6-step lanes run on alone in 2 chunks of 2
+    lanes = [Lane("ddim", 4, 1, seed, cfg_scale=1.0) for seed in range(3)] + [
+        Lane("ddim", 6, 2, seed, cfg_scale=1.0) for seed in range(4)
+    ]
+    sample(bundle, lanes, max_batch=2)
+    calls_only = CostModel(per_call=1.0, per_row=0.0, per_decode=0.0)
+    # rounds 1-4: 7 rows -> 4 calls each; rounds 5-6: 4 rows -> 2 calls each
+    assert counter.calls == 4 * 4 + 2 * 2 == calls_only.estimate([(4, 1)] * 3 + [(6, 1)] * 4, max_batch=2)

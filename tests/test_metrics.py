@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 
 from dit_demo.lab.metrics import feature_stats, frechet_distance
 
@@ -41,3 +42,12 @@ def test_frechet_distance_of_a_feature_set_with_itself_is_zero():
     assert abs(frechet_distance(stats, stats)) < 1e-8
     shifted = feature_stats(feats + 1.0)
     assert np.isclose(frechet_distance(stats, shifted), 16.0)  # only the means differ: ||1||^2
+
+
+def test_the_basic_interval_reflects_the_replicates_about_the_estimate():
+    from dit_demo.lab.uncertainty import basic_interval
+
+    # replicates 11..20 around an estimate of 10: their 10% and 90% quantiles are 11.9 and 19.1, so the
+    # basic interval is 2 x 10 - 19.1 = 0.9 to 2 x 10 - 11.9 = 8.1 (a percentile interval would be 11.9 to 19.1)
+    assert basic_interval(10.0, np.arange(11.0, 21.0), level=0.8) == pytest.approx((0.9, 8.1))
+    assert basic_interval(10.0, np.arange(11.0, 21.0), level=0.8, bounds=(1.0, 5.0)) == pytest.approx((1.0, 5.0))

@@ -59,7 +59,7 @@ def test_every_builtin_declares_its_metadata():
         assert sampler.label and sampler.description and sampler.default_steps >= 1
         assert sampler.nfe_per_step in (1, 2)
     assert samplers.get("heun").nfe_per_step == 2 and samplers.get("ddpm").uses_variance
-    assert {"ddpm", "ddim", "dpmpp_2m", "dpmpp_3m", "dpmpp_sde", "euler", "euler_a", "heun", "unipc"} <= set(
+    assert {"ddpm", "ddim", "dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde", "euler", "euler_ancestral", "heun", "unipc"} <= set(
         samplers.names()
     )
 

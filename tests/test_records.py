@@ -3,6 +3,7 @@ version 1 (before records had a version; tests/data/records-v1) still restore.""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,30 @@ def test_the_app_restores_every_version_1_png(client, name):
 
     message = client.predict(handle_file(str(V1 / f"{name}.png")), api_name="/reproduce")[-1]
     assert message.startswith("Restored"), message
+
+
+def test_every_field_of_an_image_record_survives_the_round_trip():
+    record = ImageRecord(
+        model="a model",
+        sampler="dpmpp_2m[karras=true]",
+        steps=7,
+        cfg_scale=2.5,
+        class_id=3,
+        class_name="Dress",
+        seed=11,
+        cfg_channels=3,
+        spacing="linspace",
+        levers=LaneLevers(guidance_interval=(0.5, 2.0), cache_threshold=0.1),
+        model_levers="bf16",
+        preset="fast",
+        model_hash="0123abcd",
+    )
+    assert all(getattr(record, f.name) != f.default for f in fields(ImageRecord))  # no field left at its default
+    assert ImageRecord.from_dict(record.to_dict()) == record
+
+
+def test_old_sampler_names_read_from_a_png_are_spelled_anew():
+    data = ImageRecord(model="m", sampler="euler_ancestral", steps=2, cfg_scale=1.0, class_id=0, class_name="x", seed=0)
+    old = {**data.to_dict(), "sampler": "euler_a"}
+    assert ImageRecord.from_dict(old).sampler == "euler_ancestral"
+    assert ImageRecord.from_dict({**old, "sampler": "dpmpp_sde[karras=true]"}).sampler == "dpmpp_2m_sde[karras=true]"

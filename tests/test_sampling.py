@@ -48,8 +48,8 @@ def pipeline_latents(bundle, sampler_name, steps, class_id, seed, cfg, scheduler
     return captured["latents"][0]
 
 
-@pytest.mark.parametrize("sampler_name", ["ddim", "dpmpp_2m"])
-def test_matches_diffusers_dit_pipeline(imagenet_bundle, sampler_name):
+@pytest.mark.parametrize("sampler_name", [s.name for s in samplers.all_samplers() if s.pipeline_exact])
+def test_what_is_marked_pipeline_exact_matches_diffusers_dit_pipeline(imagenet_bundle, sampler_name):
     ours = sample(imagenet_bundle, [Lane(sampler_name, 12, "white shark", seed=3, cfg_scale=4.0)])[0].latents
     theirs = pipeline_latents(imagenet_bundle, sampler_name, 12, 2, 3, 4.0)
     assert ours.abs().max() > 0.1  # a real image-sized latent, not a degenerate zero
@@ -152,7 +152,7 @@ def test_deterministic_samplers_converge_to_one_answer(small_bundle):
 def test_lanes_batched_equal_lanes_alone(small_bundle):
     lanes = [
         Lane("ddim", 10, 1, seed=1, cfg_scale=4.0),
-        Lane("dpmpp_sde", 7, 2, seed=2, cfg_scale=1.0),
+        Lane("dpmpp_2m_sde", 7, 2, seed=2, cfg_scale=1.0),
         Lane("ddpm", 12, 3, seed=1, cfg_scale=2.5, cfg_channels=3),
         Lane("heun", 5, 0, seed=9, cfg_scale=4.0),
     ]
@@ -176,7 +176,7 @@ def test_transformer_calls_equal_declared_nfe(small_bundle, name):
 
 def test_same_request_same_bytes_other_seed_other_bytes(small_bundle):
     def png_bytes(seed):
-        result = sample(small_bundle, [Lane("dpmpp_sde", 8, "Bag", seed=seed)])[0]
+        result = sample(small_bundle, [Lane("dpmpp_2m_sde", 8, "Bag", seed=seed)])[0]
         image = small_bundle.decode_images(result.latents)[0]
         return result.latents.numpy().tobytes(), image.tobytes()
 

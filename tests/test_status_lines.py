@@ -1,4 +1,4 @@
-"""What the status lines and messages say, in context (issue 20: items 3, 11 and 13)."""
+"""What the status lines and messages say, in context."""
 
 from __future__ import annotations
 

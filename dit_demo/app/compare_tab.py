@@ -35,7 +35,7 @@ from dit_demo.runtime.engine import Progress
 from dit_demo.runtime.parsing import MAX_SEED
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CompareTab:
     samplers: gr.Dropdown
     steps: gr.Textbox
@@ -113,7 +113,18 @@ def build_compare_tab(ctx: AppContext) -> tuple[CompareTab, CompareResults, obje
                 )
         right = gr.Column(scale=3)
     results = build_compare_results(right)  # filled after the row: the table and plots go below it
-    tab = CompareTab(samplers_box, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets)
+    tab = CompareTab(
+        samplers=samplers_box,
+        steps=steps,
+        cfgs=cfgs,
+        class_=class_,
+        seed=seed,
+        channels=channels,
+        reference=reference,
+        variants=variants,
+        seeds=seeds,
+        presets=presets,
+    )
 
     dice.click(random_seed, outputs=seed, api_visibility="private")
     wire_class_note(lambda: ctx.slot.get().labels, class_, class_told)
@@ -132,10 +143,10 @@ def _comparison_spec(ctx: AppContext, sampler_names, steps_text, cfg_text, class
         _rows(sampler_names, variants),
         steps_text,
         class_item,
-        0 if seed is None else seed,
-        cfg_text,
-        channels,
-        reference,
+        seed=0 if seed is None else seed,
+        cfg_text=cfg_text,
+        cfg_channels=channels,
+        reference=reference,
         max_steps=ctx.slot.get().num_train_timesteps,
         seeds=1 if seeds is None else seeds,
         presets=presets,

@@ -32,7 +32,7 @@ from dit_demo.runtime.parsing import MAX_CFG, MAX_SEED, as_float
 from dit_demo.runtime.request import check_lanes, lane_work
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GenerateTab:
     classes: gr.Dropdown
     sampler: gr.Dropdown
@@ -119,20 +119,20 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
             picked = gr.State(0)
     steps_mine = gr.State(False)
     tab = GenerateTab(
-        classes,
-        sampler,
-        steps,
-        cfg,
-        channels,
-        seed,
-        per_class,
-        speed,
-        options,
-        gallery,
-        send,
-        picked,
-        steps_mine,
-        steps_told,
+        classes=classes,
+        sampler=sampler,
+        steps=steps,
+        cfg=cfg,
+        channels=channels,
+        seed=seed,
+        per_class=per_class,
+        speed=speed,
+        options=options,
+        gallery=gallery,
+        send=send,
+        picked=picked,
+        steps_mine=steps_mine,
+        steps_told=steps_told,
     )
 
     dice.click(random_seed, outputs=tab.seed, api_visibility="private")

@@ -12,6 +12,7 @@ from dit_demo.lab.compare_grid import comparison_grid, difference_grid
 from dit_demo.lab.compare_spec import ComparisonSpec, with_references
 from dit_demo.lab.comparison import Cell, Comparison
 from dit_demo.lab.metrics import latent_rmse, pixel_rmse
+from dit_demo.lab.records import ImageRecord
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import MAX_BATCH, Progress, run
@@ -39,18 +40,19 @@ def run_comparison(
         images = model.decode_images(torch.stack([r.latents for r in group_results]))
         for i, r, image in zip(members, group_results, images):
             every[i] = Cell(
-                r.lane.sampler.name,
-                r.lane.steps,
-                r.lane.cfg_scale,
-                image,
-                r.latents,
-                r.nfe,
-                r.seconds,
-                r.timesteps,
-                [model.sigma_at(t) for t in r.timesteps],
+                sampler=r.lane.sampler.name,
+                steps=r.lane.steps,
+                cfg_scale=r.lane.cfg_scale,
+                image=image,
+                latents=r.latents,
+                nfe=r.nfe,
+                seconds=r.seconds,
+                timesteps=r.timesteps,
+                sigmas=[model.sigma_at(t) for t in r.timesteps],
                 seed=r.lane.seed,
                 preset=keys[i].preset,
                 levers=r.lane.levers,
+                record=ImageRecord.from_lane(r.lane, model, keys[i].preset),
             )
     for cell in every:
         ref = every[ref_index[cell.cfg_scale, cell.seed]]
@@ -61,7 +63,12 @@ def run_comparison(
     class_id = results[0][0].lane.class_id
     references = [every[ref_index[cfg, seed]] for cfg in spec.cfg_scales for seed in spec.seed_list]
     comparison = Comparison(
-        spec, class_id, models.base.labels.name(class_id), cells, references, time.perf_counter() - start
+        spec=spec,
+        class_id=class_id,
+        class_name=models.base.labels.name(class_id),
+        cells=cells,
+        reference=references,
+        seconds=time.perf_counter() - start,
     )
     comparison.model_hash = models.base.extras.get("weights")
     comparison.grid = comparison_grid(comparison)

@@ -3,7 +3,7 @@ seeds and speed presets) on one class, checked once when built and stored in the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import KW_ONLY, dataclass, fields, replace
 
 import torch
 
@@ -39,6 +39,7 @@ class ComparisonSpec:
     steps: tuple[int, ...]
     class_id: int | str
     cfg_scales: tuple[float, ...]
+    _: KW_ONLY
     seed: int = 0
     cfg_channels: int | None = None
     reference: tuple[str, int] | None = None  # (sampler, steps); default: highest-step deterministic cell
@@ -53,6 +54,7 @@ class ComparisonSpec:
         samplers_text,
         steps_text,
         class_id,
+        *,
         seed=0,
         cfg_text=None,
         cfg_channels=None,
@@ -79,13 +81,13 @@ class ComparisonSpec:
             tuple(steps),
             class_id,
             tuple(cfgs),
-            as_int("Seed", seed, 0, MAX_SEED - seeds),
-            cfg_channels,
-            parse_reference(reference, max_steps),
-            parse_spacing(spacing),
-            (levers or LaneLevers()).checked(),
-            seeds,
-            preset_names,
+            seed=as_int("Seed", seed, 0, MAX_SEED - seeds),
+            cfg_channels=cfg_channels,
+            reference=parse_reference(reference, max_steps),
+            spacing=parse_spacing(spacing),
+            levers=(levers or LaneLevers()).checked(),
+            seeds=seeds,
+            presets=preset_names,
         )
 
     def to_dict(self) -> dict:
@@ -115,12 +117,12 @@ class ComparisonSpec:
                 data["samplers"],
                 list(data["steps"]),
                 data["class_id"],
-                int(data.get("seed", 0)),
-                list(data["cfg_scales"]),
-                data.get("cfg_channels"),
-                data.get("reference"),
-                data.get("spacing"),
-                LaneLevers.from_params(data),
+                seed=int(data.get("seed", 0)),
+                cfg_text=list(data["cfg_scales"]),
+                cfg_channels=data.get("cfg_channels"),
+                reference=data.get("reference"),
+                spacing=data.get("spacing"),
+                levers=LaneLevers.from_params(data),
                 max_steps=10**6,
                 seeds=data.get("seeds", 1),
                 presets=data.get("presets"),

@@ -15,7 +15,7 @@ from dit_demo.lab.records import ImageRecord
 from dit_demo.runtime.levers import LaneLevers
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Cell:
     sampler: str
     steps: int
@@ -31,6 +31,7 @@ class Cell:
     levers: LaneLevers = LaneLevers()  # the lane levers it ran with (its preset's and the spec's)
     distance: float = float("nan")  # latent RMSE to the reference of its cfg and seed
     pixel_distance: float = float("nan")  # pixel RMSE to that reference, [0, 1] units
+    record: ImageRecord  # what the cell's own PNG carries
     is_reference: bool = False
 
     @property
@@ -41,7 +42,7 @@ class Cell:
         return f"{self.row_label} | {self.steps} steps | seed {self.seed} | NFE {self.nfe} | {self.seconds:.2f}s"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Comparison:
     spec: ComparisonSpec
     class_id: int
@@ -84,22 +85,9 @@ class Comparison:
             rows.append(row)
         return rows
 
-    def cell_parameters(self, cell: Cell, model_name: str) -> dict:
+    def cell_parameters(self, cell: Cell) -> dict:
         """What one cell's own PNG carries: enough for Reproduce to make it again in the Generate tab."""
-        return ImageRecord(
-            model=model_name,
-            sampler=cell.sampler,
-            steps=cell.steps,
-            cfg_scale=cell.cfg_scale,
-            class_id=self.class_id,
-            class_name=self.class_name,
-            seed=cell.seed,
-            cfg_channels=self.spec.cfg_channels,
-            spacing=self.spec.spacing,
-            levers=cell.levers,  # the levers it ran with, as a Generate PNG stores them
-            preset=cell.preset,
-            model_hash=self.model_hash,
-        ).to_dict()
+        return cell.record.to_dict()
 
     def markdown_table(self) -> str:
         rows = self.table()

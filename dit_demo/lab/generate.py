@@ -77,22 +77,7 @@ def generate(
     images = bundle.decode_images(torch.stack([r.latents for r in results]))
     out = []
     for result, image in zip(results, images):
-        lane = result.lane
-        record = ImageRecord(
-            model=bundle.name,
-            sampler=lane.sampler.name,
-            steps=lane.steps,
-            cfg_scale=lane.cfg_scale,
-            class_id=lane.class_id,
-            class_name=bundle.labels.name(lane.class_id),
-            seed=lane.seed,
-            cfg_channels=lane.cfg_channels,
-            spacing=lane.spacing,
-            levers=lane.levers,
-            model_levers=bundle.extras.get("levers"),  # the model's shortcuts (int8, bf16) that produced it
-            model_hash=bundle.extras.get("weights"),
-        )
-        out.append(Generated(image, record, result.nfe, result.seconds))
+        out.append(Generated(image, ImageRecord.from_lane(result.lane, bundle), result.nfe, result.seconds))
     return out
 
 

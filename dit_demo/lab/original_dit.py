@@ -28,7 +28,7 @@ ALLOWED_GLOBALS = ("argparse.Namespace",)  # what train.py puts in a checkpoint 
 PARTS = ("ema", "model")  # train.py's two sets of weights; a plain state dict is neither
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Arch:
     """What a checkpoint's tensors say about the DiT that made them."""
 
@@ -129,7 +129,18 @@ def infer_arch(
         heads = config_heads
     if hidden % heads:
         raise ValueError(f"--heads {heads} does not divide the hidden size {hidden}.")
-    return Arch(depth, hidden, heads, patch, in_channels, out_channels == 2 * in_channels, classes, null, latent, name)
+    return Arch(
+        depth=depth,
+        hidden=hidden,
+        heads=heads,
+        patch=patch,
+        in_channels=in_channels,
+        learned_sigma=out_channels == 2 * in_channels,
+        num_classes=classes,
+        has_null_class=null,
+        latent_size=latent,
+        name=name,
+    )
 
 
 def _check_keys(state: dict) -> None:

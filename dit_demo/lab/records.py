@@ -15,8 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+import samplers
 from dit_demo.lab.compare_spec import ComparisonSpec
+from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.levers import LaneLevers
+from dit_demo.runtime.request import CheckedLane
 
 VERSION = 2  # 2: records carry a version; 1: the PNGs before
 
@@ -24,7 +27,7 @@ VERSION = 2  # 2: records carry a version; 1: the PNGs before
 _REQUIRED = ("class_id", "sampler", "steps", "cfg_scale", "seed")  # in the order a person checks them
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ImageRecord:
     """One image: enough for Reproduce to make it again."""
 
@@ -41,6 +44,26 @@ class ImageRecord:
     model_levers: str | None = None  # the model's shortcuts in words (int8, bf16, compiled), if any
     preset: str | None = None  # a comparison cell's speed preset
     model_hash: str | None = None  # a short hash of the model's weights: Reproduce refuses another model's
+
+    @classmethod
+    def from_lane(cls, lane: CheckedLane, bundle: DiTBundle, preset: str | None = None) -> ImageRecord:
+        """What the image of one sampled ``lane`` records: its settings, and the model copy it ran on (its
+        shortcuts and the hash of its weights); ``preset``: a comparison cell's speed preset."""
+        return cls(
+            model=bundle.name,
+            sampler=lane.sampler.name,
+            steps=lane.steps,
+            cfg_scale=lane.cfg_scale,
+            class_id=lane.class_id,
+            class_name=bundle.labels.name(lane.class_id),
+            seed=lane.seed,
+            cfg_channels=lane.cfg_channels,
+            spacing=lane.spacing,
+            levers=lane.levers,
+            model_levers=bundle.extras.get("levers"),
+            preset=preset,
+            model_hash=bundle.extras.get("weights"),
+        )
 
     def to_dict(self) -> dict:
         data: dict[str, Any] = {"mode": "generate", "version": VERSION}
@@ -65,7 +88,7 @@ class ImageRecord:
         try:
             return cls(
                 model=str(data.get("model", "")),
-                sampler=str(data["sampler"]),
+                sampler=samplers.canonical_name(str(data["sampler"])),
                 steps=int(data["steps"]),
                 cfg_scale=float(data["cfg_scale"]),
                 class_id=int(data["class_id"]),

@@ -37,7 +37,6 @@ from dit_demo.runtime.levers import Levers, describe_preset, preset, with_model_
 from dit_demo.runtime.request import Lane, check_lanes
 
 WORKLOADS = ("single", "batch8", "grid3x3")
-GRID_SAMPLERS = ("ddim", "dpmpp_2m", "dpmpp_3m")  # samplers DiTPipeline runs correctly, so it can fill the grid too
 CFG = 4.0
 QUICK_RUNS = 15  # rounds at least, where one takes under a second: a machine's noise is that size
 FREE_RUNNERS = ("pipeline_fp32", "engine_exact")  # on the free model: the two loops, no levers
@@ -57,7 +56,9 @@ def workload_cells(workload: str, bundle: DiTBundle, steps: int, grid_steps: tup
     if workload == "batch8":
         return [[Lane("dpmpp_2m", steps, c, 0, CFG) for c in classes]]
     if workload == "grid3x3":
-        return [[Lane(name, n, classes[-1], 0, CFG) for name in GRID_SAMPLERS for n in grid_steps]]
+        # the samplers DiTPipeline runs as the engine does, so it can fill the grid too
+        grid = [s.name for s in samplers.all_samplers() if s.pipeline_exact and s.name in samplers.BUILT_IN_NAMES]
+        return [[Lane(name, n, classes[-1], 0, CFG) for name in grid for n in grid_steps]]
     raise ValueError(f"Unknown workload {workload!r}; choose from {', '.join(WORKLOADS)}.")
 
 

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import KW_ONLY, asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,7 @@ class SweepSpec:
     samplers: tuple[str, ...]
     steps: tuple[int, ...]
     cfg_scales: tuple[float, ...]
+    _: KW_ONLY
     num_samples: int
     seed: int = 0
     shard_size: int = 100
@@ -223,7 +224,16 @@ def sample_cell(
 ) -> dict:
     """One cell of a sweep in this process (the evaluator's front end): its images, labels and
     seconds. ``out`` keeps its shards, so an interrupted evaluation resumes where it stopped."""
-    spec = SweepSpec(bundle.name, (sampler,), (steps,), (cfg,), num_samples, seed, shard_size, levers.describe())
+    spec = SweepSpec(
+        bundle.name,
+        (sampler,),
+        (steps,),
+        (cfg,),
+        num_samples=num_samples,
+        seed=seed,
+        shard_size=shard_size,
+        levers=levers.describe(),
+    )
     out = Path(out)
     check_out_dir(out, spec, force_new=True)  # a folder of this cell's; other arguments start it over
     if not (out / "sweep.json").exists():

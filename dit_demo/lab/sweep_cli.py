@@ -79,12 +79,12 @@ def build(args, device) -> tuple[SweepSpec, DiTBundle, Levers]:
         tuple(names),
         tuple(steps),
         tuple(cfgs),
-        num_samples,
-        seed,
-        shard_size,
-        levers.describe(),
-        args.cfg_channels,
-        as_int("--threads", args.threads, 1, 256),
+        num_samples=num_samples,
+        seed=seed,
+        shard_size=shard_size,
+        levers=levers.describe(),
+        cfg_channels=args.cfg_channels,
+        threads=as_int("--threads", args.threads, 1, 256),
     )
     # one lane per cell checked now, so a bad value is one line before any work, not a failed shard
     check_lanes(bundle, [Lane(s, n, 0, seed, c, args.cfg_channels, levers=levers.lane) for s, n, c in spec.cell_keys()])
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     state = PartialState(cpu=cpu)
     try:
         # fp32 matrix kernels split their sums by thread count: the same threads per process in every
-        # run is what makes one process and K processes write the same bytes (measured: 30 of 3M
-        # pixels differ between 2 threads and 1 at 100 lanes a batch)
+        # run is what makes one process and K processes write the same bytes (other thread counts
+        # change a few pixels)
         spec, bundle, levers = build(args, state.device)  # checks --threads with the other arguments
         torch.set_num_threads(spec.threads)
         out = Path(args.out)

@@ -3,14 +3,14 @@
 A batch of eight classes with one sampler and step count visits the same timesteps in every
 lane, so one scheduler step over an (8, C, H, W) latent does the work of eight: a scheduler
 step is a few dozen small tensor operations and Python, which on a GPU cost more than the
-arithmetic, and eight of them a round made the engine slower than DiTPipeline's one batched step.
+arithmetic, and eight of them a round would cost more than DiTPipeline's one batched step.
 
 Stepping together does not change a lane's numbers: given the same model outputs, a lane steps to
 the same bits in a group as alone (tested for every built-in sampler), since every scheduler
 operation on the latents is elementwise, guidance is computed row by row, and each lane keeps its
 own noise generator (diffusers' ``randn_tensor`` draws row ``i`` from ``generator[i]`` when given a
 list, exactly as it draws a lone lane's noise). The transformer's outputs themselves move with the
-batch around a row at float rounding, as they always did. Schedulers from elsewhere (plugins) may not
+batch around a row at float rounding, as any batched forward does. Schedulers from elsewhere (plugins) may not
 take a list of generators, so their lanes step alone.
 """
 
