@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler
+from helpers import perturb
 from PIL import Image
 from png_helpers import PARAMS
 from prerequisites import chromium_path, missing, missing_message
@@ -29,12 +30,7 @@ def make_bundle(
     folder: Path, num_classes: int, id2label: dict, seed: int = 0, heads: int = 2, layers: int = 2, latent: int = 8
 ) -> Path:
     torch.manual_seed(seed)
-    transformer = build_dit(layers, 16 * heads, heads, num_classes, latent)
-    # random init leaves the adaLN-zero gates at 0 (a constant model); perturb every weight so
-    # the tests exercise a model whose output depends on x, t and the class
-    with torch.no_grad():
-        for p in transformer.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
+    transformer = perturb(build_dit(layers, 16 * heads, heads, num_classes, latent))
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,

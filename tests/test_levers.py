@@ -12,6 +12,7 @@ from dit_demo.lab.evaluate import classify, to_classifier_input
 from dit_demo.lab.lever_flags import add_lever_args, levers_from_args
 from dit_demo.runtime import int8 as int8_module
 from dit_demo.runtime import levers as levers_module
+from dit_demo.runtime.diffusers_adapters import erf_gelu
 from dit_demo.runtime.engine import sample
 from dit_demo.runtime.levers import Levers, check_levers, preset, with_model_levers
 from dit_demo.runtime.request import Lane
@@ -124,7 +125,7 @@ def test_int8_computes_gelu_by_erf_which_moves_fp32_outputs_by_rounding_only(sma
     lever = with_model_levers(small_bundle, Levers(quantize="int8")).transformer
     assert {m.approximate for m in lever.modules() if isinstance(m, GELU)} == {"none"}
     erf = copy.deepcopy(small_bundle.transformer)
-    int8_module._exact_gelu(erf)
+    erf_gelu(erf)
     assert {m.approximate for m in small_bundle.transformer.modules() if isinstance(m, GELU)} == {"tanh"}
     x, t, y = torch.randn(3, 4, 8, 8), torch.tensor([999.0, 500.0, 3.0]), torch.tensor([1, 2, 10])
     with torch.inference_mode():

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from dit_demo.runtime.devices import host_values
+from dit_demo.runtime.diffusers_adapters import embed_patches, output_layer, run_blocks
 from dit_demo.runtime.distinct_rows import distinct_rows, regrouped
 
 MAX_REUSES = 2
@@ -69,12 +69,12 @@ class BlockCache:
         thresholds: list,
         copies: tuple[list[int], list[int]] | None = None,
     ):
-        """``model(x, timestep=t, class_labels=y).sample`` with the later blocks skipped where they may be.
+        """``model(x, timestep=t, class_labels=y).sample`` with the later blocks skipped where they may be
+        (diffusers' forward in its steps: ``diffusers_adapters``' split forward).
 
         Identical rows (lanes sharing a seed) run once: ``copies`` says which, as ``(first, inverse)``
         (the engine knows without reading the latents back); without it they are compared here.
         """
-        blocks = model.transformer_blocks
         if copies is None:
             copies = tuple(c.tolist() for c in distinct_rows(x, t, y))
         whole = len(copies[0]) == len(x)  # every row its own (most rounds): nothing to gather or spread
@@ -84,36 +84,34 @@ class BlockCache:
             return rows if whole else rows[inverse]
 
         td, yd = (t, y) if whole else (t[distinct], y[distinct])
-        h = model.pos_embed(x if whole else x[distinct])  # (distinct rows, tokens, hidden)
-        h1_distinct = blocks[0](h, timestep=td, class_labels=yd)
+        h = embed_patches(model, x if whole else x[distinct])  # (distinct rows, tokens, hidden)
+        h1_distinct = run_blocks(model, h, td, yd, stop=1)
         first, h1 = spread(h1_distinct - h), spread(h1_distinct)
         slots = [2 * lane + kind for lane, kind in keys]
         self._grow(max(slots) + 1, first)
         reuse = self._reuse(first, slots, keys, thresholds)
         if not any(reuse):  # the plain forward, split after the first block
-            hs = h1_distinct
-            for block in blocks[1:]:
-                hs = block(hs, timestep=td, class_labels=yd)
+            hs = run_blocks(model, h1_distinct, td, yd, start=1)
             self._remember(slots, reuse, first, spread(hs) - h1)
-            return spread(_final_layer(model, hs, td, yd, model.patch_size))
+            return spread(output_layer(model, hs, td, yd))
         out = h1.clone()
         todo = [row for row, hit in enumerate(reuse) if not hit]
         if todo:
             rows = host_values(todo, torch.long, x.device)
-            out[rows] = self._later_blocks(blocks, h1_distinct, t, y, todo, rows, None if whole else copies)
+            out[rows] = self._later_blocks(model, h1_distinct, t, y, todo, rows, None if whole else copies)
         hits = host_values([row for row, hit in enumerate(reuse) if hit], torch.long, x.device)
         out[hits] = h1[hits] + self.rest[_index([s for s, hit in zip(slots, reuse) if hit], x.device)]
         self._remember(slots, reuse, first, out - h1)
         if whole:
-            return _final_layer(model, out, t, y, model.patch_size)
+            return output_layer(model, out, t, y)
         # the output layer once per distinct row too (a reused row's residual is its own), so that
         # threshold 0 hands every layer the batch the uncached path would
         key = [len(copies[0]) + row if hit else group for row, (hit, group) in enumerate(zip(reuse, copies[1]))]
         rep, copied = (host_values(c, torch.long, x.device) for c in regrouped(key))
-        return _final_layer(model, out[rep], t[rep], y[rep], model.patch_size)[copied]
+        return output_layer(model, out[rep], t[rep], y[rep])[copied]
 
     @staticmethod
-    def _later_blocks(blocks, h1_distinct, t, y, todo: list[int], rows: torch.Tensor, copies) -> torch.Tensor:
+    def _later_blocks(model, h1_distinct, t, y, todo: list[int], rows: torch.Tensor, copies) -> torch.Tensor:
         """Blocks 2.. for the rows in ``todo`` (``rows``: the same, on the device; each distinct row once,
         where ``copies`` says which repeat)."""
         device = h1_distinct.device
@@ -126,8 +124,7 @@ class BlockCache:
             groups = host_values([wanted[i] for i in once], torch.long, device)
             firsts = host_values([first[wanted[i]] for i in once], torch.long, device)
             hs, ts, ys = h1_distinct[groups], t[firsts], y[firsts]
-        for block in blocks[1:]:
-            hs = block(hs, timestep=ts, class_labels=ys)
+        hs = run_blocks(model, hs, ts, ys, start=1)
         return hs if copied is None else hs[host_values(copied, torch.long, device)]
 
     def _reuse(self, first: torch.Tensor, slots: list[int], keys: list, thresholds: list) -> list[bool]:
@@ -182,13 +179,3 @@ def _index(slots: list[int], device: torch.device) -> slice | torch.Tensor:
     if slots == list(range(first, first + len(slots))):
         return slice(first, first + len(slots))
     return host_values(slots, torch.long, device)
-
-
-def _final_layer(model, h: torch.Tensor, t: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:
-    """The DiT's adaLN output layer and unpatchify, as diffusers' DiTTransformer2DModel.forward does them."""
-    conditioning = model.transformer_blocks[0].norm1.emb(t, y, hidden_dtype=h.dtype)
-    shift, scale = model.proj_out_1(F.silu(conditioning)).chunk(2, dim=1)
-    h = model.proj_out_2(model.norm_out(h) * (1 + scale[:, None]) + shift[:, None])  # (rows, tokens, p*p*C)
-    side = int(h.shape[1] ** 0.5)
-    h = h.reshape(-1, side, side, patch, patch, model.out_channels)
-    return torch.einsum("nhwpqc->nchpwq", h).reshape(-1, model.out_channels, side * patch, side * patch)

@@ -14,8 +14,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 from PIL import Image
 
-from dit_demo.runtime.attention import sign_processors
-from dit_demo.runtime.conditioning import share_conditioning
+from dit_demo.runtime.diffusers_adapters import adapt_in_place
 from dit_demo.runtime.labels import Labels
 
 DIT_VISUAL_CFG = 4.0  # the DiT paper's scale for pictures; a model_index.json may name its own
@@ -23,7 +22,12 @@ DIT_VISUAL_CFG = 4.0  # the DiT paper's scale for pictures; a model_index.json m
 
 @dataclass
 class DiTBundle:
-    """A loaded model and the facts the samplers need, all read from its configs."""
+    """A loaded model and the facts the samplers need, all read from its configs.
+
+    Making a bundle adapts the transformer it is handed, in place (``diffusers_adapters.adapt_in_place``:
+    shared embedders and signed attention processors, a few diffusers classes swapped for subclasses
+    that compute the same bits). It does not copy: a copy of DiT-XL/2's weights would double their
+    memory. A caller that needs diffusers' own classes on that module afterwards passes a copy."""
 
     name: str
     transformer: DiTTransformer2DModel
@@ -35,8 +39,7 @@ class DiTBundle:
     extras: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        share_conditioning(self.transformer)  # blocks with equal embedders embed once per engine forward
-        sign_processors(self.transformer)  # diffusers reads each processor's signature on every call
+        adapt_in_place(self.transformer)  # the speed work's diffusers adaptations; no copy
 
     @property
     def null_class(self) -> int:

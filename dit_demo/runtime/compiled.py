@@ -1,11 +1,12 @@
 """A graph-captured transformer: ``torch.compile`` with static shapes, rows padded to buckets.
 
-On a GPU the eager DiT is launch-bound (26 ms a forward at 2 rows, 24 ms at 16 on an H100);
-``mode="reduce-overhead"`` captures CUDA graphs (3.0 / 9.2 ms). A graph has one shape, and a
-lock-step request changes its row count as lanes finish or leave their guidance interval, so
-every call is padded up to the next of a few bucket sizes: at most ``len(BUCKETS)`` shapes are
-ever compiled, each once (lazily, on first use) and kept. Padding repeats the last real row, so
-padded rows are ordinary inputs and are dropped from the output.
+On a GPU the eager DiT is launch-bound (a forward costs about as much at 2 rows as at 16);
+``mode="reduce-overhead"`` captures CUDA graphs, which launch a whole forward at once (the README's
+GPU table holds the timings). A graph has one shape, and a lock-step request changes its row count
+as lanes finish or leave their guidance interval, so every call is padded up to the next of a few
+bucket sizes: at most ``len(BUCKETS)`` shapes are ever compiled, each once (lazily, on first use)
+and kept. Padding repeats the last real row, so padded rows are ordinary inputs and are dropped
+from the output.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from functools import cache
 
 import torch
-from diffusers.models.activations import GELU
-from diffusers.models.attention_processor import Attention, FusedAttnProcessor2_0
+
+from dit_demo.runtime import diffusers_adapters
 
 
 @cache
@@ -21,33 +21,6 @@ def has_int8_kernels() -> bool:
     except Exception:  # removed or unsupported in this build: the lever is simply unavailable
         return False
     return True
-
-
-def _fuse_qkv(module: torch.nn.Module) -> None:
-    """One q/k/v projection per self-attention (diffusers' own fusion and processor).
-
-    With int8 weights quantized per output channel and the activation quantized once per call,
-    the fused layer computes exactly what the three did (the same scales, bit for bit), in one
-    matrix product instead of three: 4-5% of an XL/2 forward in one run on a 2-core CPU, within
-    the noise in another.
-    """
-    for attention in module.modules():
-        if isinstance(attention, Attention) and not attention.is_cross_attention:
-            with torch.no_grad():
-                attention.fuse_projections()
-            attention.set_processor(FusedAttnProcessor2_0())
-            del attention.to_q, attention.to_k, attention.to_v  # the fused layer replaces them
-
-
-def _exact_gelu(module: torch.nn.Module) -> None:
-    """The MLP's GELU by erf instead of its tanh approximation.
-
-    The two differ by at most 5e-4 (absolute), far below the int8 rounding of the same activations,
-    and on CPUs erf costs half of what tanh does: about 3% of an int8 XL/2 forward on 2 cores.
-    """
-    for activation in module.modules():
-        if isinstance(activation, GELU) and activation.approximate == "tanh":
-            activation.approximate = "none"
 
 
 # int8 pays where reading a layer's weights dominates its cost (DiT-XL/2's 1152-wide layers); on a
@@ -66,13 +39,19 @@ def _int8_layers(module: torch.nn.Module) -> list[str]:
 
 
 def quantize_int8(module: torch.nn.Module, fuse_qkv: bool = True, exact_gelu: bool = True) -> torch.nn.Module:
-    """Large linear layers to int8 (with q/k/v fused and the erf GELU); a model without any stays as it is."""
+    """Large linear layers to int8 (with q/k/v fused and the erf GELU); a model without any stays as it is.
+
+    Fused q/k/v: with int8 weights quantized per output channel and the activation quantized once per
+    call, the fused layer computes exactly what the three did (the same scales, bit for bit), in one
+    matrix product instead of three. The erf GELU differs from the tanh approximation far below the
+    int8 rounding of the same activations, and on CPUs erf costs less than tanh. Both are diffusers
+    adaptations (``diffusers_adapters.fuse_qkv`` and ``erf_gelu``)."""
     if not _int8_layers(module):
         return module
     if fuse_qkv:
-        _fuse_qkv(module)
+        diffusers_adapters.fuse_qkv(module)
     if exact_gelu:
-        _exact_gelu(module)
+        diffusers_adapters.erf_gelu(module)
     return _quantize_dynamic(module, _int8_layers(module))
 
 
