@@ -94,6 +94,13 @@ def test_the_best_cell_within_a_budget_and_the_cells_it_cannot_be_told_from():
     assert quality.best_at_budget(cells, 100)[0]["cell"] == "w"
     assert quality.best_at_budget(cells, 1)[0] is None
     assert quality.best_at_budget(TABLE, 10)[2] is False  # no replicates: the test could not run
+    assert quality.best_at_budget(cells, 50)[0]["cell"] == "w"  # a cell costing exactly the budget is within it
+
+
+def test_a_cell_that_cost_nothing_is_within_every_budget():
+    free = _cell("free", "free", 0, 0, 0.0, 5.0, 5.0 + np.zeros(200))
+    assert quality.best_at_budget([free], 0, "nfe")[0] is free
+    assert quality.best_at_budget([free], 3, "seconds")[0] is free
 
 
 @pytest.mark.parametrize(
@@ -214,3 +221,8 @@ def test_a_compare_cell_shows_only_the_sweep_numbers_of_its_own_preset_and_names
     unrecorded = quality.parse({"cells": [TABLE[0] | {"cfg": 1.5}]})  # a sweep.json without its levers
     note, _, _ = link({"cells": [("a", 5, 1.5, "exact", 0.0)]}, unrecorded)
     assert "numbers are with speed levers the sweep does not record" in note.splitlines()[1]
+
+
+def test_a_sweep_with_old_sampler_names_reads_them_spelled_anew():
+    old = {"cells": [_cell("euler_a_5", "euler_a", 5, 5, 1.0, 30.0), _cell("sde_5", "dpmpp_sde", 5, 5, 1.0, 30.0)]}
+    assert [c["sampler"] for c in quality.parse(old).cells] == ["euler_ancestral", "dpmpp_2m_sde"]

@@ -160,7 +160,7 @@ class AgentTools:
         """
         data = self._sweep(metric, cost)
         budget = as_float("Budget", budget, 0.0, math.inf)
-        within = [c for c in data.cells if (quality.cost(c, cost) or float("inf")) <= budget]
+        within = [c for c in data.cells if quality.within_budget(c, budget, cost)]
         headers, rows = quality.table(QualityData(data.model, sorted(within, key=lambda c: _rank(c, metric))))
         return "\n\n".join([describe(data), best_text(data, metric, cost, budget), _markdown(headers, rows)])
 

@@ -6,11 +6,13 @@
     ["gen-run", "cmp-run"].map((id) => document.getElementById(id)).find((b) => b && b.offsetParent !== null);
 
   // A picker's option as the names it answers to: its whole label, the label before " (..." (a
-  // sampler's "DDIM (1 NFE/step)"), and for a class "7: Sneaker, athletic shoe" its id and each name.
+  // sampler's "DDIM (1 NFE/step)"), for a class "7: Sneaker, athletic shoe" its id and each name, and
+  // for a hub model "facebook/DiT-XL-2-512" its name without the owner.
   const namesOf = (option) => {
     const label = option.innerText.replace(/^\u2713\s*/, "").trim().toLowerCase();
     const [id, rest] = /^\d+: /.test(label) ? [label.split(": ")[0], label.slice(label.indexOf(": ") + 2)] : ["", label];
-    return [label, rest, rest.replace(/ \([^()]*\)$/, ""), ...rest.split(", "), id].filter(Boolean);
+    const repo = /^[\w.-]+\/[\w.-]+$/.test(label) ? label.split("/")[1] : "";
+    return [label, rest, rest.replace(/ \([^()]*\)$/, ""), ...rest.split(", "), id, repo].filter(Boolean);
   };
   const optionsOf = (input) => {
     const list = document.getElementById(input.getAttribute("aria-controls"));

@@ -44,7 +44,7 @@ def _compare(page, steps: str, variants: str = "", seeds: int = 1) -> float:
     return time.perf_counter() - start
 
 
-def _quality(page, out: Path, row: str = "dpmpp_sde_karras_25_cfg1.5") -> None:
+def _quality(page, out: Path, row: str = "dpmpp_2m_sde_karras_25_cfg1.5") -> None:
     """The Quality tab with its plots drawn (``row``'s samples shown further down)."""
     page.get_by_role("tab", name="Quality").click()
     for plot in ("q-curve", "q-accuracy", "q-pareto"):

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import samplers
 from dit_demo.lab.uncertainty import distinguishable
 from dit_demo.runtime.levers import Levers
 
@@ -83,7 +84,9 @@ def parse(data, name: str = "sweep.json") -> QualityData:
         missing = [k for k in _NEEDED if not isinstance(cell, dict) or k not in cell]
         if missing:
             raise ValueError(f"{name}: cell {i} has no {', '.join(missing)}; is this a sweep.json?")
-        # each cell carries its sweep's levers, so they survive a merge and ``ship``
+        # each cell carries its sweep's levers, so they survive a merge and ``ship``; a sampler's old name
+        # is spelled anew, so Compare finds the cell
+        cell = {**cell, "sampler": samplers.canonical_name(str(cell["sampler"]))}
         cells.append({"levers": spec["levers"], **cell} if isinstance(spec.get("levers"), str) else cell)
     return QualityData(str(spec.get("model") or data.get("model") or "unnamed model"), cells, [name])
 
@@ -161,6 +164,12 @@ def cost(cell: dict, kind: str) -> float | None:
     return float(found) if isinstance(found, (int, float)) and found >= 0 else None
 
 
+def within_budget(cell: dict, budget: float, kind: str) -> bool:
+    """Whether the cell's cost is known and at most ``budget`` (a cell costing exactly the budget, or 0, is in)."""
+    spent = cost(cell, kind)
+    return spent is not None and spent <= budget
+
+
 def better(metric: str, a: float, b: float) -> bool:
     return a < b if METRICS[metric][1] else a > b
 
@@ -183,7 +192,7 @@ def best_at_budget(
 ) -> tuple[dict | None, list[dict], bool]:
     """The best cell costing at most ``budget``; the cells within budget that the paired bootstrap
     cannot tell from it; and whether that test could be run (replicates for both)."""
-    within = [c for c in cells if value(c, metric) is not None and (cost(c, kind) or math.inf) <= budget]
+    within = [c for c in cells if value(c, metric) is not None and within_budget(c, budget, kind)]
     if not within:
         return None, [], False
     best = within[0]
