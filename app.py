@@ -20,7 +20,7 @@ except ImportError:  # not installed: not on Spaces
 
 from dit_demo.app.blocks import CSS, PAGE_JS, build_ui
 from dit_demo.app.model_slot import EMBEDDED_NAME, ModelSlot, allowed_models, default_model
-from dit_demo.lab.pngmeta import MAX_PNG_BYTES
+from dit_demo.lab.outputs.pngmeta import MAX_PNG_BYTES
 from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS
 
 QUEUE_MAX_SIZE = 32
@@ -117,13 +117,13 @@ def create_app(
 
 def _quality_data(folder: str | None):
     """The Quality tab's sweeps and a warning: a bad ``--quality`` folder is said, the app still starts."""
-    from dit_demo.lab import quality
+    from dit_demo.lab.quality import answers
 
-    where = folder or (quality.SHIPPED if (quality.SHIPPED / "sweep.json").is_file() else None)
+    where = folder or (answers.SHIPPED if (answers.SHIPPED / "sweep.json").is_file() else None)
     if where is None:
         return None, ""
     try:
-        return quality.load([where]), ""
+        return answers.load([where]), ""
     except (ValueError, OSError) as exc:
         return None, f"the Quality tab has no data: {exc}"
 

@@ -19,7 +19,7 @@ from prerequisites import chromium_path, missing, missing_message
 import samplers
 from app import LAUNCH_SETTINGS, create_app
 from dit_demo.app.screenshot import CHROMIUM_ARGS
-from dit_demo.lab.pngmeta import save_png
+from dit_demo.lab.outputs.pngmeta import save_png
 from dit_demo.runtime.dit import build_dit
 from dit_demo.runtime.loader import load_bundle, save_bundle
 

@@ -13,9 +13,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dit_demo.lab.compare import run_comparison  # noqa: E402
-from dit_demo.lab.compare_spec import ComparisonSpec
-from dit_demo.lab.generate import generate, generation_lanes  # noqa: E402
+from dit_demo.lab.compare.run import run_comparison  # noqa: E402
+from dit_demo.lab.outputs.generate import generate, generation_lanes  # noqa: E402
+from dit_demo.lab.specs.compare_spec import ComparisonSpec
 
 FOLDER = Path(__file__).resolve().parent / "data" / "golden"
 

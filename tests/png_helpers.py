@@ -9,7 +9,7 @@ import zlib
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from dit_demo.lab.pngmeta import METADATA_KEY, PNG_SIGNATURE
+from dit_demo.lab.outputs.pngmeta import METADATA_KEY, PNG_SIGNATURE
 
 PARAMS = {
     "mode": "compare",

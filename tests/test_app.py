@@ -9,8 +9,8 @@ import zipfile
 import pytest
 from PIL import Image
 
-from dit_demo.lab.grid import upscale
-from dit_demo.lab.pngmeta import read_parameters
+from dit_demo.lab.outputs.grid import upscale
+from dit_demo.lab.outputs.pngmeta import read_parameters
 
 
 def test_generate_endpoint_returns_pngs_with_parameters(client):
@@ -129,8 +129,8 @@ def test_failed_model_switch_keeps_the_current_model(client, monkeypatch, tmp_pa
 def test_reproduce_says_when_a_png_used_another_step_grid(client, tmp_path, small_bundle):
     from gradio_client import handle_file
 
-    from dit_demo.lab.generate import generate, generation_lanes
-    from dit_demo.lab.pngmeta import save_png
+    from dit_demo.lab.outputs.generate import generate, generation_lanes
+    from dit_demo.lab.outputs.pngmeta import save_png
 
     (made,) = generate(small_bundle, generation_lanes(["Bag"], "ddpm", 3, 1.5, 5, spacing="linspace"))
     assert made.parameters["spacing"] == "linspace"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dit_demo.lab.app_check import run_check
+from tests.app_check import run_check
 
 
 def test_the_app_check_serves_generate_and_compare_with_both_presets(small_bundle_dir):

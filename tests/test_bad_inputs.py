@@ -15,7 +15,7 @@ from conftest import serve
 from PIL import Image
 
 from app import create_app
-from dit_demo.lab.pngmeta import METADATA_KEY
+from dit_demo.lab.outputs.pngmeta import METADATA_KEY
 
 G = {"classes": ["Coat"], "sampler": "ddim", "steps": 2, "cfg": 1.5, "channels": 0, "seed": 0, "per_class": 1}
 C = {"samplers": ["ddim"], "steps": "2", "cfgs": "1.5", "class": "Coat", "seed": 0, "channels": 0, "reference": ""}
@@ -201,7 +201,7 @@ def test_cfg_channels_accepts_what_the_api_advertises(client, channels):
 
 @pytest.mark.parametrize(("steps", "seed"), [("3", "7"), (3.0, 7.0), (3, 7)])
 def test_numbers_sent_as_text_or_floats_are_read(client, steps, seed):
-    from dit_demo.lab.pngmeta import read_parameters
+    from dit_demo.lab.outputs.pngmeta import read_parameters
 
     _, gallery, _ = client.predict(*gen(steps=steps, seed=seed)[1], api_name="/generate")
     params = read_parameters(gallery[0]["image"])
@@ -211,7 +211,7 @@ def test_numbers_sent_as_text_or_floats_are_read(client, steps, seed):
 def test_an_upload_over_the_size_limit_is_refused_and_not_kept(client, tmp_path):
     from gradio_client import handle_file
 
-    from dit_demo.lab.pngmeta import MAX_PNG_BYTES
+    from dit_demo.lab.outputs.pngmeta import MAX_PNG_BYTES
 
     big = tmp_path / "big.png"
     with big.open("wb") as f:

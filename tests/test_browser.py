@@ -8,7 +8,7 @@ import zipfile
 from conftest import compare_in
 from PIL import Image
 
-from dit_demo.lab.grid import upscale
+from dit_demo.lab.outputs.grid import upscale
 
 
 def test_browser_runs_a_comparison_by_clicking(app_url, new_page, tmp_path):

@@ -10,8 +10,8 @@ import numpy as np
 from conftest import compare_in
 from PIL import Image
 
-from dit_demo.lab.generate import generate, generation_lanes
-from dit_demo.lab.pngmeta import save_png
+from dit_demo.lab.outputs.generate import generate, generation_lanes
+from dit_demo.lab.outputs.pngmeta import save_png
 
 # every text the status line shows, in order, recorded by the page itself (no polling gaps)
 RECORD_STATUS = """(id) => {

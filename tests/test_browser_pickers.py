@@ -45,7 +45,7 @@ def test_ctrl_enter_with_a_class_half_typed_runs_the_class_the_picker_shows(app_
 def test_in_dark_mode_the_grid_is_dark_and_its_download_stays_white(app_url, new_page, tmp_path):
     from PIL import Image
 
-    from dit_demo.lab.pngmeta import read_parameters
+    from dit_demo.lab.outputs.pngmeta import read_parameters
 
     page = new_page(1400, 1000)
     page.goto(app_url)

@@ -7,7 +7,7 @@ import json
 
 from conftest import compare_in
 
-from dit_demo.lab import quality
+from dit_demo.lab.quality import answers
 
 PLOT = "#{} canvas, #{} svg"
 # the chart's pixels (not transparent) under the plot's floating label, where the label hides them
@@ -26,7 +26,7 @@ DRAWN_UNDER_LABEL = """(id) => {
 
 
 def test_the_shipped_sweep_renders_and_a_row_shows_its_samples(app_url, new_page):
-    shipped = quality.load([quality.SHIPPED])
+    shipped = answers.load([answers.SHIPPED])
     page = new_page(1400, 1000)
     page.goto(app_url)
     page.get_by_role("tab", name="Quality").click()

@@ -9,7 +9,7 @@ import re
 from PIL import Image
 
 from dit_demo.app.form_rules import recommended_steps
-from dit_demo.lab.defaults import Defaults
+from dit_demo.lab.specs.defaults import Defaults
 
 CHIPS = "() => [...document.querySelectorAll('#gen-classes .token')].map((t) => t.innerText.trim())"
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dit_demo.lab.compare import run_comparison
-from dit_demo.lab.compare_spec import ComparisonSpec
-from dit_demo.lab.grammar import parse_steps
-from dit_demo.lab.grid import make_grid
-from dit_demo.lab.pngmeta import read_parameters, save_png
+from dit_demo.lab.compare.run import run_comparison
+from dit_demo.lab.outputs.grid import make_grid
+from dit_demo.lab.outputs.pngmeta import read_parameters, save_png
+from dit_demo.lab.specs.compare_spec import ComparisonSpec
+from dit_demo.lab.specs.grammar import parse_steps
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import samplers
-from dit_demo.lab import evaluate
+from dit_demo.cli.evaluate import main as evaluate_command
+from dit_demo.lab.quality import evaluate
 from dit_demo.runtime.engine import sample
 from dit_demo.runtime.loader import EMBEDDED_MODEL, load_bundle
 from dit_demo.runtime.request import Lane
@@ -88,7 +89,7 @@ def test_shipped_model_makes_recognisable_classes(embedded):
 
 
 def test_evaluator_end_to_end_small(tmp_path, capsys):
-    evaluate.main(
+    evaluate_command(
         ["--per-class", "1", "--steps", "2", "--ddpm-steps", "3", "--out-dir", str(tmp_path), "--device", "cpu"]
     )
     data = json.loads((tmp_path / "evaluation.json").read_text())

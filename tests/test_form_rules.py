@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dit_demo.app.form_rules import class_note, recommended_steps, steps_note
-from dit_demo.lab.defaults import Defaults
+from dit_demo.lab.specs.defaults import Defaults
 from dit_demo.runtime.labels import Labels
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "dit_demo" / "weights" / "fashion-mnist" / "model_index.json"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from dit_demo.lab import bench_report, suite
-from dit_demo.lab.free_model import FREE_MODEL, xl256_free
+from dit_demo.lab.bench import report as bench_report
+from dit_demo.lab.bench import suite
+from dit_demo.lab.bench.free_model import FREE_MODEL, xl256_free
 from dit_demo.runtime import distinct_rows as distinct_rows_module
 from dit_demo.runtime.engine import run
 from dit_demo.runtime.request import Lane, check_lanes

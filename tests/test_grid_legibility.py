@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from dit_demo.lab.grid import MIN_CELL, make_grid
+from dit_demo.lab.outputs.grid import MIN_CELL, make_grid
 
 SHOWN_WIDTH = 700  # about what the Compare tab gives the grid at 1400 px
 

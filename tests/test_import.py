@@ -13,8 +13,8 @@ import torch
 from original_reference import forward, random_state, train_checkpoint
 from test_final_step import dit_space_timesteps, improved_ddpm_loop
 
-from dit_demo.lab.dit_import import import_checkpoint
-from dit_demo.lab.original_dit import infer_arch, read_checkpoint
+from dit_demo.lab.interchange.dit_import import import_checkpoint
+from dit_demo.lab.interchange.original_dit import infer_arch, read_checkpoint
 from dit_demo.runtime.checkpoints import EMBEDDED_MODEL
 from dit_demo.runtime.engine import sample
 from dit_demo.runtime.loader import load_bundle, save_bundle
@@ -233,7 +233,7 @@ def test_the_app_serves_an_import_and_reproduce_refuses_another_models_png(tmp_p
     from gradio_client import Client, handle_file
 
     from app import create_app
-    from dit_demo.lab.pngmeta import read_parameters
+    from dit_demo.lab.outputs.pngmeta import read_parameters
 
     state = random_state(2, 64, 4, 2, 4, True, 11, 8)
     folder = import_checkpoint(_save(tmp_path, state, num_classes=10), tmp_path / "mine", heads=4, vae=str(vae_dir))

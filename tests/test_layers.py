@@ -1,5 +1,5 @@
 """The package's layers, read from its imports: no import circle, and nothing imports a layer above its own
-(samplers < runtime < training < lab < app < the entry points)."""
+(samplers < runtime < training < the lab's subpackages in their order < app < cli < the entry points)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,17 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("samplers", "dit_demo.runtime", "dit_demo.training", "dit_demo.lab", "dit_demo.app", "dit_demo")
+LAB = ("specs", "outputs", "sweep", "quality", "compare", "bench", "interchange")  # each imports only those before it
+LAYERS = (
+    "samplers",
+    "dit_demo.runtime",
+    "dit_demo.training",
+    "dit_demo.lab",
+    *(f"dit_demo.lab.{name}" for name in LAB),
+    "dit_demo.app",
+    "dit_demo.cli",
+    "dit_demo",
+)
 
 
 def _module(path: Path) -> str:
@@ -67,5 +77,11 @@ def test_no_import_circle():
 
 def test_the_layer_check_sees_the_package():
     graph = _imports()
-    assert "dit_demo.runtime.engine" in graph["dit_demo.lab.generate"]  # it reads real imports
+    assert "dit_demo.runtime.engine" in graph["dit_demo.lab.outputs.generate"]  # it reads real imports
     assert len(graph) > 60
+
+
+def test_every_lab_module_is_in_a_named_subpackage():
+    loose = [p.name for p in (ROOT / "dit_demo" / "lab").glob("*.py") if p.name != "__init__.py"]
+    packages = sorted(p.name for p in (ROOT / "dit_demo" / "lab").iterdir() if (p / "__init__.py").is_file())
+    assert not loose and packages == sorted(LAB), (loose, packages)

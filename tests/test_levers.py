@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dit_demo.lab.evaluate import classify, to_classifier_input
-from dit_demo.lab.lever_flags import add_lever_args, levers_from_args
+from dit_demo.cli.lever_flags import add_lever_args, levers_from_args
+from dit_demo.lab.quality.evaluate import classify, to_classifier_input
 from dit_demo.runtime import int8 as int8_module
 from dit_demo.runtime import levers as levers_module
 from dit_demo.runtime.diffusers_adapters import erf_gelu

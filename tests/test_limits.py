@@ -8,8 +8,8 @@ import time
 import pytest
 from helpers import wrapped
 
-from dit_demo.lab.compare import run_comparison
-from dit_demo.lab.compare_spec import ComparisonSpec
+from dit_demo.lab.compare.run import run_comparison
+from dit_demo.lab.specs.compare_spec import ComparisonSpec
 from dit_demo.runtime.budget import Budget, CostModel
 from dit_demo.runtime.engine import sample
 from dit_demo.runtime.request import Lane
@@ -68,7 +68,7 @@ def test_old_output_files_are_swept(tmp_path):
 
 def test_the_app_limits_uploads_and_cleans_gradios_cache(small_bundle_dir):
     from app import LAUNCH_SETTINGS, create_app
-    from dit_demo.lab.pngmeta import MAX_PNG_BYTES
+    from dit_demo.lab.outputs.pngmeta import MAX_PNG_BYTES
 
     demo = create_app(str(small_bundle_dir), "cpu", "fp32")
     assert LAUNCH_SETTINGS["max_file_size"] == MAX_PNG_BYTES

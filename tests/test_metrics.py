@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from dit_demo.lab.metrics import feature_stats, frechet_distance
+from dit_demo.lab.quality.metrics import feature_stats, frechet_distance
 
 
 def _diagonal_gaussians(dead: int = 3) -> tuple[tuple, tuple, float]:
@@ -45,7 +45,7 @@ def test_frechet_distance_of_a_feature_set_with_itself_is_zero():
 
 
 def test_the_basic_interval_reflects_the_replicates_about_the_estimate():
-    from dit_demo.lab.uncertainty import basic_interval
+    from dit_demo.lab.quality.cell_metrics import basic_interval
 
     # replicates 11..20 around an estimate of 10: their 10% and 90% quantiles are 11.9 and 19.1, so the
     # basic interval is 2 x 10 - 19.1 = 0.9 to 2 x 10 - 11.9 = 8.1 (a percentile interval would be 11.9 to 19.1)

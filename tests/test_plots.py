@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dit_demo.app.plots import chart, comparison_plots, merge_identical, plot_series
-from dit_demo.lab.compare import run_comparison
-from dit_demo.lab.compare_spec import ComparisonSpec
+from dit_demo.lab.compare.run import run_comparison
+from dit_demo.lab.specs.compare_spec import ComparisonSpec
 
 
 def test_series_that_coincide_are_drawn_once_and_named_together():

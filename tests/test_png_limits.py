@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from png_helpers import PARAMS, chunk, ihdr, join_chunks, split_chunks
 
-from dit_demo.lab import pngmeta as grid
-from dit_demo.lab.pngmeta import MAX_PNG_SIDE, METADATA_KEY, PNG_SIGNATURE, read_parameters
+from dit_demo.lab.outputs import pngmeta as grid
+from dit_demo.lab.outputs.pngmeta import MAX_PNG_SIDE, METADATA_KEY, PNG_SIGNATURE, read_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,7 +71,7 @@ def write_bomb(path: Path, side: int, parameters: dict) -> None:
 # fork and exec, so under pytest (which holds torch) both runs would report the parent's size and any read would pass.
 PEAK_MEMORY = """
 import sys
-from dit_demo.lab.pngmeta import read_parameters
+from dit_demo.lab.outputs.pngmeta import read_parameters
 if sys.argv[2] == "read":
     assert read_parameters(sys.argv[1])["seed"] == 9
 print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")))

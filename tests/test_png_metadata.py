@@ -12,8 +12,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from png_helpers import PARAMS, join_chunks, png_bytes, split_chunks, with_text
 
-from dit_demo.lab import pngmeta as grid
-from dit_demo.lab.pngmeta import METADATA_KEY, png_info, read_parameters, save_png
+from dit_demo.lab.outputs import pngmeta as grid
+from dit_demo.lab.outputs.pngmeta import METADATA_KEY, png_info, read_parameters, save_png
 
 REPO = Path(__file__).resolve().parents[1]
 

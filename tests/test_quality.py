@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from dit_demo.lab import quality, uncertainty
-from dit_demo.lab.metrics import frechet_distance
-from dit_demo.lab.sweep_annotate import annotate, parse_adm_output, ship
+from dit_demo.lab.quality import answers, cell_metrics
+from dit_demo.lab.quality.annotate import annotate, parse_adm_output, ship
+from dit_demo.lab.quality.metrics import frechet_distance
 
 DRAWS = 100
 
@@ -27,8 +27,8 @@ def test_the_95_percent_interval_covers_the_true_frechet_distance_in_about_95_of
     for _ in range(DRAWS):
         x = mean + rng.normal(size=(1000, d)) @ chol.T
         estimate = frechet_distance((x.mean(0), np.cov(x, rowvar=False)), reference)
-        lo, hi = uncertainty.basic_interval(
-            estimate, uncertainty.frechet_replicates(x, reference, uncertainty.resamples(1000))
+        lo, hi = cell_metrics.basic_interval(
+            estimate, cell_metrics.frechet_replicates(x, reference, cell_metrics.resamples(1000))
         )
         covered += lo <= truth <= hi
     # measured: 95 of 100 here; with 16 features a percentile interval, which ignores the estimator's
@@ -42,21 +42,21 @@ def test_the_paired_test_tells_apart_what_differs_and_not_what_does_not():
     same = {"frechet": 1.0, "bootstrap": {"frechet": (1.0 + 0.1 * base).tolist()}}
     near = {"frechet": 1.01, "bootstrap": {"frechet": (1.01 + 0.1 * base + 0.001 * rng.normal(size=200)).tolist()}}
     far = {"frechet": 2.0, "bootstrap": {"frechet": (2.0 + 0.1 * rng.normal(size=200)).tolist()}}
-    assert uncertainty.distinguishable(same, far) is True
-    assert uncertainty.distinguishable(same, {**same}) is False
+    assert cell_metrics.distinguishable(same, far) is True
+    assert cell_metrics.distinguishable(same, {**same}) is False
     # paired: a small but consistent difference is real, although the two intervals overlap widely
-    assert uncertainty.distinguishable(same, near) is True
-    assert uncertainty.distinguishable(same, {"frechet": 1.5}) is None  # no replicates: no verdict
+    assert cell_metrics.distinguishable(same, near) is True
+    assert cell_metrics.distinguishable(same, {"frechet": 1.5}) is None  # no replicates: no verdict
 
 
 def test_precision_and_recall_see_a_missing_mode_and_a_spurious_one():
     rng = np.random.default_rng(1)
     real = np.concatenate([rng.normal(size=(200, 4)), rng.normal(size=(200, 4)) + 20])  # two modes
     one_mode = rng.normal(size=(400, 4))  # only the first
-    precision, recall = uncertainty.precision_recall(real, one_mode)
+    precision, recall = cell_metrics.precision_recall(real, one_mode)
     assert precision.mean() > 0.9 and 0.4 < recall.mean() < 0.6
     spurious = np.concatenate([rng.normal(size=(200, 4)), rng.normal(size=(200, 4)) - 20])
-    precision, _ = uncertainty.precision_recall(real, spurious)
+    precision, _ = cell_metrics.precision_recall(real, spurious)
     assert 0.4 < precision.mean() < 0.6
 
 
@@ -77,8 +77,8 @@ TABLE = [
 
 
 def test_the_pareto_front_on_a_hand_built_table():
-    assert [c["cell"] for c in quality.pareto_front(TABLE, "frechet", "seconds")] == ["b5", "b10", "a10", "c20"]
-    assert [c["cell"] for c in quality.pareto_front(TABLE, "frechet", "nfe")] == ["b5", "a10", "c20"]
+    assert [c["cell"] for c in answers.pareto_front(TABLE, "frechet", "seconds")] == ["b5", "b10", "a10", "c20"]
+    assert [c["cell"] for c in answers.pareto_front(TABLE, "frechet", "nfe")] == ["b5", "a10", "c20"]
 
 
 def test_the_best_cell_within_a_budget_and_the_cells_it_cannot_be_told_from():
@@ -89,18 +89,18 @@ def test_the_best_cell_within_a_budget_and_the_cells_it_cannot_be_told_from():
         _cell("z", "z", 5, 5, 1, 30.0, 30.0 + noise),
         _cell("w", "w", 50, 50, 9, 10.0, 10.0 + noise),  # better, but over budget
     ]
-    best, ties, tested = quality.best_at_budget(cells, 10, "frechet", "nfe")
+    best, ties, tested = answers.best_at_budget(cells, 10, "frechet", "nfe")
     assert best["cell"] == "x" and [c["cell"] for c in ties] == ["y"] and tested
-    assert quality.best_at_budget(cells, 100)[0]["cell"] == "w"
-    assert quality.best_at_budget(cells, 1)[0] is None
-    assert quality.best_at_budget(TABLE, 10)[2] is False  # no replicates: the test could not run
-    assert quality.best_at_budget(cells, 50)[0]["cell"] == "w"  # a cell costing exactly the budget is within it
+    assert answers.best_at_budget(cells, 100)[0]["cell"] == "w"
+    assert answers.best_at_budget(cells, 1)[0] is None
+    assert answers.best_at_budget(TABLE, 10)[2] is False  # no replicates: the test could not run
+    assert answers.best_at_budget(cells, 50)[0]["cell"] == "w"  # a cell costing exactly the budget is within it
 
 
 def test_a_cell_that_cost_nothing_is_within_every_budget():
     free = _cell("free", "free", 0, 0, 0.0, 5.0, 5.0 + np.zeros(200))
-    assert quality.best_at_budget([free], 0, "nfe")[0] is free
-    assert quality.best_at_budget([free], 3, "seconds")[0] is free
+    assert answers.best_at_budget([free], 0, "nfe")[0] is free
+    assert answers.best_at_budget([free], 3, "seconds")[0] is free
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ def test_a_cell_that_cost_nothing_is_within_every_budget():
 )
 def test_foreign_json_gets_one_clear_line(data, message):
     with pytest.raises(ValueError, match=message):
-        quality.parse(data)
+        answers.parse(data)
 
 
 ADM_PRINTOUT = """\
@@ -140,8 +140,8 @@ def test_annotate_reads_the_adm_evaluator_printout_and_refuses_anything_else(tmp
     (tmp_path / "sweep.json").write_text(json.dumps({"spec": {"model": "m"}, "cells": [TABLE[0]]}))
     (tmp_path / "eval.txt").write_text(ADM_PRINTOUT)
     annotate(tmp_path, "a5", tmp_path / "eval.txt")
-    data = quality.load([tmp_path])
-    assert quality.value(data.cells[0], "fid") == 2.2727 and "fid" in data.metrics()
+    data = answers.load([tmp_path])
+    assert answers.value(data.cells[0], "fid") == 2.2727 and "fid" in data.metrics()
     with pytest.raises(ValueError, match="No cell 'nope'"):
         annotate(tmp_path, "nope", tmp_path / "eval.txt")
 
@@ -154,20 +154,20 @@ def test_ship_merges_sweeps_with_strips_and_the_table_reads_them(tmp_path):
         for cell in cells:
             np.savez(folder / f"{cell['cell']}.npz", arr_0=np.zeros((10, 4, 4, 1), np.uint8), arr_1=np.zeros(10))
     out = ship([tmp_path / "one", tmp_path / "two"], tmp_path / "shipped")
-    data = quality.load([out])
+    data = answers.load([out])
     assert [c["cell"] for c in data.cells] == [c["cell"] for c in TABLE] and data.strips["b5"].is_file()
-    headers, rows = quality.table(data)
+    headers, rows = answers.table(data)
     assert headers[:6] == ["Cell", "Sampler", "Steps", "NFE", "Wall time (s)", "Frechet distance"] and len(rows) == 5
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "sweep.json").write_text(json.dumps({"spec": {"model": "n"}, "cells": TABLE[:1]}))
     with pytest.raises(ValueError, match="different models"):
-        quality.load([out, tmp_path / "other"])
+        answers.load([out, tmp_path / "other"])
 
 
 def test_a_sweep_without_an_evaluator_shows_cost_and_says_how_to_attach_metrics():
     from dit_demo.app.quality_tab import views
 
-    data = quality.parse({"spec": {"model": "facebook/DiT-XL-2-256"}, "cells": [TABLE[0] | {"frechet": None}]})
+    data = answers.parse({"spec": {"model": "facebook/DiT-XL-2-256"}, "cells": [TABLE[0] | {"frechet": None}]})
     source, curve, _, front, best, table, _ = views(data, "frechet", "nfe", 25)
     assert curve is None and front is None and "sweep annotate DIR CELL FILE" in best
     assert table["headers"] == ["Cell", "Sampler", "Steps", "NFE", "Wall time (s)"] and "DiT-XL-2-256" in source
@@ -177,7 +177,7 @@ def test_a_sweep_without_an_evaluator_shows_cost_and_says_how_to_attach_metrics(
 def test_a_budget_below_0_empty_or_not_a_number_says_what_is_allowed(budget):
     from dit_demo.app.quality_tab import best_text
 
-    text = best_text(quality.parse({"cells": TABLE}), "frechet", "nfe", budget)
+    text = best_text(answers.parse({"cells": TABLE}), "frechet", "nfe", budget)
     assert "a number of 0 or more" in text and "Best" not in text
 
 
@@ -195,8 +195,8 @@ def test_numbers_keep_one_precision_across_value_and_interval_and_fractions_read
 def test_many_ties_read_as_the_best_line_then_a_short_list_best_first():
     from dit_demo.app.quality_tab import best_text
 
-    shipped = quality.load([quality.SHIPPED])
-    best, ties, _ = quality.best_at_budget(shipped.cells, 1000, "accuracy", "nfe")
+    shipped = answers.load([answers.SHIPPED])
+    best, ties, _ = answers.best_at_budget(shipped.cells, 1000, "accuracy", "nfe")
     assert len(ties) > 20  # the case to make readable
     lines = best_text(shipped, "accuracy", "nfe", 1000).splitlines()
     assert lines[0].startswith("**Best Class accuracy within 1000 NFE") and "93.1% [91.5, 94.7]" in lines[0]
@@ -209,7 +209,7 @@ def test_many_ties_read_as_the_best_line_then_a_short_list_best_first():
 def test_a_compare_cell_shows_only_the_sweep_numbers_of_its_own_preset_and_names_it():
     from dit_demo.app.quality_link import link
 
-    shipped = quality.load([quality.SHIPPED])  # an exact sweep: it took no shortcuts
+    shipped = answers.load([answers.SHIPPED])  # an exact sweep: it took no shortcuts
     kept = {"cells": [("ddim", 5, 1.5, "exact", 0.0), ("ddim", 5, 1.5, "fast", 0.0123)]}
     note, chooser, _ = link(kept, shipped)
     exact, fast = note.splitlines()[1:]
@@ -218,11 +218,11 @@ def test_a_compare_cell_shows_only_the_sweep_numbers_of_its_own_preset_and_names
     assert fast.startswith("- ddim @ 5 steps, cfg 1.5, fast preset:") and "0.0123 here" in fast
     assert "no fast-preset cell" in fast and "numbers are with the exact preset" in fast
     assert chooser.choices == [("ddim_5_cfg1.5", "ddim_5_cfg1.5")]  # one sweep cell, offered once
-    unrecorded = quality.parse({"cells": [TABLE[0] | {"cfg": 1.5}]})  # a sweep.json without its levers
+    unrecorded = answers.parse({"cells": [TABLE[0] | {"cfg": 1.5}]})  # a sweep.json without its levers
     note, _, _ = link({"cells": [("a", 5, 1.5, "exact", 0.0)]}, unrecorded)
     assert "numbers are with speed levers the sweep does not record" in note.splitlines()[1]
 
 
 def test_a_sweep_with_old_sampler_names_reads_them_spelled_anew():
     old = {"cells": [_cell("euler_a_5", "euler_a", 5, 5, 1.0, 30.0), _cell("sde_5", "dpmpp_sde", 5, 5, 1.0, 30.0)]}
-    assert [c["sampler"] for c in quality.parse(old).cells] == ["euler_ancestral", "dpmpp_2m_sde"]
+    assert [c["sampler"] for c in answers.parse(old).cells] == ["euler_ancestral", "dpmpp_2m_sde"]

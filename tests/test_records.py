@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dit_demo.lab.pngmeta import read_parameters
-from dit_demo.lab.records import VERSION, BatchRecord, ComparisonRecord, ImageRecord, record_from_dict
+from dit_demo.lab.outputs.pngmeta import read_parameters
+from dit_demo.lab.outputs.records import VERSION, BatchRecord, ComparisonRecord, ImageRecord, record_from_dict
 from dit_demo.runtime.levers import LaneLevers
 
 V1 = Path(__file__).resolve().parent / "data" / "records-v1"

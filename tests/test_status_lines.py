@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dit_demo.app.context import STARTING, refused_status, stopped_status
-from dit_demo.lab.grammar import parse_steps
+from dit_demo.lab.specs.grammar import parse_steps
 from dit_demo.runtime.checkpoints import reason
 
 

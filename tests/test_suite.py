@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dit_demo.lab import bench_report, lever_quality, suite
+from dit_demo.lab.bench import report as bench_report
+from dit_demo.lab.bench import suite
+from dit_demo.lab.quality import lever_quality
 from dit_demo.runtime.levers import Levers, preset
 from dit_demo.runtime.request import Lane
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dit_demo.lab import sweep as sweep_module
-from dit_demo.lab.sweep_cli import main
+from dit_demo.cli.sweep import main
+from dit_demo.lab.sweep import run as sweep_module
 
 ARGS = ["--samplers", "ddim,dpmpp_2m", "--steps", "4", "--num-samples", "20", "--shard-size", "8"]
 CELLS = ("ddim_4_cfg1.5.npz", "dpmpp_2m_4_cfg1.5.npz")

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import samplers
-from dit_demo.lab.generate import generate
-from dit_demo.lab.grammar import parse_names
+from dit_demo.lab.outputs.generate import generate
+from dit_demo.lab.specs.grammar import parse_names
 from dit_demo.runtime.engine import sample
 from dit_demo.runtime.request import Lane
 

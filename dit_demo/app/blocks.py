@@ -17,7 +17,7 @@ from dit_demo.app.outputs import DELETE_CACHE
 from dit_demo.app.quality_link import wire_quality_link
 from dit_demo.app.quality_tab import build_quality_tab, views
 from dit_demo.app.reproduce_tab import build_reproduce_tab, wire_send_to_compare
-from dit_demo.lab.quality import QualityData
+from dit_demo.lab.quality.answers import QualityData
 from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS
 
 # small models make 32 px images: shown whole, with hard pixels at a whole multiple of their size

@@ -13,10 +13,10 @@ import samplers
 from dit_demo.app import ids
 from dit_demo.app.outputs import file_name, save_output, save_zip
 from dit_demo.app.plots import AXES, comparison_plots, plot_series
-from dit_demo.lab.compare_grid import comparison_grid, difference_grid
-from dit_demo.lab.comparison import Comparison
-from dit_demo.lab.grid import DARK
-from dit_demo.lab.records import ComparisonRecord
+from dit_demo.lab.compare.comparison import Comparison
+from dit_demo.lab.compare.grids import comparison_grid, difference_grid
+from dit_demo.lab.outputs.grid import DARK
+from dit_demo.lab.outputs.records import ComparisonRecord
 
 
 @dataclass

@@ -28,9 +28,9 @@ from dit_demo.app.errors import user_errors
 from dit_demo.app.form_rules import wire_class_note
 from dit_demo.app.preview import preview_images
 from dit_demo.app.zerogpu import gpu_event
-from dit_demo.lab.compare import comparison_work, run_comparison
-from dit_demo.lab.compare_spec import MAX_SEEDS, ComparisonSpec
-from dit_demo.lab.grammar import split_list
+from dit_demo.lab.compare.run import comparison_work, run_comparison
+from dit_demo.lab.specs.compare_spec import MAX_SEEDS, ComparisonSpec
+from dit_demo.lab.specs.grammar import split_list
 from dit_demo.runtime.engine import Progress
 from dit_demo.runtime.parsing import MAX_SEED
 

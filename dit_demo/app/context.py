@@ -14,7 +14,7 @@ import samplers
 from dit_demo.app.costs import CostCache
 from dit_demo.app.model_slot import ModelSlot
 from dit_demo.app.streaming import stream
-from dit_demo.lab.defaults import Defaults
+from dit_demo.lab.specs.defaults import Defaults
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.devices import on_zerogpu

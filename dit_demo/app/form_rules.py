@@ -1,6 +1,7 @@
-"""What the Generate form does with what a person types, decided in the page where a server answer could
-arrive after the typing: a sampler's recommended steps apply only while Steps is untouched, and the class
-picker says which typed names are no class (and which class they may mean) instead of guessing."""
+"""What the form does with typed values: a sampler's recommended steps apply only while Steps is untouched,
+and the class pickers say which typed names are no class (and which class they may mean) instead of guessing.
+
+The steps rule is decided in the page, where a server answer could arrive after the typing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 import gradio as gr
 
 import samplers
-from dit_demo.lab.defaults import Defaults
+from dit_demo.lab.specs.defaults import Defaults
 from dit_demo.runtime.labels import Labels
 
 # the notes say which rule holds now, so a change of sampler never changes Steps unannounced

@@ -24,8 +24,8 @@ from dit_demo.app.form_rules import steps_note, wire_class_note, wire_steps
 from dit_demo.app.outputs import file_name, save_output
 from dit_demo.app.preview import preview_images
 from dit_demo.app.zerogpu import gpu_event
-from dit_demo.lab.generate import generate, generation_lanes
-from dit_demo.lab.pngmeta import read_parameters
+from dit_demo.lab.outputs.generate import generate, generation_lanes
+from dit_demo.lab.outputs.pngmeta import read_parameters
 from dit_demo.runtime.engine import Progress
 from dit_demo.runtime.levers import preset
 from dit_demo.runtime.parsing import MAX_CFG, MAX_SEED, as_float

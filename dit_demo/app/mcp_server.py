@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import gradio as gr
 
-from dit_demo.lab.pngmeta import MAX_PNG_BYTES
+from dit_demo.lab.outputs.pngmeta import MAX_PNG_BYTES
 
 # where Gradio keeps the files it serves at /gradio_api/file=... (gradio.mcp's DEFAULT_TEMP_DIR too)
 GRADIO_CACHE = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")

@@ -27,13 +27,13 @@ from dit_demo.app.mcp_server import hide_other_endpoints, png_source, unpack_too
 from dit_demo.app.outputs import file_name, save_output
 from dit_demo.app.quality_tab import best_text, describe
 from dit_demo.app.zerogpu import gpu_event
-from dit_demo.lab import quality
-from dit_demo.lab.compare import comparison_work, run_comparison
-from dit_demo.lab.compare_spec import ComparisonSpec
-from dit_demo.lab.generate import batch_grid, generate, generation_lanes
-from dit_demo.lab.pngmeta import read_parameters
-from dit_demo.lab.quality import COSTS, METRICS, QualityData
-from dit_demo.lab.records import BatchRecord, ComparisonRecord, check_same_model, record_from_dict
+from dit_demo.lab.compare.run import comparison_work, run_comparison
+from dit_demo.lab.outputs.generate import batch_grid, generate, generation_lanes
+from dit_demo.lab.outputs.pngmeta import read_parameters
+from dit_demo.lab.outputs.records import BatchRecord, ComparisonRecord, check_same_model, record_from_dict
+from dit_demo.lab.quality import answers
+from dit_demo.lab.quality.answers import COSTS, METRICS, QualityData
+from dit_demo.lab.specs.compare_spec import ComparisonSpec
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.levers import Levers
 from dit_demo.runtime.levers import preset as preset_levers
@@ -160,8 +160,8 @@ class AgentTools:
         """
         data = self._sweep(metric, cost)
         budget = as_float("Budget", budget, 0.0, math.inf)
-        within = [c for c in data.cells if quality.within_budget(c, budget, cost)]
-        headers, rows = quality.table(QualityData(data.model, sorted(within, key=lambda c: _rank(c, metric))))
+        within = [c for c in data.cells if answers.within_budget(c, budget, cost)]
+        headers, rows = answers.table(QualityData(data.model, sorted(within, key=lambda c: _rank(c, metric))))
         return "\n\n".join([describe(data), best_text(data, metric, cost, budget), _markdown(headers, rows)])
 
     def _sweep(self, metric: str, cost: str) -> QualityData:
@@ -251,7 +251,7 @@ class AgentTools:
 
 def _rank(cell: dict, metric: str) -> tuple[bool, float]:
     """Best first, cells without the metric last."""
-    value = quality.value(cell, metric)
+    value = answers.value(cell, metric)
     return value is None, 0.0 if value is None else value if METRICS[metric][1] else -value
 
 

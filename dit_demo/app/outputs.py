@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from dit_demo.lab.pngmeta import save_png
+from dit_demo.lab.outputs.pngmeta import save_png
 
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "dit_sampler_lab"
 OUTPUT_MAX_AGE = 3600  # seconds an output PNG stays on disk; Gradio's cache is swept on the same clock

@@ -12,7 +12,7 @@ import altair as alt
 import pandas as pd
 
 import samplers
-from dit_demo.lab.comparison import Comparison
+from dit_demo.lab.compare.comparison import Comparison
 
 # Tableau 10: adjacent colours stay distinguishable, also for the common colour-vision deficiencies
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]

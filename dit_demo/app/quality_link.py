@@ -9,8 +9,8 @@ import gradio as gr
 
 from dit_demo.app.compare_results import CompareResults
 from dit_demo.app.quality_tab import QualityTab
-from dit_demo.lab import quality
-from dit_demo.lab.quality import QualityData, value_text
+from dit_demo.lab.quality import answers
+from dit_demo.lab.quality.answers import QualityData, value_text
 
 SHOWN = ("frechet", "accuracy", "fid")
 
@@ -25,7 +25,7 @@ def matches(kept: dict, data: QualityData | None) -> list[tuple[tuple, dict, boo
         held = [
             c for c in data.cells if c["sampler"] == sampler and int(c["steps"]) == int(steps) and _same_cfg(c, cfg)
         ]
-        same = [c for c in held if quality.preset_of(c) == preset]
+        same = [c for c in held if answers.preset_of(c) == preset]
         if held:
             found.append(((sampler, steps, cfg, preset, distance), (same or held)[0], bool(same)))
     return found
@@ -44,7 +44,7 @@ def link(kept: dict, data: QualityData | None):
     lines = [f"**Also in the Quality tab's sweeps** ({data.model}; 95% intervals over each cell's samples):"]
     for (sampler, steps, cfg, preset, distance), cell, same in found:
         numbers = ", ".join(
-            f"{quality.METRICS[m][0]} {value_text(cell, m)}" for m in SHOWN if quality.value(cell, m) is not None
+            f"{answers.METRICS[m][0]} {value_text(cell, m)}" for m in SHOWN if answers.value(cell, m) is not None
         )
         here = f"- {sampler} @ {steps} steps, cfg {cfg:g}, {preset} preset: latent RMSE to the reference {distance:.4f} here"
         if not same:
@@ -56,8 +56,8 @@ def link(kept: dict, data: QualityData | None):
 
 def _ran_with(cell: dict) -> str:
     """What a sweep cell of another preset ran with."""
-    if quality.preset_of(cell) is not None:
-        return f"with the {quality.preset_of(cell)} preset"
+    if answers.preset_of(cell) is not None:
+        return f"with the {answers.preset_of(cell)} preset"
     if cell.get("levers"):
         return f"with other levers ({cell['levers']})"
     return "with speed levers the sweep does not record"

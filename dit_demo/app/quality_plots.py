@@ -9,8 +9,8 @@ import pandas as pd
 
 import samplers
 from dit_demo.app.plots import BELOW_LABEL, CHART_WIDTH, PALETTE, TEXT, merge_identical
-from dit_demo.lab import quality
-from dit_demo.lab.quality import COSTS, METRICS, QualityData
+from dit_demo.lab.quality import answers
+from dit_demo.lab.quality.answers import COSTS, METRICS, QualityData
 
 AXIS = alt.Axis(labelColor=TEXT, titleColor=TEXT, gridOpacity=0.3)
 PERCENT_AXIS = alt.Axis(labelColor=TEXT, titleColor=TEXT, gridOpacity=0.3, format="%")
@@ -28,12 +28,12 @@ def curve_frame(data: QualityData, metric: str) -> pd.DataFrame:
     series: dict[str, list] = {}
     bounds: dict[tuple[str, float], tuple] = {}
     for cell in sorted(data.cells, key=lambda c: c["nfe"]):
-        v = quality.value(cell, metric)
+        v = answers.value(cell, metric)
         if v is None or not cell["nfe"]:
             continue
         name = _label(cell["sampler"])
         series.setdefault(name, []).append((float(cell["nfe"]), v))
-        bounds[name, float(cell["nfe"])] = quality.interval(cell, metric) or (v, v)
+        bounds[name, float(cell["nfe"])] = answers.interval(cell, metric) or (v, v)
     rows = []
     for merged, points in merge_identical(series).items():
         first = merged.split(" = ")[0]
@@ -67,12 +67,12 @@ def curve_chart(data: QualityData, metric: str) -> alt.Chart:
 
 def pareto_chart(data: QualityData, metric: str, kind: str) -> alt.Chart:
     """Every cell as a point of cost against ``metric``; the front drawn as a line, its cells named."""
-    front = {c["cell"] for c in quality.pareto_front(data.cells, metric, kind)}
+    front = {c["cell"] for c in answers.pareto_front(data.cells, metric, kind)}
     rows = [
-        {"cost": quality.cost(c, kind), "value": quality.value(c, metric), "cell": f"{_label(c['sampler'])} {c['steps']}",
+        {"cost": answers.cost(c, kind), "value": answers.value(c, metric), "cell": f"{_label(c['sampler'])} {c['steps']}",
          "front": "on the front" if c["cell"] in front else "dominated"}
         for c in data.cells
-        if quality.value(c, metric) is not None and quality.cost(c, kind)
+        if answers.value(c, metric) is not None and answers.cost(c, kind)
     ]  # fmt: skip
     frame = pd.DataFrame(rows, columns=["cost", "value", "cell", "front"])
     label, (axis, shown) = METRICS[metric][0], _value_formats(metric)
@@ -93,7 +93,7 @@ def pareto_chart(data: QualityData, metric: str, kind: str) -> alt.Chart:
 
 def _value_formats(metric: str) -> tuple[alt.Axis, str]:
     """The value axis and the tooltips' format: fractions in percent, as the best line and the table show them."""
-    return (PERCENT_AXIS, ".1%") if metric in quality.PERCENT else (AXIS, ".4g")
+    return (PERCENT_AXIS, ".1%") if metric in answers.PERCENT else (AXIS, ".4g")
 
 
 def _finish(chart, title: str) -> alt.Chart:

@@ -14,9 +14,9 @@ import gradio as gr
 from dit_demo.app import ids
 from dit_demo.app.errors import user_errors
 from dit_demo.app.quality_plots import curve_chart, pareto_chart
-from dit_demo.lab import quality
-from dit_demo.lab.quality import COSTS, METRICS, QualityData, value_text
-from dit_demo.lab.uncertainty import METHOD
+from dit_demo.lab.quality import answers
+from dit_demo.lab.quality.answers import COSTS, METRICS, QualityData, value_text
+from dit_demo.lab.quality.cell_metrics import METHOD
 
 INTRO = (
     "Quality over many samples per cell (a **sweep**: `python -m dit_demo.sweep`), each metric with its "
@@ -51,7 +51,7 @@ def views(data: QualityData | None, metric: str, kind: str, budget) -> tuple:
     """Everything the tab shows for this data: curves, front, best at budget, table, cell choices."""
     if data is None:
         return describe(data), None, gr.Plot(value=None), None, "", None, gr.Dropdown(choices=[], value=None)
-    headers, rows = quality.table(data)
+    headers, rows = answers.table(data)
     table = {"headers": headers, "data": rows}
     cells = gr.Dropdown(choices=[c["cell"] for c in data.cells], value=None)
     if not data.metrics():
@@ -73,10 +73,10 @@ def best_text(data: QualityData, metric: str, kind: str, budget) -> str:
     """The best cell within ``budget`` on a line of its own, then the cells it cannot be told from,
     closest first; a budget that is not a number of 0 or more gets a line saying so."""
     try:
-        limit = quality.check_budget(budget, UNITS[kind])
+        limit = answers.check_budget(budget, UNITS[kind])
     except ValueError as exc:
         return f"**{exc}**"
-    best, ties, tested = quality.best_at_budget(data.cells, limit, metric, kind)
+    best, ties, tested = answers.best_at_budget(data.cells, limit, metric, kind)
     if best is None:
         return f"No cell costs {limit:g} {UNITS[kind]} or less."
     text = f"**Best {METRICS[metric][0]} within {limit:g} {UNITS[kind]}: {_cell_text(best, metric)}**"
@@ -84,7 +84,7 @@ def best_text(data: QualityData, metric: str, kind: str, budget) -> str:
         return text + "\n\nThis data has no bootstrap replicates, so no cell can be told apart from it."
     if not ties:
         return text + "\n\nEvery other cell within the budget is distinguishable from it."
-    ties = sorted(ties, key=lambda c: quality.value(c, metric), reverse=not METRICS[metric][1])
+    ties = sorted(ties, key=lambda c: answers.value(c, metric), reverse=not METRICS[metric][1])
     lines = [f"- {_cell_text(c, metric)}" for c in ties[:LISTED]]
     if len(ties) > LISTED:
         rest = ", ".join(f"{c['sampler']} @ {c['steps']}" for c in ties[LISTED:])
@@ -104,7 +104,7 @@ def cell_view(data: QualityData | None, name: str | None):
     if cell is None:
         return None, ""
     numbers = "; ".join(
-        f"{METRICS[m][0]} {value_text(cell, m)}" for m in data.metrics() if quality.value(cell, m) is not None
+        f"{METRICS[m][0]} {value_text(cell, m)}" for m in data.metrics() if answers.value(cell, m) is not None
     )
     strip = data.strips.get(name)
     shown = str(strip) if strip is not None and Path(strip).is_file() else None
@@ -115,7 +115,7 @@ def cell_view(data: QualityData | None, name: str | None):
 def table_csv(data: QualityData | None) -> str:
     if data is None:
         raise ValueError("No quality data is loaded yet.")
-    headers, rows = quality.table(data)
+    headers, rows = answers.table(data)
     path = Path(tempfile.mkdtemp()) / "quality.csv"
     with path.open("w", newline="") as f:
         csv.writer(f).writerows([headers, *rows])
@@ -171,7 +171,7 @@ def _read_upload(file) -> QualityData:
     path = getattr(file, "path", file)
     if not path:
         raise ValueError("Drop a sweep.json (the file `python -m dit_demo.sweep` writes next to its cells).")
-    return quality.load([path])
+    return answers.load([path])
 
 
 def _picked(data: QualityData | None, table, event: gr.SelectData):

@@ -14,8 +14,8 @@ from dit_demo.app.context import AppContext, channel_choice, class_choice
 from dit_demo.app.errors import user_errors
 from dit_demo.app.form_rules import steps_note
 from dit_demo.app.generate_tab import GenerateTab, picked_parameters
-from dit_demo.lab.pngmeta import read_parameters
-from dit_demo.lab.records import BatchRecord, ComparisonRecord, ImageRecord, check_same_model, record_from_dict
+from dit_demo.lab.outputs.pngmeta import read_parameters
+from dit_demo.lab.outputs.records import BatchRecord, ComparisonRecord, ImageRecord, check_same_model, record_from_dict
 
 
 def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, compare: CompareTab) -> None:

@@ -5,7 +5,7 @@ every writer builds and every reader (Reproduce, Send to Compare, the CLI) reads
 - :class:`BatchRecord` (``mode: generate-batch``): the CLI's grid of several generated images;
 - :class:`ComparisonRecord` (``mode: compare``): a comparison's grid, its whole spec.
 
-``to_dict`` is the JSON a PNG carries (``lab/pngmeta.py``), with a ``version``; ``from_dict`` reads
+``to_dict`` is the JSON a PNG carries (``lab/outputs/pngmeta.py``), with a ``version``; ``from_dict`` reads
 that and every earlier version (version 1 had no ``version`` key); ``a1111`` is the same settings
 as the ``parameters`` text that A1111-style PNG-info tools show.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import samplers
-from dit_demo.lab.compare_spec import ComparisonSpec
+from dit_demo.lab.specs.compare_spec import ComparisonSpec
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.levers import LaneLevers
 from dit_demo.runtime.request import CheckedLane

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from dit_demo.lab.grid import make_grid
-from dit_demo.lab.records import BatchRecord, ImageRecord
+from dit_demo.lab.outputs.grid import make_grid
+from dit_demo.lab.outputs.records import BatchRecord, ImageRecord
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import Progress, sample

@@ -10,10 +10,7 @@ reference rows come first, at the same N: real training images and their VAE rou
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
-import time
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -24,16 +21,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import samplers
-from dit_demo.lab import uncertainty
-from dit_demo.lab.grammar import parse_names, parse_steps
-from dit_demo.lab.lever_flags import add_lever_args, levers_from_args
-from dit_demo.lab.metrics import feature_stats, frechet_distance
-from dit_demo.lab.sweep import cell_name, sample_cell
+from dit_demo.lab.quality import cell_metrics
+from dit_demo.lab.quality.metrics import feature_stats, frechet_distance
+from dit_demo.lab.sweep.run import cell_name, sample_cell
 from dit_demo.runtime.bundle import DiTBundle
-from dit_demo.runtime.devices import parse_device
 from dit_demo.runtime.levers import LaneLevers, Levers
-from dit_demo.runtime.loader import EMBEDDED_MODEL
-from dit_demo.runtime.model_copies import load_with_levers
 from dit_demo.training.classifier import FashionClassifier
 from dit_demo.training.data import load_fashion_mnist
 
@@ -58,12 +50,12 @@ def score_images(
 ) -> dict:
     """Class accuracy, Frechet distance, precision and recall (against the test set) of uint8 images with
     their labels, each with its 95% bootstrap interval, the per-class Frechet distances and the paired
-    replicates (``lab/uncertainty.py``)."""
+    replicates (``lab/quality/cell_metrics.py``)."""
     preds, feats = classify(classifier, images_to_classifier_input(images))
     labels = np.asarray(labels)
     correct = preds.numpy() == labels
     counts = np.bincount(labels, minlength=classifier.num_classes)
-    if counts.min() < 2 or len(feats) <= uncertainty.K_NEIGHBOURS:  # too few for covariances and neighbours
+    if counts.min() < 2 or len(feats) <= cell_metrics.K_NEIGHBOURS:  # too few for covariances and neighbours
         fd = (
             frechet_distance(feature_stats(feats), test_set_stats(classifier, data_dir))
             if len(feats) > 1
@@ -76,7 +68,7 @@ def score_images(
     real = test_feats[
         balanced_subset(torch.from_numpy(test_labels), list(range(classifier.num_classes)), int(counts.max())).numpy()
     ]
-    return uncertainty.summarize(feats, correct, labels, test_set_stats(classifier, data_dir), class_stats, real)
+    return cell_metrics.summarize(feats, correct, labels, test_set_stats(classifier, data_dir), class_stats, real)
 
 
 def vae_round_trip(bundle: DiTBundle, images: torch.Tensor) -> torch.Tensor:
@@ -130,7 +122,7 @@ def evaluate(
 ) -> list[dict]:
     """A row per (sampler, steps), after two reference rows (left out with ``references=False``).
 
-    Each row's samples are a cell of a sweep (``lab/sweep.py``); with ``sweep_dir`` its shards are
+    Each row's samples are a cell of a sweep (``lab/sweep/run.py``); with ``sweep_dir`` its shards are
     kept there, so an interrupted evaluation resumes."""
     reference = test_set_stats(classifier, data_dir)
     classes = list(range(bundle.num_classes))
@@ -222,75 +214,3 @@ def default_rows(names: list[str], steps: list[int], ddpm_steps: int) -> list[tu
     if "ddpm" in names and ddpm_steps and ("ddpm", ddpm_steps) not in rows:
         rows.append(("ddpm", ddpm_steps))
     return rows
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m dit_demo.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default=None, help="bundle folder or hub id (default: embedded model)")
-    parser.add_argument("--classifier", default=None, help="classifier folder (default: the bundle's classifier/)")
-    parser.add_argument("--samplers", default=",".join(samplers.names()))
-    parser.add_argument("--steps", default="5,10,25,50")
-    parser.add_argument("--ddpm-steps", type=int, default=250, help="extra DDPM row (the paper's setting); 0 to skip")
-    parser.add_argument("--per-class", type=int, default=50)
-    parser.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own default)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--device", default="auto")
-    add_lever_args(parser)
-    parser.add_argument("--out-dir", default="out/eval")
-    args = parser.parse_args(argv)
-    try:
-        device = parse_device(args.device)
-        levers = levers_from_args(args, device)
-        bundle = load_with_levers(args.model, device, levers)
-        classifier_dir = (
-            Path(args.classifier)
-            if args.classifier
-            else bundle.extras.get("classifier_dir", EMBEDDED_MODEL / "classifier")
-        )
-        classifier = FashionClassifier.load(classifier_dir)
-        rows = default_rows(parse_names(args.samplers), parse_steps(args.steps), args.ddpm_steps)
-        for name, _ in rows:
-            samplers.get(name)
-        if args.per_class < 1:
-            raise ValueError("--per-class must be at least 1.")
-    except (ValueError, FileNotFoundError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    start = time.perf_counter()
-    cfg = bundle.default_cfg if args.cfg is None else args.cfg
-    results = evaluate(
-        bundle,
-        classifier,
-        rows,
-        args.per_class,
-        cfg,
-        args.seed,
-        args.data_dir,
-        lane_levers=levers.lane,
-        sweep_dir=Path(args.out_dir) / "sweeps",
-    )
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    table = markdown(results, cfg, args.per_class)
-    (out / "evaluation.md").write_text(table + "\n")
-    meta = {
-        "model": bundle.name,
-        "cfg": cfg,
-        "per_class": args.per_class,
-        "seed": args.seed,
-        "total_seconds": time.perf_counter() - start,
-        "torch_threads": torch.get_num_threads(),
-        "dtype": str(bundle.dtype).removeprefix("torch."),
-        "levers": levers.describe(),
-        "guidance_interval": list(levers.guidance_interval) if levers.guidance_interval else None,
-        "cache_threshold": levers.cache_threshold,
-    }
-    (out / "evaluation.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=2))
-    print(table)
-    print(f"\nwrote {out / 'evaluation.md'} and {out / 'evaluation.json'} in {meta['total_seconds']:.0f}s")
-
-
-if __name__ == "__main__":
-    main()

@@ -24,7 +24,7 @@ def quality_levers(device: torch.device) -> dict[str, Levers]:
 
 def quality(embedded: DiTBundle, per_class: int = 100, sampler: str = "dpmpp_2m", steps: int = 25) -> list[dict]:
     """Frechet distance and class accuracy of each lever against exact, same evaluator and seeds."""
-    from dit_demo.lab.evaluate import evaluate
+    from dit_demo.lab.quality.evaluate import evaluate
     from dit_demo.training.classifier import FashionClassifier
 
     classifier = FashionClassifier.load(embedded.extras["classifier_dir"])

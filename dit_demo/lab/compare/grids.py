@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 
 import samplers
-from dit_demo.lab.comparison import Comparison
-from dit_demo.lab.grid import LIGHT, Palette, make_grid
+from dit_demo.lab.compare.comparison import Comparison
+from dit_demo.lab.outputs.grid import LIGHT, Palette, make_grid
 
 
 def comparison_grid(comparison: Comparison, palette: Palette = LIGHT) -> Image.Image:

@@ -26,9 +26,9 @@ import diffusers
 import torch
 
 import samplers
-from dit_demo.lab.bench import run_engine, run_pipeline
-from dit_demo.lab.bench_report import RUNNERS
-from dit_demo.lab.free_model import FREE_MODEL
+from dit_demo.lab.bench.cells import run_engine, run_pipeline
+from dit_demo.lab.bench.free_model import FREE_MODEL
+from dit_demo.lab.bench.report import RUNNERS
 from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.devices import default_dtype

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dit_demo.lab import quality
+from dit_demo.lab.quality import answers
 
 # the evaluator's lines, e.g. "Inception Score: 215.8" or "FID: 2.27"; keys as sweep.json stores them
 ADM_LINES = {
@@ -57,7 +57,7 @@ def annotate(folder: str | Path, cell: str, printout: str | Path) -> dict:
     """Attach ``printout``'s metrics to ``cell`` of the sweep in ``folder``; the cell's annotations."""
     manifest = Path(folder) / "sweep.json"
     data = json.loads(manifest.read_text())
-    quality.parse(data, str(manifest))
+    answers.parse(data, str(manifest))
     names = [c["cell"] for c in data["cells"]]
     if cell not in names:
         raise ValueError(
@@ -74,7 +74,7 @@ def annotate(folder: str | Path, cell: str, printout: str | Path) -> dict:
 
 def ship(folders: list[str | Path], out: str | Path) -> Path:
     """One model's sweeps merged into ``out/sweep.json``, with ``out/strips/<cell>.png``."""
-    data = quality.load(folders)
+    data = answers.load(folders)
     out = Path(out)
     (out / "strips").mkdir(parents=True, exist_ok=True)
     for cell in data.cells:
@@ -104,7 +104,7 @@ def main(argv: list[str]) -> None:
     ann.add_argument("printout", help="a text file with what evaluations/evaluator.py printed")
     shp = sub.add_parser("ship", help="merge sweeps of one model into the Quality tab's folder")
     shp.add_argument("folders", nargs="+")
-    shp.add_argument("--out", default=str(quality.SHIPPED))
+    shp.add_argument("--out", default=str(answers.SHIPPED))
     args = parser.parse_args(argv)
     try:
         if args.command == "annotate":

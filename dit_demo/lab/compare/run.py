@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import torch
 
-from dit_demo.lab.compare_grid import comparison_grid, difference_grid
-from dit_demo.lab.compare_spec import ComparisonSpec, with_references
-from dit_demo.lab.comparison import Cell, Comparison
-from dit_demo.lab.metrics import latent_rmse, pixel_rmse
-from dit_demo.lab.records import ImageRecord
+from dit_demo.lab.compare.comparison import Cell, Comparison
+from dit_demo.lab.compare.grids import comparison_grid, difference_grid
+from dit_demo.lab.outputs.records import ImageRecord
+from dit_demo.lab.quality.metrics import latent_rmse, pixel_rmse
+from dit_demo.lab.specs.compare_spec import ComparisonSpec, with_references
 from dit_demo.runtime.budget import Budget
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import MAX_BATCH, Progress, run

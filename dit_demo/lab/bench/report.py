@@ -120,7 +120,7 @@ def write_json(data: dict, path: str) -> None:
         json.dump(data, f, indent=2)
 
 
-BENCH_DIR = Path(__file__).resolve().parents[1] / "assets" / "bench"
+BENCH_DIR = Path(__file__).resolve().parents[2] / "assets" / "bench"
 _BLOCK = re.compile(r"(<!-- bench:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /bench:(?P=name) -->)", re.S)
 
 
@@ -179,9 +179,9 @@ def per_image_table(bench_dir: str | os.PathLike = BENCH_DIR) -> str:
 
 def quality_table(folder: str | os.PathLike | None = None) -> str:
     """The shipped quality sweep (``dit_demo/assets/quality``) as a table, each metric with its 95% interval."""
-    from dit_demo.lab import quality
+    from dit_demo.lab.quality import answers
 
-    data = quality.load([folder or quality.SHIPPED])
+    data = answers.load([folder or answers.SHIPPED])
     cells = data.cells  # in the sweeps' order: sampler after sampler, steps rising
     samples = data.cells[0].get("samples")
     lines = [

@@ -8,7 +8,7 @@ from dataclasses import KW_ONLY, dataclass, fields, replace
 import torch
 
 import samplers
-from dit_demo.lab.grammar import parse_floats, parse_names, parse_reference, parse_steps
+from dit_demo.lab.specs.grammar import parse_floats, parse_names, parse_reference, parse_steps
 from dit_demo.runtime.levers import PRESETS, LaneLevers, preset
 from dit_demo.runtime.parsing import MAX_SEED, as_int, parse_spacing
 from dit_demo.runtime.request import MAX_LANES, Lane

@@ -58,7 +58,7 @@ class FreeVAE(_Placed):
 
 def xl256_free(device: torch.device) -> DiTBundle:
     """The XL stand-in's configs (built on the meta device: no weights) around modules that cost nothing."""
-    from dit_demo.lab.xl_random import xl256_random
+    from dit_demo.lab.bench.xl_random import xl256_random
 
     with torch.device("meta"):
         shapes = xl256_random(torch.device("meta"))

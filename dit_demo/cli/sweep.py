@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dit_demo.lab import sweep as sweep_module
-from dit_demo.lab.sweep import (
+from dit_demo.lab.sweep import run as sweep_module
+from dit_demo.lab.sweep.run import (
     MAX_SAMPLES,
     Sweep,
     SweepSpec,
@@ -30,7 +30,7 @@ log = logging.getLogger(sweep_module.__name__)  # the sweep's own log: one file 
 def parse_args(argv: list[str] | None = None):
     import argparse
 
-    from dit_demo.lab.lever_flags import add_lever_args
+    from dit_demo.cli.lever_flags import add_lever_args
 
     parser = argparse.ArgumentParser(
         prog="python -m dit_demo.sweep",
@@ -61,8 +61,8 @@ def parse_args(argv: list[str] | None = None):
 
 def build(args, device) -> tuple[SweepSpec, DiTBundle, Levers]:
     """The sweep's spec and model from its arguments; a ValueError says what is wrong."""
-    from dit_demo.lab.grammar import parse_floats, parse_names, parse_steps
-    from dit_demo.lab.lever_flags import levers_from_args
+    from dit_demo.cli.lever_flags import levers_from_args
+    from dit_demo.lab.specs.grammar import parse_floats, parse_names, parse_steps
     from dit_demo.runtime.model_copies import load_with_levers
     from dit_demo.runtime.parsing import as_int
 
@@ -189,7 +189,7 @@ def _scorer(bundle: DiTBundle):
     """Class accuracy and Frechet distance for models with an evaluator (the embedded one), else None."""
     if "classifier_dir" not in bundle.extras:
         return None
-    from dit_demo.lab.evaluate import score_images
+    from dit_demo.lab.quality.evaluate import score_images
     from dit_demo.training.classifier import FashionClassifier
 
     try:

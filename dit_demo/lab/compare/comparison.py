@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import samplers
-from dit_demo.lab.compare_spec import ComparisonSpec
-from dit_demo.lab.records import ImageRecord
+from dit_demo.lab.outputs.records import ImageRecord
+from dit_demo.lab.specs.compare_spec import ComparisonSpec
 from dit_demo.runtime.levers import LaneLevers
 
 

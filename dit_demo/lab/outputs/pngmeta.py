@@ -19,7 +19,7 @@ from typing import BinaryIO
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from dit_demo.lab.records import record_from_dict
+from dit_demo.lab.outputs.records import record_from_dict
 
 METADATA_KEY = "dit_sampler_lab"  # JSON of the request, readable back by read_parameters()
 

@@ -1,7 +1,7 @@
 """Distribution-level answers from sweeps: which sampler, at how many steps, gives the best images, and
-how sure that is. Reads one or more ``sweep.json`` files (``lab/sweep.py``), and answers with the
+how sure that is. Reads one or more ``sweep.json`` files (``lab/sweep/run.py``), and answers with the
 quality curves, the Pareto front of quality against cost, and the best cell within a budget together
-with every cell the paired bootstrap cannot tell from it (``lab/uncertainty.py``)."""
+with every cell the paired bootstrap cannot tell from it (``lab/quality/cell_metrics.py``)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import samplers
-from dit_demo.lab.uncertainty import distinguishable
+from dit_demo.lab.quality.cell_metrics import distinguishable
 from dit_demo.runtime.levers import Levers
 
-SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "quality"
+SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "quality"
 # metric -> (label, lower is better); annotated metrics (the ADM evaluator's) come after ours
 METRICS = {
     "frechet": ("Frechet distance", True),

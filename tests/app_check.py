@@ -2,8 +2,8 @@
 ``/generate`` and one ``/compare`` (presets exact and fast, so the fast path runs inside the server)
 through ``gradio_client``, each twice (the first pays for first calls and compiling), timed.
 
-    python -m dit_demo.lab.app_check --model embedded --json out/app_check.json
-    python -m dit_demo.lab.app_check --xl-random /tmp/xl --json out/app_check.json   # DiT-XL/2 shapes
+    python -m tests.app_check --model embedded --json out/app_check.json
+    python -m tests.app_check --xl-random /tmp/xl --json out/app_check.json   # DiT-XL/2 shapes
 
 ``--xl-random FOLDER`` first writes DiT-XL/2-256's architecture with random weights there (the
 suite's timing stand-in) and serves that: the GPU check of a hub-sized model without the hub.
@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from dit_demo.lab.xl_random import write_xl_random
+from dit_demo.lab.bench.xl_random import write_xl_random
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 READY_SECONDS = 600.0  # model load and the start-up cost measurement (a hub-sized model on a CPU is slow)
 
 
@@ -92,7 +92,7 @@ def run_check(model: str, device: str = "auto", timeout: float = READY_SECONDS) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dit_demo.lab.app_check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.app_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="embedded", help="embedded, a bundle folder or a hub id")
     parser.add_argument(
         "--xl-random", default=None, help="write DiT-XL/2-256 shapes, random weights, here and serve it"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dit_demo.lab.metrics import feature_stats, frechet_distance
+from dit_demo.lab.quality.metrics import feature_stats, frechet_distance
 
 REPLICATES = 200
 SEED = 0

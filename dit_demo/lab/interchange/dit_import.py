@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler
 
-from dit_demo.lab.original_dit import Arch, infer_arch, read_checkpoint, to_diffusers, to_original
+from dit_demo.lab.interchange.original_dit import Arch, infer_arch, read_checkpoint, to_diffusers, to_original
 from dit_demo.runtime.checkpoints import EMBEDDED_MODEL, SAFETENSORS_WEIGHTS, file_sha256, reason
 from dit_demo.runtime.dit import ORIGINAL_FEATURES
 from dit_demo.runtime.loader import load_bundle, save_bundle
 
-IMAGENET_LABELS = Path(__file__).resolve().parents[1] / "imagenet_id2label.json"
+IMAGENET_LABELS = Path(__file__).resolve().parents[2] / "imagenet_id2label.json"
 DEFAULT_VAE = "stabilityai/sd-vae-ft-ema"  # the VAE the DiT paper's models were trained on (-mse also fits)
 DIT_CFG = 4.0  # the paper's scale for pictures, for models with a null class
 VAE_FILES = ("*.json", "*.safetensors")  # what is read of a hub VAE; the download command asks for the same

@@ -1,0 +1,1 @@
+"""Checkpoints of the original DiT code: read, checked, mapped to diffusers' layout and back."""
