@@ -85,3 +85,9 @@ def test_every_lab_module_is_in_a_named_subpackage():
     loose = [p.name for p in (ROOT / "dit_demo" / "lab").glob("*.py") if p.name != "__init__.py"]
     packages = sorted(p.name for p in (ROOT / "dit_demo" / "lab").iterdir() if (p / "__init__.py").is_file())
     assert not loose and packages == sorted(LAB), (loose, packages)
+
+
+def test_no_file_is_over_300_lines():
+    paths = [*ROOT.glob("samplers/**/*.py"), *ROOT.glob("dit_demo/**/*.py"), *ROOT.glob("tests/*.py"), ROOT / "app.py"]
+    long = {p.relative_to(ROOT).as_posix(): n for p in paths if (n := len(p.read_text().splitlines())) > 300}
+    assert not long, f"over 300 lines: {long}"

@@ -129,18 +129,9 @@ def infer_arch(
         heads = config_heads
     if hidden % heads:
         raise ValueError(f"--heads {heads} does not divide the hidden size {hidden}.")
-    return Arch(
-        depth=depth,
-        hidden=hidden,
-        heads=heads,
-        patch=patch,
-        in_channels=in_channels,
-        learned_sigma=out_channels == 2 * in_channels,
-        num_classes=classes,
-        has_null_class=null,
-        latent_size=latent,
-        name=name,
-    )
+    learned_sigma = out_channels == 2 * in_channels
+    return Arch(depth=depth, hidden=hidden, heads=heads, patch=patch, in_channels=in_channels, learned_sigma=learned_sigma,
+                num_classes=classes, has_null_class=null, latent_size=latent, name=name)  # fmt: skip
 
 
 def _check_keys(state: dict) -> None:
