@@ -49,9 +49,9 @@ CSS = (
     # four tabs fit a phone's width side by side instead of two and a "more" menu
     " @media (max-width: 480px) {.tab-container > button {padding: 0 6px; font-size: 13px;}}"
     # a gallery's label sits over its top edge: its first row of images starts below it
-    " :is(#gen-images, #gen-preview, #cmp-preview) .grid-wrap {padding-top: 2.4em;}"
+    " :is(#gen-images, #gen-preview, #cmp-preview) .grid-wrap {padding-top: 32px;}"
     # the text typed into a multiselect picker keeps room to be read beside the chips (it wraps below them)
-    " .wrap-inner .secondary-wrap {flex: 1 1 12em; min-width: 12em;}"
+    " .wrap-inner .secondary-wrap {flex: 1 1 160px; min-width: 160px;}"
     " .clamp-note {font-size: 0.85em; color: var(--body-text-color-subdued); padding-top: 4px;}"
     # captions under the images, not over them
     " :is(#gen-images, #cmp-preview) .caption-label {position: static; max-width: none; white-space: normal; border: none;"
