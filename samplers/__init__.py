@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from importlib import import_module
 from importlib.metadata import entry_points
 
-from samplers.base import Sampler, SchedulerContract, missing_methods
+from samplers.base import Sampler, SchedulerContract, family_label, missing_methods
 from samplers.variants import make_variant, split_variant
 
 ENTRY_POINT_GROUP = "dit_demo.samplers"
@@ -51,6 +51,8 @@ __all__ = [
     "canonical_name",
     "names",
     "all_samplers",
+    "for_family",
+    "check_family",
     "load_plugins",
     "ENTRY_POINT_GROUP",
 ]
@@ -67,6 +69,8 @@ def register(sampler: Sampler, replace: bool = False) -> Sampler:
             f"{', '.join(missing)}; a sampler's scheduler needs {', '.join(SchedulerContract.__annotations__)} "
             "and the methods from_config, set_timesteps, scale_model_input and step (samplers/base.py)."
         )
+    if not isinstance(sampler.families, tuple) or not all(isinstance(f, str) for f in sampler.families):
+        raise TypeError(f"Sampler {sampler.name!r}: families is a tuple of model family names, like ('dit',).")
     if sampler.name in _REGISTRY and not replace:
         raise ValueError(f"A sampler named {sampler.name!r} is already registered; pass replace=True to override it.")
     _REGISTRY[sampler.name] = sampler
@@ -134,6 +138,22 @@ def names() -> list[str]:
 def all_samplers() -> list[Sampler]:
     load_plugins()
     return list(_REGISTRY.values())
+
+
+def for_family(family: str) -> list[Sampler]:
+    """The registered samplers that can drive a model of ``family``, in registry order (what pickers offer)."""
+    return [s for s in all_samplers() if family in s.families]
+
+
+def check_family(sampler: Sampler, family: str) -> Sampler:
+    """``sampler`` if it drives ``family`` models, else a ``ValueError``: one sentence naming both and what fits."""
+    if family in sampler.families:
+        return sampler
+    fitting = ", ".join(s.name for s in for_family(family)) or "none registered"
+    raise ValueError(
+        f"Sampler {sampler.name!r} drives {' and '.join(sampler.families) or 'no'} models; the loaded model "
+        f"is a {family_label(family)} model: choose from {fitting}."
+    )
 
 
 for _module in BUILT_IN:

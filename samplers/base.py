@@ -25,6 +25,8 @@ DEFAULT_SPACING = {"timestep_spacing": "trailing"}
 _PROTOTYPES: dict[tuple[type, str], Any] = {}
 _PROTOTYPES_LOCK = threading.Lock()
 MAX_PROTOTYPES = 256
+# the model families samplers may name in ``families``, with what their models predict (for messages)
+FAMILY_LABELS = {"dit": "discrete noise-prediction"}
 
 
 @runtime_checkable
@@ -80,6 +82,9 @@ class Sampler:
     # diffusers' DiTPipeline runs it as this project does (DESIGN.md: it never scales the initial noise,
     # steps on the scaled input and drops the learned variance), so the pipeline is a fair reference for it
     pipeline_exact: bool = False
+    # the model families it can drive (``dit``: discrete-time noise prediction); the registry offers it,
+    # and a request accepts it, only for a loaded model of one of these
+    families: tuple[str, ...] = ("dit",)
 
     def build(
         self,
@@ -109,6 +114,11 @@ class Sampler:
     def reads_variance(self, learned_sigma: bool) -> bool:
         """Whether ``step`` gets the model's variance channels: the sampler wants them and the model has them."""
         return self.uses_variance and learned_sigma
+
+
+def family_label(family: str) -> str:
+    """A family as a sentence names it: its key, and what its models predict where that is known."""
+    return f"{family} ({FAMILY_LABELS[family]})" if family in FAMILY_LABELS else family
 
 
 def _fresh(scheduler_class: type, config: dict):

@@ -44,7 +44,7 @@ def test_guidance_runs_only_inside_the_interval(small_bundle):
     (latents,), rows = _rows_seen(small_bundle, [lane])
     (full,), _ = _rows_seen(small_bundle, [Lane("ddim", steps, 2, seed=3, cfg_scale=4.0)])
     result = sample(small_bundle, [Lane("ddim", steps, 2, seed=3)])[0]
-    inside = sum(interval[0] < small_bundle.sigma_at(t) <= interval[1] for t in result.timesteps)
+    inside = sum(interval[0] < small_bundle.parameterization.sigma_at(t) <= interval[1] for t in result.timesteps)
     assert 0 < inside < steps
     assert rows == steps + inside  # one conditional row per step, a null row only inside
     assert not torch.allclose(latents, full, atol=1e-3)

@@ -56,7 +56,7 @@ def build_compare_tab(ctx: AppContext) -> tuple[CompareTab, CompareResults, obje
     with gr.Row():
         with gr.Column(scale=2):
             samplers_box = gr.Dropdown(
-                sampler_choices(),
+                sampler_choices(defaults.family),
                 value=list(defaults.compare_samplers),
                 multiselect=True,
                 allow_custom_value=False,
@@ -139,6 +139,7 @@ def build_compare_tab(ctx: AppContext) -> tuple[CompareTab, CompareResults, obje
 def _comparison_spec(ctx: AppContext, sampler_names, steps_text, cfg_text, class_item, seed, channels, reference,
                      variants, seeds, presets) -> ComparisonSpec:  # fmt: skip
     """The form's values as a checked comparison (``ValueError`` naming the field when one is bad)."""
+    model = ctx.slot.get()
     return ComparisonSpec.build(
         _rows(sampler_names, variants),
         steps_text,
@@ -147,9 +148,10 @@ def _comparison_spec(ctx: AppContext, sampler_names, steps_text, cfg_text, class
         cfg_text=cfg_text,
         cfg_channels=channels,
         reference=reference,
-        max_steps=ctx.slot.get().num_train_timesteps,
+        max_steps=model.num_train_timesteps,
         seeds=1 if seeds is None else seeds,
         presets=presets,
+        family=model.parameterization.family,
     )
 
 

@@ -131,10 +131,11 @@ def channel_choice(cfg_channels) -> int:
     return 3 if cfg_channels == 3 else 0
 
 
-def sampler_choices() -> list[tuple[str, str]]:
+def sampler_choices(family: str) -> list[tuple[str, str]]:
+    """The sampler picker's (label, name) pairs: only the samplers that can drive a model of ``family``."""
     return [
         (f"{s.label} ({s.nfe_per_step} NFE/step{', stochastic' if s.stochastic else ''})", s.name)
-        for s in samplers.all_samplers()
+        for s in samplers.for_family(family)
     ]
 
 

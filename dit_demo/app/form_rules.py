@@ -21,7 +21,9 @@ KEPT = "Steps stay at your {steps} when you switch samplers ({label} recommends 
 
 def recommended_steps(defaults: Defaults) -> dict[str, dict]:
     """Every offered sampler's recommended step count (capped at the model's) and label, for the page."""
-    return {s.name: {"steps": defaults.steps_for(s.name), "label": s.label} for s in samplers.all_samplers()}
+    return {
+        s.name: {"steps": defaults.steps_for(s.name), "label": s.label} for s in samplers.for_family(defaults.family)
+    }
 
 
 def steps_note(defaults: Defaults, sampler: str, steps: int | None = None) -> str:

@@ -70,7 +70,7 @@ def build_generate_tab(ctx: AppContext) -> GenerateTab:
                 run = gr.Button("Generate", variant="primary", elem_id=ids.GEN_RUN)
                 stop = gr.Button("Stop", elem_id=ids.GEN_STOP, interactive=False)
             sampler = gr.Dropdown(
-                sampler_choices(),
+                sampler_choices(defaults.family),
                 value=defaults.sampler,
                 allow_custom_value=False,
                 label="Sampler",

@@ -211,6 +211,7 @@ class AgentTools:
             max_steps=defaults.max_steps,
             seeds=seeds,
             presets=presets,
+            family=defaults.family,
         )
 
     def _generated(self, levers: Levers, bundle: DiTBundle, lanes: list[Lane], per_row: int) -> tuple[gr.FileData, str]:

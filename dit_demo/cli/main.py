@@ -103,6 +103,7 @@ def cmd_compare(args) -> None:
         max_steps=bundle.num_train_timesteps,
         seeds=args.seeds,
         presets=args.presets,
+        family=bundle.parameterization.family,
     )
     check_lanes(bundle, spec.lanes(bundle.device))
     bar, callback = _progress_bar("compare")
@@ -178,10 +179,10 @@ def cmd_bench(args) -> None:
     if args.suite:
         return cmd_suite(args)
     bundle, _ = _load(args)
-    max_steps = bundle.num_train_timesteps
+    names = parse_names(args.samplers, bundle.parameterization.family)
     print(
         format_bench(
-            run_bench(bundle, parse_names(args.samplers), parse_steps(args.steps, max_steps), args.cfg, args.repeats)
+            run_bench(bundle, names, parse_steps(args.steps, bundle.num_train_timesteps), args.cfg, args.repeats)
         )
     )
 

@@ -1,21 +1,19 @@
-"""A loaded DiT and what the rest of the code asks of it: facts from its configs, the noise
-schedule (alpha-bar and sigma at any timestep) and the VAE in both directions, with its scaling.
-Nobody else re-derives these: the engine, previews, comparisons and the evaluator all ask here.
+"""A loaded DiT and what the rest of the code asks of it: facts from its configs, its parameterization
+(what its output means and its noise level at any timestep) and the VAE in both directions, with its
+scaling. Nobody else re-derives these: the engine, previews, comparisons and the evaluator all ask here.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from functools import cached_property
 
-import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
+from diffusers import AutoencoderKL, DiTTransformer2DModel
 from PIL import Image
 
 from dit_demo.runtime.diffusers_adapters import adapt_in_place
 from dit_demo.runtime.labels import Labels
+from dit_demo.runtime.parameterization import DEFAULT_FAMILY, Parameterization, parameterization_for
 
 DIT_VISUAL_CFG = 4.0  # the DiT paper's scale for pictures; a model_index.json may name its own
 
@@ -37,9 +35,13 @@ class DiTBundle:
     device: torch.device
     dtype: torch.dtype
     extras: dict = field(default_factory=dict)
+    # what the model's output means and its noise level at a step: the one place that knows the family
+    parameterization: Parameterization = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         adapt_in_place(self.transformer)  # the speed work's diffusers adaptations; no copy
+        family = self.extras.get("family", DEFAULT_FAMILY)
+        self.parameterization = parameterization_for(family, self.scheduler_config, self.transformer.config)
 
     @property
     def null_class(self) -> int:
@@ -70,7 +72,7 @@ class DiTBundle:
     @property
     def learned_sigma(self) -> bool:
         """DiT-XL/2 predicts eps and a variance: twice the latent channels."""
-        return int(self.transformer.config.out_channels or 0) == 2 * self.latent_channels
+        return self.parameterization.learned_variance
 
     @property
     def default_cfg(self) -> float:
@@ -84,22 +86,6 @@ class DiTBundle:
     @property
     def image_size(self) -> int:
         return self.latent_size * 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    # ---- the noise schedule, from the model's own scheduler config
-
-    @cached_property
-    def alphas_cumprod(self) -> np.ndarray:
-        """alpha-bar_t for t = 0..T-1 (float64), as diffusers computes it from the config."""
-        return DDPMScheduler.from_config(self.scheduler_config).alphas_cumprod.double().numpy()
-
-    def alpha_bar_at(self, t: float) -> float:
-        """alpha-bar at a possibly fractional timestep (sigma-space samplers visit those)."""
-        return float(np.interp(t, np.arange(len(self.alphas_cumprod)), self.alphas_cumprod))
-
-    def sigma_at(self, t: float) -> float:
-        """The noise level sigma = sqrt((1 - alpha-bar) / alpha-bar) at timestep t."""
-        ab = self.alpha_bar_at(t)
-        return math.sqrt((1 - ab) / ab)
 
     # ---- the VAE: latents here are always in the scaled space the transformer works in
 

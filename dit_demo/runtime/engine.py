@@ -78,7 +78,7 @@ def _forward(
         for i, kind, y in g.row_classes():
             lane = g.positions[i]
             inputs[lane] = g.x_in[i]
-            rows.append((lane, float(g.t), y))
+            rows.append((lane, bundle.parameterization.model_time(float(g.t)), y))
             keys.append((lane, kind))
             thresholds.append(g.lanes[i].levers.cache_threshold)
     first, inverse = shared.plan(inputs, rows)
@@ -167,7 +167,7 @@ def _step(active: list[LaneGroup], out: torch.Tensor, progress: Progress | None)
         model_out = g.model_output(out[row : row + rows])
         row += rows
         if progress is not None:
-            x0 = g.x0_estimate(model_out[:, : g.bundle.latent_channels]).float().cpu()
+            x0 = g.x0_estimate(model_out).float().cpu()
             progress.x0.update(zip(g.positions, x0))
         g.step(model_out)
 

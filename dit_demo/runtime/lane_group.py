@@ -17,7 +17,6 @@ take a list of generators, so their lanes step alone.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Sequence
 from functools import cache
 from itertools import accumulate
@@ -73,9 +72,10 @@ class LaneGroup:
         self.bundle, self.lanes, self.positions = bundle, list(lanes), list(positions)
         first = self.lanes[0]
         self.sampler = first.sampler
-        self.reads_variance = self.sampler.reads_variance(bundle.learned_sigma)
+        learned = bundle.parameterization.learned_variance
+        self.reads_variance = self.sampler.reads_variance(learned)
         self.scheduler = self.sampler.build(
-            bundle.scheduler_config, first.steps, learned_variance=bundle.learned_sigma, spacing=first.spacing
+            bundle.scheduler_config, first.steps, learned_variance=learned, spacing=first.spacing
         )
         self.timesteps = list(self.scheduler.timesteps)
         # one generator per lane: initial noise first, then the sampler's per-step noise, so a
@@ -109,7 +109,7 @@ class LaneGroup:
         sigma = None
         for i, lane in enumerate(self.lanes):
             if lane.levers.guidance_interval is not None:  # only then does guidance depend on the noise level
-                sigma = self.bundle.sigma_at(float(self.t)) if sigma is None else sigma
+                sigma = self.bundle.parameterization.sigma_at(float(self.t)) if sigma is None else sigma
                 self.guided[i] = lane.guided_at(sigma)
         self.x_in = self.scheduler.scale_model_input(self.x, self.t)
 
@@ -150,25 +150,18 @@ class LaneGroup:
         return self._channels(guided)
 
     def _channels(self, out: torch.Tensor) -> torch.Tensor:
-        return out if self.reads_variance else out[:, : self.bundle.latent_channels]
+        return out if self.reads_variance else self.bundle.parameterization.prediction(out)
 
-    def x0_estimate(self, eps: torch.Tensor) -> torch.Tensor:
-        """x0 from the scaled (variance-preserving) input and eps, at a possibly fractional t: (n, C, H, W)."""
-        ab = self.bundle.alpha_bar_at(float(self.t))
-        return (self.x_in - math.sqrt(1.0 - ab) * eps) / math.sqrt(ab)
+    def x0_estimate(self, model_out: torch.Tensor) -> torch.Tensor:
+        """This round's x0 estimate from the guided model output, as the model's parameterization reads it."""
+        return self.bundle.parameterization.x0_from_output(self.x_in, float(self.t), model_out)
 
     def step(self, model_out: torch.Tensor) -> None:
-        """One scheduler step; a stochastic sampler's last step keeps its noise-free x0 estimate.
-
-        The last step lands on the clean sample (sigma 0, alpha-bar 1). There an ancestral update's
-        mean *is* its x0 estimate, and no noise belongs on it: DiT's ``p_sample`` masks it out
-        (``nonzero_mask``), k-diffusion skips it when sigma_next is 0. diffusers' DDPMScheduler adds
-        noise whenever t > 0, which with a trailing grid (last t = 3 at 250 steps) and the learned
-        variance extrapolated past its range gives visible blotches; this rule covers plugins too.
-        """
+        """One scheduler step; on the last, the parameterization's final-step rule may keep the noise-free x0."""
         out = self.scheduler.step(model_out, self.t, self.x, **self.step_kwargs)
         last = self.index == len(self.timesteps) - 1
         x0 = getattr(out, "pred_original_sample", None)
-        self.x = x0 if last and self.sampler.stochastic and isinstance(x0, torch.Tensor) else out.prev_sample
+        takes_x0 = last and self.bundle.parameterization.final_step_takes_x0(self.sampler)
+        self.x = x0 if takes_x0 and isinstance(x0, torch.Tensor) else out.prev_sample
         self.index += 1
         self.rows_done = [done + (2 if guided else 1) for done, guided in zip(self.rows_done, self.guided)]

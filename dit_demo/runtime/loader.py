@@ -33,6 +33,7 @@ from dit_demo.runtime.checkpoints import (
 from dit_demo.runtime.devices import parse_device, parse_dtype
 from dit_demo.runtime.dit import ORIGINAL_FEATURES, as_original_code
 from dit_demo.runtime.labels import Labels
+from dit_demo.runtime.parameterization import PARAMETERIZATIONS
 
 __all__ = ["EMBEDDED_MODEL", "HUB_MODELS", "ModelLoadError", "DiTBundle", "load_bundle", "save_bundle"]
 
@@ -84,6 +85,16 @@ def _download(hub_id: str, patterns: list[str]) -> Path:
         ) from exc
 
 
+def _known_family(family, path: Path, source) -> str:
+    """``model_index.json``'s "family", if this version can sample it; else a ``ModelLoadError`` naming it."""
+    if not isinstance(family, str) or family not in PARAMETERIZATIONS:
+        raise ModelLoadError(
+            f"{path} names the model family {family!r}, which this version cannot sample "
+            f"(it knows {', '.join(PARAMETERIZATIONS)}); {source.fix(path)}."
+        )
+    return family
+
+
 def load_bundle(
     name: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
@@ -125,6 +136,8 @@ def load_bundle(
         extras["has_null_class"] = False
     if "default_cfg_scale" in index:
         extras["default_cfg_scale"] = cfg_scale(index["default_cfg_scale"], folder / "model_index.json", source)
+    if "family" in index:  # how to read its outputs (runtime/parameterization.py); absent: a DiT
+        extras["family"] = _known_family(index["family"], folder / "model_index.json", source)
     label = "embedded Fashion-MNIST DiT" if folder == EMBEDDED_MODEL else str(name)
     return DiTBundle(label, transformer, vae, scheduler_config, labels, device, dtype, extras)
 

@@ -82,7 +82,7 @@ class CheckedLane:
 
 def check_lane(bundle: DiTBundle, lane: Lane) -> CheckedLane:
     """Resolve one lane against ``bundle``; ``ValueError`` naming the field and what is allowed."""
-    sampler = samplers.get(lane.sampler)
+    sampler = samplers.check_family(samplers.get(lane.sampler), bundle.parameterization.family)
     class_id = bundle.labels.resolve(lane.class_id)
     if class_id >= bundle.num_classes:
         raise ValueError(f"Class id {class_id} is out of range; the model has classes 0..{bundle.num_classes - 1}.")

@@ -48,7 +48,7 @@ def run_comparison(
                 nfe=r.nfe,
                 seconds=r.seconds,
                 timesteps=r.timesteps,
-                sigmas=[model.sigma_at(t) for t in r.timesteps],
+                sigmas=[model.parameterization.sigma_at(t) for t in r.timesteps],
                 seed=r.lane.seed,
                 preset=keys[i].preset,
                 levers=r.lane.levers,

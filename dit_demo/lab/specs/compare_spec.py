@@ -64,11 +64,14 @@ class ComparisonSpec:
         max_steps: int = 1000,
         seeds=1,
         presets=None,
+        family: str | None = None,
     ) -> ComparisonSpec:
-        """Parse the user-facing forms (comma lists, ranges) into a spec, sized before any lane exists."""
+        """Parse the user-facing forms (comma lists, ranges) into a spec, sized before any lane exists;
+        with the loaded model's ``family``, a sampler that cannot drive it is refused here."""
         seeds = as_int("Seeds", 1 if seeds is None else seeds, 1, MAX_SEEDS)
         preset_names = _parse_presets(presets)
-        names, steps, cfgs = parse_names(samplers_text), parse_steps(steps_text, max_steps), parse_floats(cfg_text)
+        names = parse_names(samplers_text, family)
+        steps, cfgs = parse_steps(steps_text, max_steps), parse_floats(cfg_text)
         cells = len(names) * len(steps) * len(cfgs) * seeds * len(preset_names)
         if cells > MAX_LANES:
             sizes = (len(names), "sampler"), (len(steps), "step count"), (len(cfgs), "cfg scale"), (seeds, "seed")
@@ -83,7 +86,7 @@ class ComparisonSpec:
             tuple(cfgs),
             seed=as_int("Seed", seed, 0, MAX_SEED - seeds),
             cfg_channels=cfg_channels,
-            reference=parse_reference(reference, max_steps),
+            reference=parse_reference(reference, max_steps, family),
             spacing=parse_spacing(spacing),
             levers=(levers or LaneLevers()).checked(),
             seeds=seeds,

@@ -15,13 +15,14 @@ class Defaults:
 
     cfg: float
     max_steps: int
+    family: str = "dit"  # the loaded model's (its parameterization's): which samplers fit it
     sampler: str = "dpmpp_2m"
     compare_samplers: tuple[str, ...] = ("ddim", "dpmpp_2m", "euler")
     compare_steps: str = "10,25,50"
 
     @classmethod
     def for_bundle(cls, bundle: DiTBundle) -> Defaults:
-        return cls(cfg=bundle.default_cfg, max_steps=bundle.num_train_timesteps)
+        return cls(cfg=bundle.default_cfg, max_steps=bundle.num_train_timesteps, family=bundle.parameterization.family)
 
     def steps_for(self, sampler: str | None = None) -> int:
         """The sampler's own recommended step count (its metadata), capped at the model's."""

@@ -151,11 +151,13 @@ def split_list(text: str) -> list[str]:
     return [*items, "".join(current)]
 
 
-def parse_names(text: str | Sequence[str] | None) -> list[str]:
+def parse_names(text: str | Sequence[str] | None, family: str | None = None) -> list[str]:
     """Sampler names or variants (``dpmpp_2m[karras=true]``) from a comma list or a list, spelled
-    canonically; every unknown or malformed one is reported together."""
+    canonically; every unknown or malformed one, or one that cannot drive a model of ``family`` (when
+    given), is reported together."""
+    offered = samplers.names() if family is None else [s.name for s in samplers.for_family(family)]
     if text is None or isinstance(text, str) and not text.strip():
-        raise ValueError(f"No samplers given; choose from {', '.join(samplers.names())}.")
+        raise ValueError(f"No samplers given; choose from {', '.join(offered)}.")
     if isinstance(text, str):
         if len(text) > MAX_AXIS * 80:
             raise ValueError(f"The sampler list is {len(text)} characters long; give at most {MAX_AXIS} samplers.")
@@ -170,15 +172,16 @@ def parse_names(text: str | Sequence[str] | None) -> list[str]:
         raise ValueError(f"Sampler names must be text, got {shown(items)}.")
     wanted = list(dict.fromkeys(n.strip() for n in items if n.strip()))
     if not wanted:
-        raise ValueError(f"No samplers given; choose from {', '.join(samplers.names())}.")
-    return _canonical_samplers(wanted)
+        raise ValueError(f"No samplers given; choose from {', '.join(offered)}.")
+    return _canonical_samplers(wanted, family)
 
 
-def _canonical_samplers(wanted: list[str]) -> list[str]:
+def _canonical_samplers(wanted: list[str], family: str | None) -> list[str]:
     names, errors = [], []
     for name in wanted:
         try:
-            names.append(samplers.get(name).name)
+            sampler = samplers.get(name)
+            names.append((sampler if family is None else samplers.check_family(sampler, family)).name)
         except ValueError as exc:
             errors.append(str(exc))
     if errors:
@@ -187,7 +190,9 @@ def _canonical_samplers(wanted: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def parse_reference(text: str | Sequence | None, max_steps: int = 1000) -> tuple[str, int] | None:
+def parse_reference(
+    text: str | Sequence | None, max_steps: int = 1000, family: str | None = None
+) -> tuple[str, int] | None:
     """``"ddim@250"`` -> ("ddim", 250); empty -> None (the comparison picks its own reference)."""
     if text is None or isinstance(text, str) and not text.strip():
         return None
@@ -200,5 +205,5 @@ def parse_reference(text: str | Sequence | None, max_steps: int = 1000) -> tuple
         name, steps = text
     else:
         raise ValueError(f"Reference {shown(text)} must look like {example}.")
-    (name,) = parse_names([str(name)])
+    (name,) = parse_names([str(name)], family)
     return name, as_int(f"The reference's step count ({shown(steps, 20)} in {shown(text)})", steps, 1, max_steps)
