@@ -28,14 +28,30 @@ def meta_bundle() -> DiTBundle:
     torch.manual_seed(0)
     model = build_dit(2, 32, 2, 10, 8).eval().requires_grad_(False)
     config = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02).config
-    bundle = DiTBundle("meta", model, None, dict(config), None, torch.device("cpu"), torch.float32)
+    bundle = DiTBundle(
+        name="meta",
+        transformer=model,
+        vae=None,
+        scheduler_config=dict(config),
+        labels=None,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+    )
     model.to("meta", torch.bfloat16)
     bundle.device, bundle.dtype = torch.device("meta"), torch.bfloat16
     return bundle
 
 
 def _lane(name: str, seed: int, cfg: float, levers: LaneLevers | None = None) -> CheckedLane:
-    return CheckedLane(samplers.get(name), STEPS, seed % 10, seed, cfg, 4, None, levers or LaneLevers())
+    return CheckedLane(
+        sampler=samplers.get(name),
+        steps=STEPS,
+        class_id=seed % 10,
+        seed=seed,
+        cfg_scale=cfg,
+        cfg_channels=4,
+        levers=levers or LaneLevers(),
+    )
 
 
 @pytest.mark.parametrize("name", samplers.names())

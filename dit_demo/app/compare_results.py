@@ -19,7 +19,7 @@ from dit_demo.lab.outputs.grid import DARK
 from dit_demo.lab.outputs.records import ComparisonRecord
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CompareResults:
     preview: gr.Gallery
     summary: gr.Markdown
@@ -47,10 +47,10 @@ def build_compare_results(column) -> CompareResults:
     plots in full-width rows below the tab's row."""
     with column:
         top = _build_live_and_grid()
-    return CompareResults(*top, *_build_table_and_plots())
+    return CompareResults(**top, **_build_table_and_plots())
 
 
-def _build_live_and_grid() -> tuple:
+def _build_live_and_grid() -> dict:
     preview = gr.Gallery(label="Live: where each cell is heading", columns=6, height=260, elem_id=ids.CMP_PREVIEW)
     summary = gr.Markdown(elem_id=ids.CMP_STATUS)
     view = gr.Radio(
@@ -74,10 +74,10 @@ def _build_live_and_grid() -> tuple:
     )
     kept = gr.State({})
     download = gr.DownloadButton("Download all (zip)", elem_id=ids.CMP_ZIP, interactive=False)
-    return preview, summary, view, grid, dark, kept, download
+    return dict(preview=preview, summary=summary, view=view, grid=grid, dark=dark, kept=kept, download=download)
 
 
-def _build_table_and_plots() -> tuple:
+def _build_table_and_plots() -> dict:
     with gr.Row():
         table = gr.Dataframe(
             label="Per cell: distance to the reference, NFE, time (scroll sideways on a narrow screen)",
@@ -95,7 +95,15 @@ def _build_table_and_plots() -> tuple:
     with gr.Row():
         cell = gr.Dropdown([], label="Cell in the Quality tab", visible=False, elem_id=ids.CMP_QUALITY_CELL, scale=3)
         show = gr.Button("Open it in Quality", visible=False, elem_id=ids.CMP_QUALITY_OPEN, scale=1)
-    return table, axis, dist_plot, sigma_plot, note, cell, show
+    return dict(
+        table=table,
+        axis=axis,
+        dist_plot=dist_plot,
+        sigma_plot=sigma_plot,
+        quality_note=note,
+        quality_cell=cell,
+        quality_open=show,
+    )
 
 
 def wire_compare_results(results: CompareResults, event) -> None:

@@ -142,8 +142,8 @@ class AgentTools:
             return grid, f"{summary}\n\n{table}"
         made = record.images if isinstance(record, BatchRecord) else (record,)
         levers = preset_levers(made[0].preset or ("fast" if made[0].took_shortcuts else "exact"), bundle.device)
-        lanes = [Lane(r.sampler, r.steps, r.class_id, r.seed, r.cfg_scale, r.cfg_channels, r.spacing, r.levers)
-                 for r in made]  # fmt: skip
+        lanes = [Lane(r.sampler, r.steps, r.class_id, r.seed, r.cfg_scale, cfg_channels=r.cfg_channels,
+                      spacing=r.spacing, levers=r.levers) for r in made]  # fmt: skip
         per_row = sum(r.class_id == made[0].class_id for r in made)
         return self._generated(levers, self.ctx.slot.model_for(levers), lanes, per_row)
 

@@ -87,7 +87,10 @@ def build(args, device) -> tuple[SweepSpec, DiTBundle, Levers]:
         threads=as_int("--threads", args.threads, 1, 256),
     )
     # one lane per cell checked now, so a bad value is one line before any work, not a failed shard
-    check_lanes(bundle, [Lane(s, n, 0, seed, c, args.cfg_channels, levers=levers.lane) for s, n, c in spec.cell_keys()])
+    check_lanes(
+        bundle,
+        [Lane(s, n, 0, seed, c, cfg_channels=args.cfg_channels, levers=levers.lane) for s, n, c in spec.cell_keys()],
+    )
     return spec, bundle, levers
 
 

@@ -26,7 +26,7 @@ from dit_demo.runtime.distinct_rows import distinct_rows, regrouped
 MAX_REUSES = 2
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BlockCache:
     """Per-request state, one slot per row key (lane, cond/null); ``reused``/``computed`` count rows.
 

@@ -18,7 +18,7 @@ from dit_demo.runtime.parameterization import DEFAULT_FAMILY, Parameterization, 
 DIT_VISUAL_CFG = 4.0  # the DiT paper's scale for pictures; a model_index.json may name its own
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DiTBundle:
     """A loaded model and the facts the samplers need, all read from its configs.
 

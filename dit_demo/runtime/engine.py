@@ -38,7 +38,7 @@ class LaneResult:
     timesteps: list[float]  # the model timesteps it visited, in order
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Progress:
     """Handed to the callback after every round; ``x0`` maps lane index -> (C, H, W) latent."""
 
@@ -135,7 +135,11 @@ def run(
             active = [g for g in groups if not g.done]
             where = f"round {round_index + 1} of {total_rounds}"
             out = _forward(bundle, active, shared, max_batch, cancel, where, cache)
-            progress = Progress(round_index + 1, total_rounds, 0, nfe_total, 0.0) if callback is not None else None
+            progress = None
+            if callback is not None:
+                progress = Progress(
+                    round=round_index + 1, total_rounds=total_rounds, nfe_done=0, nfe_total=nfe_total, elapsed=0.0
+                )
             _step(active, out, progress)
             if progress is not None:
                 progress.nfe_done = sum(g.index * len(g.lanes) for g in groups)

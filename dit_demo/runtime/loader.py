@@ -139,7 +139,16 @@ def load_bundle(
     if "family" in index:  # how to read its outputs (runtime/parameterization.py); absent: a DiT
         extras["family"] = _known_family(index["family"], folder / "model_index.json", source)
     label = "embedded Fashion-MNIST DiT" if folder == EMBEDDED_MODEL else str(name)
-    return DiTBundle(label, transformer, vae, scheduler_config, labels, device, dtype, extras)
+    return DiTBundle(
+        name=label,
+        transformer=transformer,
+        vae=vae,
+        scheduler_config=scheduler_config,
+        labels=labels,
+        device=device,
+        dtype=dtype,
+        extras=extras,
+    )
 
 
 def save_bundle(

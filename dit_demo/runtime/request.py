@@ -8,7 +8,7 @@ loaded model, and the engine accepts nothing else.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import samplers
 from dit_demo.runtime.bundle import DiTBundle
@@ -43,12 +43,13 @@ class Lane:
     class_id: int | str
     seed: int = 0
     cfg_scale: float | None = None
+    _: KW_ONLY
     cfg_channels: int | None = None
     spacing: str | None = None
     levers: LaneLevers = LaneLevers()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckedLane:
     """A lane resolved against a model: every field has its final type and lies in range."""
 

@@ -36,7 +36,15 @@ def xl256_random(device: torch.device) -> DiTBundle:
     transformer.to(device).eval().requires_grad_(False)
     vae.to(device).eval().requires_grad_(False)
     name = "DiT-XL/2-256 architecture, random weights (timing only)"
-    return DiTBundle(name, transformer, vae, dict(scheduler.config), labels, device, torch.float32)
+    return DiTBundle(
+        name=name,
+        transformer=transformer,
+        vae=vae,
+        scheduler_config=dict(scheduler.config),
+        labels=labels,
+        device=device,
+        dtype=torch.float32,
+    )
 
 
 def write_xl_random(folder: str | os.PathLike) -> Path:

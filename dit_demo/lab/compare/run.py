@@ -115,12 +115,12 @@ def run_groups(
             x0 = {positions[k]: v for k, v in p.x0.items()}
             callback(
                 Progress(
-                    done["rounds"] + p.round,
-                    total_rounds,
-                    done["nfe"] + p.nfe_done,
-                    total_nfe,
-                    done["elapsed"] + p.elapsed,
-                    x0,
+                    round=done["rounds"] + p.round,
+                    total_rounds=total_rounds,
+                    nfe_done=done["nfe"] + p.nfe_done,
+                    nfe_total=total_nfe,
+                    elapsed=done["elapsed"] + p.elapsed,
+                    x0=x0,
                 )
             )
 

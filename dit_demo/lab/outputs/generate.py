@@ -60,7 +60,16 @@ def generation_lanes(
         )
     seed = as_int("Seed", seed, 0, MAX_SEED - per_class)
     return [
-        Lane(sampler, steps, c, seed + j, cfg_scale, cfg_channels, spacing, levers or LaneLevers())
+        Lane(
+            sampler,
+            steps,
+            c,
+            seed + j,
+            cfg_scale,
+            cfg_channels=cfg_channels,
+            spacing=spacing,
+            levers=levers or LaneLevers(),
+        )
         for c in classes
         for j in range(per_class)
     ]

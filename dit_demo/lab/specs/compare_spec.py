@@ -177,9 +177,9 @@ class ComparisonSpec:
             self.class_id,
             key.seed,
             key.cfg,
-            self.cfg_channels,
-            self.spacing,
-            levers,
+            cfg_channels=self.cfg_channels,
+            spacing=self.spacing,
+            levers=levers,
         )
 
     def lanes(self, device: torch.device | str = "cpu") -> list[Lane]:

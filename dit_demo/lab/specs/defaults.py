@@ -9,7 +9,7 @@ import samplers
 from dit_demo.runtime.bundle import DiTBundle
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Defaults:
     """What the UI shows and the CLI uses when a field is left out, for one loaded model."""
 

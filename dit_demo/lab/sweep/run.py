@@ -114,7 +114,10 @@ class Sweep:
         first = shard * self.spec.shard_size
         last = min(first + self.spec.shard_size, self.spec.num_samples)
         pairs = [sample_class_and_seed(i, self.bundle.num_classes, self.spec.seed) for i in range(first, last)]
-        return [Lane(sampler, steps, c, s, cfg, self.spec.cfg_channels, levers=self.levers.lane) for c, s in pairs]
+        return [
+            Lane(sampler, steps, c, s, cfg, cfg_channels=self.spec.cfg_channels, levers=self.levers.lane)
+            for c, s in pairs
+        ]
 
     def run_shard(self, cell: int, shard: int) -> float:
         """Sample one shard in one lock-step batch and write it atomically; its seconds."""
