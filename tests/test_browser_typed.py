@@ -90,24 +90,32 @@ def test_values_put_back_in_range_are_said(app_url, new_page):
     assert page.locator("#gen-steps input[type=number]").input_value() == "2"
 
 
-def test_after_stop_the_next_runs_status_is_their_own(app_url, new_page):
-    page = new_page(1400, 1000)
-    page.goto(app_url)
-    status = page.locator("#gen-status")
+def _start_long_run(page) -> None:
     page.locator("#gen-steps input[type=number]").fill("800")
     page.locator("#gen-run").click()
-    status.get_by_text("round").wait_for(timeout=60_000)
+    page.locator("#gen-status").get_by_text("round").wait_for(timeout=60_000)
+
+
+def test_after_stop_the_next_runs_status_is_their_own(app_url, new_page):
+    page, other = new_page(1400, 1000), new_page(1400, 1000)
+    page.goto(app_url)
+    other.goto(app_url)
+    status = page.locator("#gen-status")
+    _start_long_run(page)
     page.locator("#gen-stop").click()
     status.get_by_text("Stopped at round").wait_for(timeout=30_000)
     page.locator("#gen-stop[disabled]").wait_for(timeout=30_000)
+    _start_long_run(other)  # another visitor holds the model: the next run waits in the queue
     page.locator("#gen-steps input[type=number]").fill("2")
     page.locator("#gen-run").click()
-    at_click = status.inner_text()  # the page sets it at the click, before any server answer
+    status.get_by_text("Starting").wait_for(timeout=10_000)  # said at the click, not after the wait
+    waiting = status.inner_text()
+    other.locator("#gen-stop").click()
     status.get_by_text("NFE each").wait_for(timeout=60_000)
     page.locator("#gen-classes .remove-all").click()  # no class: this run is refused
     page.locator("#gen-run").click()
     status.get_by_text("last request was refused").wait_for(timeout=30_000)
-    assert "Stopped" not in at_click and "Stopped" not in status.inner_text(), at_click
+    assert "Stopped" not in waiting and "Stopped" not in status.inner_text(), waiting
 
 
 def test_a_refused_png_says_why_beside_its_name(app_url, new_page, tmp_path):

@@ -52,8 +52,10 @@ class EpsilonVP:
     def from_configs(cls, scheduler_config: dict, transformer_config) -> EpsilonVP:
         """From the model's own configs: alpha-bar as diffusers computes it, variance if it has 2C outputs."""
         channels = int(transformer_config.in_channels)
+        with torch.device("cpu"):  # a model built on the meta device (the bench's shapes) still has a schedule
+            alphas_cumprod = DDPMScheduler.from_config(scheduler_config).alphas_cumprod.double().numpy()
         return cls(
-            DDPMScheduler.from_config(scheduler_config).alphas_cumprod.double().numpy(),
+            alphas_cumprod,
             channels,
             int(transformer_config.out_channels or 0) == 2 * channels,
         )
