@@ -34,6 +34,8 @@ BUILT_IN = (
     "euler_ancestral",
     "heun",
     "unipc",
+    "sit_ode_euler",
+    "sit_ode_heun",
 )
 # names the built-ins had before they matched their algorithm (k-diffusion's and A1111's "DPM++ SDE" is
 # another one): still accepted wherever a name is typed or read from a PNG, and spelled anew

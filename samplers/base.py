@@ -26,7 +26,7 @@ _PROTOTYPES: dict[tuple[type, str], Any] = {}
 _PROTOTYPES_LOCK = threading.Lock()
 MAX_PROTOTYPES = 256
 # the model families samplers may name in ``families``, with what their models predict (for messages)
-FAMILY_LABELS = {"dit": "discrete noise-prediction"}
+FAMILY_LABELS = {"dit": "discrete noise-prediction", "sit": "flow-matching velocity, SiT's Linear path"}
 
 
 @runtime_checkable

@@ -63,12 +63,12 @@ def test_final_step_keeps_x0_for_stochastic_samplers_only(small_bundle):
 def test_model_index_family_is_read_and_an_unknown_one_refused(small_bundle_dir, tmp_path):
     folder = shutil.copytree(small_bundle_dir, tmp_path / "model")
     index = json.loads((folder / "model_index.json").read_text())
-    for family, works in (("dit", True), ("sit", False)):
+    for family, works in (("dit", True), ("edm", False)):
         (folder / "model_index.json").write_text(json.dumps({**index, "family": family}))
         if works:
             assert load_bundle(folder, device="cpu", dtype="fp32").parameterization.family == "dit"
         else:
-            with pytest.raises(ModelLoadError, match="model family 'sit'.*knows dit"):
+            with pytest.raises(ModelLoadError, match="model family 'edm'.*knows dit, sit"):
                 load_bundle(folder, device="cpu", dtype="fp32")
 
 
@@ -100,8 +100,9 @@ def test_a_sampler_of_another_family_is_refused_by_the_comparison_grammar(small_
 def test_pickers_offer_only_the_samplers_of_the_loaded_models_family(small_bundle, flow_sampler):
     offered = [name for _, name in sampler_choices(small_bundle.parameterization.family)]
     assert flow_sampler not in offered
-    assert set(samplers.BUILT_IN_NAMES) <= set(offered)
-    assert [name for _, name in sampler_choices("sit")] == [flow_sampler]
+    sit_built_ins = {"sit_ode_euler", "sit_ode_heun"}
+    assert set(samplers.BUILT_IN_NAMES) - sit_built_ins <= set(offered) and not sit_built_ins & set(offered)
+    assert [name for _, name in sampler_choices("sit")] == [*sorted(sit_built_ins), flow_sampler]
     assert flow_sampler not in recommended_steps(Defaults.for_bundle(small_bundle))
 
 

@@ -16,7 +16,7 @@ from dit_demo.runtime.request import Lane
 
 def deterministic_samplers() -> list[str]:
     """Every registered deterministic sampler, so a new one is checked without editing this file."""
-    return [s.name for s in samplers.all_samplers() if not s.stochastic]
+    return [s.name for s in samplers.for_family("dit") if not s.stochastic]
 
 
 def pipeline_latents(bundle, sampler_name, steps, class_id, seed, cfg, scheduler=None):
@@ -164,7 +164,7 @@ def test_lanes_batched_equal_lanes_alone(small_bundle):
         assert error < 1e-5, f"{lane.sampler}: batched differs from alone by {error:.2e} (relative)"
 
 
-@pytest.mark.parametrize("name", samplers.names())
+@pytest.mark.parametrize("name", [s.name for s in samplers.for_family("dit")])  # SiT's: tests/test_sit.py
 def test_transformer_calls_equal_declared_nfe(small_bundle, name):
     counted, counter = wrapped(small_bundle)
     sampler = samplers.get(name)

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--model", default=None, help="bundle folder or hub id (default: embedded model)")
     parser.add_argument("--classifier", default=None, help="classifier folder (default: the bundle's classifier/)")
-    parser.add_argument("--samplers", default=",".join(samplers.names()))
+    parser.add_argument("--samplers", default=None, help="comma-separated (default: every one of the model's family)")
     parser.add_argument("--steps", default="5,10,25,50")
     parser.add_argument("--ddpm-steps", type=int, default=250, help="extra DDPM row (the paper's setting); 0 to skip")
     parser.add_argument("--per-class", type=int, default=50)
@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
             else bundle.extras.get("classifier_dir", EMBEDDED_MODEL / "classifier")
         )
         classifier = FashionClassifier.load(classifier_dir)
-        rows = default_rows(parse_names(args.samplers), parse_steps(args.steps), args.ddpm_steps)
+        names = args.samplers or ",".join(s.name for s in samplers.for_family(bundle.parameterization.family))
+        rows = default_rows(parse_names(names), parse_steps(args.steps), args.ddpm_steps)
         for name, _ in rows:
             samplers.get(name)
         if args.per_class < 1:

@@ -60,6 +60,7 @@ def _load(args) -> tuple:
 
 def cmd_generate(args) -> None:
     bundle, levers = _load(args)
+    args.sampler = args.sampler or Defaults.for_bundle(bundle).sampler
     steps = Defaults.for_bundle(bundle).steps_for(args.sampler) if args.steps is None else args.steps
     lanes = generation_lanes(
         args.classes,
@@ -89,9 +90,10 @@ def cmd_compare(args) -> None:
     if args.presets and args.preset != "exact":
         raise ValueError("--presets makes the speed preset an axis; leave --preset at exact with it.")
     bundle, levers = _load(args)
-    cfg = Defaults.for_bundle(bundle).cfg if args.cfg is None else args.cfg
+    defaults = Defaults.for_bundle(bundle)
+    cfg = defaults.cfg if args.cfg is None else args.cfg
     spec = ComparisonSpec.build(
-        args.samplers,
+        args.samplers or ",".join(defaults.compare_samplers),
         args.steps,
         args.class_name,
         seed=args.seed,
@@ -193,7 +195,9 @@ def main(argv: list[str] | None = None) -> None:
 
     gen = sub.add_parser("generate", help="generate images for one or more classes")
     gen.add_argument("classes", nargs="+", help="class names, synonyms or ids")
-    gen.add_argument("--sampler", default=Defaults.sampler, help=f"one of {', '.join(samplers.names())}")
+    gen.add_argument(
+        "--sampler", default=None, help=f"one of {', '.join(samplers.names())} (default: {Defaults.sampler} for a DiT)"
+    )
     gen.add_argument(
         "--steps", type=int, default=None, help="default: the sampler's own (`python -m dit_demo samplers`)"
     )
@@ -209,8 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     cmp_ = sub.add_parser("compare", help="samplers x step counts on one seed: a labeled grid and a table")
     cmp_.add_argument(
         "--samplers",
-        default=",".join(Defaults.compare_samplers),
-        help="comma list of samplers or variants, e.g. ddim,dpmpp_2m[karras=true],ddpm[spacing=linspace]",
+        default=None,
+        help=f"comma list of samplers or variants, e.g. ddim,dpmpp_2m[karras=true],ddpm[spacing=linspace] (default: "
+        f"{','.join(Defaults.compare_samplers)} for a DiT, every sampler of the model's family otherwise)",
     )
     cmp_.add_argument("--steps", default=Defaults.compare_steps, help="e.g. 10,25,50 or 10-50 (+10) or 5-50 [4]")
     cmp_.add_argument("--class", dest="class_name", default="0", help="class name, synonym or id")

@@ -19,6 +19,9 @@ from diffusers import DDPMScheduler
 from samplers import Sampler
 
 DEFAULT_FAMILY = "dit"
+SIT_FAMILY = "sit"
+# the SiT transports this version samples: (path_type, prediction) as SiT's train.py spells them
+SIT_SUPPORTED = (("Linear", "velocity"),)
 
 
 class Parameterization(Protocol):
@@ -94,8 +97,53 @@ class EpsilonVP:
         return sampler.stochastic
 
 
+@dataclass(frozen=True, eq=False)
+class LinearVelocity:
+    """SiT's default transport (``path.ICPlan`` with ``ModelType.VELOCITY``): x_t = t x_data + (1 - t) noise,
+    t running from 0 (pure noise) to 1 (data); the model reads t itself, unscaled, and predicts the velocity
+    dx_t/dt = x_data - noise in its first ``latent_channels`` output channels. SiT's ``learn_sigma`` channels
+    are dropped by its own forward, so they are never read here either."""
+
+    latent_channels: int
+    learned_variance: bool = False
+    family: str = SIT_FAMILY
+
+    @classmethod
+    def from_configs(cls, scheduler_config: dict, transformer_config) -> LinearVelocity:
+        """From the flow scheduler's config, which records the transport the model was trained with."""
+        transport = (scheduler_config.get("path_type", "Linear"), scheduler_config.get("prediction", "velocity"))
+        if transport not in SIT_SUPPORTED:
+            raise ValueError(
+                f"This version samples SiT models of the Linear path with velocity prediction only; this one was "
+                f"trained with path_type={transport[0]}, prediction={transport[1]}."
+            )
+        return cls(int(transformer_config.in_channels))
+
+    def model_time(self, t: float) -> float:
+        """SiT's ``TimestepEmbedder`` takes t in [0, 1] as it is (DiT's features, no factor of 1000)."""
+        return float(t)
+
+    def sigma_at(self, t: float) -> float:
+        """Noise over signal, (1 - t) / t: DiT's sigma = sqrt(1 - alpha-bar) / sqrt(alpha-bar) is the same ratio
+        of x_t's noise and data coefficients, so the levers' thresholds mean the same noise level."""
+        t = float(t)
+        return math.inf if t <= 0.0 else (1.0 - t) / t
+
+    def prediction(self, output: torch.Tensor) -> torch.Tensor:
+        """The velocity channels of a model output (SiT-XL/2 writes 8; its sampling reads the first 4)."""
+        return output[:, : self.latent_channels]
+
+    def x0_from_output(self, x_scaled: torch.Tensor, t: float, output: torch.Tensor) -> torch.Tensor:
+        """x_data = x_t + (1 - t) v: x_t = t x_data + (1 - t) noise and v = x_data - noise."""
+        return x_scaled + (1.0 - float(t)) * self.prediction(output)
+
+    def final_step_takes_x0(self, sampler: Sampler) -> bool:
+        """An ODE's last step lands on t = 1, the data itself; only a stochastic sampler's would add noise there."""
+        return sampler.stochastic
+
+
 # family -> its parameterization from the model's configs (what a message calls it: samplers.base.FAMILY_LABELS)
-PARAMETERIZATIONS = {DEFAULT_FAMILY: EpsilonVP.from_configs}
+PARAMETERIZATIONS = {DEFAULT_FAMILY: EpsilonVP.from_configs, SIT_FAMILY: LinearVelocity.from_configs}
 
 
 def parameterization_for(family: str, scheduler_config: dict, transformer_config) -> Parameterization:

@@ -1,1 +1,1 @@
-"""Checkpoints of the original DiT code: read, checked, mapped to diffusers' layout and back."""
+"""Checkpoints of the original DiT and SiT code: read, checked, mapped to diffusers' layout and back."""

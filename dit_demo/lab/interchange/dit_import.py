@@ -1,5 +1,5 @@
-"""Bring your own DiT: a checkpoint of the original DiT training code -> a model folder in the hub layout
-(``python -m dit_demo import``), and back (``python -m dit_demo export``).
+"""Bring your own DiT: a checkpoint of the original DiT (or SiT: ``sit_import``) training code -> a model
+folder in the hub layout (``python -m dit_demo import``), and back (``python -m dit_demo export``).
 
     python -m dit_demo import results/000-DiT-S-2/checkpoints/0400000.pt --out models/my-dit \\
         --vae stabilityai/sd-vae-ft-ema --labels classes.txt
@@ -22,9 +22,11 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler
 
 from dit_demo.lab.interchange.original_dit import Arch, infer_arch, read_checkpoint, to_diffusers, to_original
+from dit_demo.lab.interchange.sit_import import FAMILIES, checkpoint_family, sit_scheduler, sit_transport
 from dit_demo.runtime.checkpoints import EMBEDDED_MODEL, SAFETENSORS_WEIGHTS, file_sha256, reason
 from dit_demo.runtime.dit import ORIGINAL_FEATURES
 from dit_demo.runtime.loader import load_bundle, save_bundle
+from dit_demo.runtime.parameterization import SIT_FAMILY
 
 IMAGENET_LABELS = Path(__file__).resolve().parents[2] / "imagenet_id2label.json"
 DEFAULT_VAE = "stabilityai/sd-vae-ft-ema"  # the VAE the DiT paper's models were trained on (-mse also fits)
@@ -44,11 +46,15 @@ def import_checkpoint(
     vae: str | None = None,
     labels: str | Path | None = None,
     force: bool = False,
+    family: str | None = None,
 ) -> Path:
-    """Write ``out`` from ``checkpoint``; ``ValueError`` / ``FileNotFoundError`` with one line otherwise."""
+    """Write ``out`` from ``checkpoint`` (``family``: "dit" or "sit", else from train.py's args);
+    ``ValueError`` / ``FileNotFoundError`` with one line otherwise."""
     out = Path(out)
     _check_target(out, force)
     state, args = read_checkpoint(checkpoint, weights)
+    family = checkpoint_family(family, args)
+    transport = sit_transport(args) if family == SIT_FAMILY else None  # refused before any work
     found = infer_arch(state, args, arch, num_classes, heads)
     transformer = to_diffusers(state, found)
     autoencoder = load_vae(vae or _trained_vae(args), found, stated_size(image_size, args))
@@ -61,7 +67,11 @@ def import_checkpoint(
         }
         if not found.has_null_class:
             index["null_class"] = False
-        save_bundle(staged, transformer, autoencoder, scheduler_for(found), id2label,
+        scheduler = scheduler_for(found)
+        if transport is not None:  # the cfg default stays 4.0: SiT's sample.py has it too
+            scheduler = sit_scheduler(transport)
+            index.update(family=SIT_FAMILY, transport=transport, scheduler=["samplers.flow", "SiTFlowScheduler"])
+        save_bundle(staged, transformer, autoencoder, scheduler, id2label,
                     default_cfg_scale=DIT_CFG if found.has_null_class else 1.0, index=index)  # fmt: skip
         _record_hash(staged)
         if out.exists():
@@ -210,7 +220,7 @@ def export_folder(folder: str | Path, out: str | Path) -> Path:
 
 def add_commands(sub) -> None:
     """``import`` and ``export`` on the command line's subcommands."""
-    imp = sub.add_parser("import", help="a checkpoint of the original DiT code -> a model folder")
+    imp = sub.add_parser("import", help="a checkpoint of the original DiT or SiT code -> a model folder")
     imp.add_argument("checkpoint", help="a train.py checkpoint or a plain state dict (.pt)")
     imp.add_argument("--out", required=True, help="the model folder to write")
     imp.add_argument(
@@ -225,15 +235,19 @@ def add_commands(sub) -> None:
     imp.add_argument("--vae", default=None, help=f"a local VAE folder or a hub id in the cache (default {DEFAULT_VAE})")
     imp.add_argument("--labels", default=None, help="class names: a JSON id2label map or a text file, one a line")
     imp.add_argument("--force", action="store_true", help="replace an existing model folder")
+    imp.add_argument(
+        "--family", choices=FAMILIES, default=None, help="dit or sit (default: sit where args name a transport)"
+    )
     imp.set_defaults(func=_cmd_import)
-    exp = sub.add_parser("export", help="a model folder's transformer -> the original DiT code's state dict")
+    exp = sub.add_parser("export", help="a model folder's transformer -> the original DiT (or SiT) code's state dict")
     exp.add_argument("folder")
     exp.add_argument("--out", required=True, help="the .pt file to write")
     exp.set_defaults(func=lambda args: print(f"wrote {export_folder(args.folder, args.out)}"))
 
 
 def _cmd_import(args: argparse.Namespace) -> None:
-    options = {k: getattr(args, k) for k in ("weights", "arch", "image_size", "num_classes", "heads", "vae", "labels")}
+    names = ("weights", "arch", "image_size", "num_classes", "heads", "vae", "labels", "family")
+    options = {k: getattr(args, k) for k in names}
     out = import_checkpoint(args.checkpoint, args.out, force=args.force, **options)
     bundle = load_bundle(str(out), "cpu", "fp32")
     guidance = f"cfg {bundle.default_cfg:g}" if bundle.has_null_class else "no null class: no guidance"

@@ -175,9 +175,11 @@ def _latent_size(state: dict, patch: int) -> int:
 def _heads(sizes: tuple[int, int, int], named: str | None, from_flag: bool) -> tuple[int, str | None]:
     matches = [name for name, (d, h, _, p) in CONFIGS.items() if (d, h, p) == sizes]
     if named is not None:
-        if named not in CONFIGS:
+        # SiT's models.py names DiT's twelve networks "SiT-XL/2" and so on
+        config = CONFIGS.get(f"DiT-{named[4:]}" if str(named).startswith("SiT-") else named)
+        if config is None:
             raise ValueError(f"Unknown DiT configuration {str(named)[:30]!r}; choose one of {', '.join(CONFIGS)}.")
-        depth, hidden, heads, patch = CONFIGS[named]
+        depth, hidden, heads, patch = config
         if (depth, hidden, patch) != sizes:
             where = "--arch" if from_flag else "args.model"
             raise ValueError(

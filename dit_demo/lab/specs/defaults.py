@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import samplers
 from dit_demo.runtime.bundle import DiTBundle
+from dit_demo.runtime.parameterization import DEFAULT_FAMILY
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -15,14 +16,18 @@ class Defaults:
 
     cfg: float
     max_steps: int
-    family: str = "dit"  # the loaded model's (its parameterization's): which samplers fit it
+    family: str = DEFAULT_FAMILY  # the loaded model's (its parameterization's): which samplers fit it
     sampler: str = "dpmpp_2m"
     compare_samplers: tuple[str, ...] = ("ddim", "dpmpp_2m", "euler")
     compare_steps: str = "10,25,50"
 
     @classmethod
     def for_bundle(cls, bundle: DiTBundle) -> Defaults:
-        return cls(cfg=bundle.default_cfg, max_steps=bundle.num_train_timesteps, family=bundle.parameterization.family)
+        """The model's defaults; a model of another family than DiT's starts from its own family's samplers."""
+        family = bundle.parameterization.family
+        fitting = tuple(s.name for s in samplers.for_family(family))
+        own = {"sampler": fitting[0], "compare_samplers": fitting} if family != DEFAULT_FAMILY and fitting else {}
+        return cls(cfg=bundle.default_cfg, max_steps=bundle.num_train_timesteps, family=family, **own)
 
     def steps_for(self, sampler: str | None = None) -> int:
         """The sampler's own recommended step count (its metadata), capped at the model's."""
