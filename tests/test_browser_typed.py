@@ -133,7 +133,7 @@ def test_gallery_labels_leave_the_first_images_uncovered(app_url, new_page):
     for width, height in ((1400, 1000), (390, 844)):
         page = new_page(width, height)
         page.goto(app_url)
-        page.locator("#gen-steps input[type=number]").fill("2")
+        page.locator("#gen-steps input[type=number]").fill("200")  # long enough for live previews to be shown
         _generate(page)
         for gallery in ("#gen-images", "#gen-preview"):
             page.locator(f"{gallery} img").first.wait_for(timeout=30_000)
