@@ -44,4 +44,5 @@ def test_a_long_library_message_is_cut_at_a_sentence():
 
 
 def test_stop_before_the_first_round_says_so():
-    assert stopped_status(STARTING) == "Stopped before the first round. Nothing was saved."
+    for before in (STARTING, "Sampling... ", "Sampling all lanes in lock-step... "):
+        assert stopped_status(before) == "Stopped before the first round. Nothing was saved."

@@ -15,6 +15,7 @@ from dit_demo.app.compare_results import (
 )
 from dit_demo.app.context import (
     CFG_CHANNEL_CHOICES,
+    SAMPLING,
     AppContext,
     guidance_settings,
     model_event,
@@ -180,7 +181,7 @@ def _on_compare(ctx: AppContext):
             return (
                 _strip(bundle, spec, latest),
                 *(gr.skip(),) * 6,
-                f"Sampling all lanes in lock-step... {time_left(progress)}",
+                f"{SAMPLING} all lanes in lock-step... {time_left(progress)}",
             )
 
         def finished(comparison, seconds: float):

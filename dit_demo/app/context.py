@@ -82,6 +82,7 @@ def time_left(progress: Progress) -> str:
 
 STOPPED = "Stopped"  # how a stopped run's status line starts
 STARTING = "Starting..."  # a run's status line from its click to its first round
+SAMPLING = "Sampling"  # how a run's status line starts while it reports its rounds
 
 
 def refused_status(status: str | None, results) -> str:
@@ -96,7 +97,7 @@ def refused_status(status: str | None, results) -> str:
 def stopped_status(status: str | None) -> str:
     """The status line after Stop: where the run was (its last "round r/n"), and that the previews stay."""
     match = re.search(r"round (\d+)/(\d+)", status or "")
-    if match is None and status == STARTING:
+    if match is None and (status or "").startswith((STARTING, SAMPLING)):  # on, but no round said yet
         return f"{STOPPED} before the first round. Nothing was saved."
     if match is None:
         return status or "Nothing is running."  # Stop while idle: nothing changes

@@ -9,6 +9,7 @@ import gradio as gr
 from dit_demo.app import ids
 from dit_demo.app.context import (
     CFG_CHANNEL_CHOICES,
+    SAMPLING,
     AppContext,
     guidance_settings,
     model_event,
@@ -210,7 +211,7 @@ def _on_generate(ctx: AppContext):
 
         def previews(progress: Progress):
             images = preview_images(bundle, [progress.x0[k] for k in sorted(progress.x0)])
-            return images, gr.skip(), f"Sampling... {time_left(progress)}"
+            return images, gr.skip(), f"{SAMPLING}... {time_left(progress)}"
 
         def finished(made, seconds: float):
             files = [(save_output(r.image, r.parameters, _name(r.parameters)), r.caption()) for r in made]
