@@ -10,7 +10,7 @@ import pytest
 
 from dit_demo.lab.quality import answers, cell_metrics
 from dit_demo.lab.quality.annotate import annotate, parse_adm_output, ship
-from dit_demo.lab.quality.metrics import frechet_distance
+from dit_demo.lab.quality.metrics import feature_stats, frechet_distance
 
 DRAWS = 100
 
@@ -226,3 +226,24 @@ def test_a_compare_cell_shows_only_the_sweep_numbers_of_its_own_preset_and_names
 def test_a_sweep_with_old_sampler_names_reads_them_spelled_anew():
     old = {"cells": [_cell("euler_a_5", "euler_a", 5, 5, 1.0, 30.0), _cell("sde_5", "dpmpp_sde", 5, 5, 1.0, 30.0)]}
     assert [c["sampler"] for c in answers.parse(old).cells] == ["euler_ancestral", "dpmpp_2m_sde"]
+
+
+def test_every_metric_keeps_paired_replicates_that_tell_cells_apart():
+    rng = np.random.default_rng(5)
+    n, d, classes = 400, 4, 4
+    labels = np.arange(n) % classes
+    real = rng.normal(size=(n, d)) + labels[:, None] * 0.5
+    class_stats = {c: feature_stats(real[labels == c]) for c in range(classes)}
+    near = real + 0.05 * rng.normal(size=(n, d))  # the same samples, barely moved
+    same = near + 1e-4 * rng.normal(size=(n, d))
+    far = near * 0.3 + 1.5 + np.where(labels[:, None] == 0, 3.0, 0.0)  # shrunk, moved, one class moved further
+    correct = rng.random(n) < 0.9
+
+    def cell(features, hits):
+        return cell_metrics.summarize(features, hits, labels, feature_stats(real), class_stats, real)
+
+    a, b, c = cell(near, correct), cell(same, correct), cell(far, correct & (labels != 0))
+    for metric in ("frechet", "accuracy", "precision", "recall", "frechet_class_spread"):
+        assert len(a["bootstrap"][metric]) == cell_metrics.REPLICATES and answers.interval(a, metric) is not None
+        assert cell_metrics.distinguishable(a, b, metric) is False, metric  # the same samples: no difference
+        assert cell_metrics.distinguishable(a, c, metric) is True, metric

@@ -88,6 +88,18 @@ def per_class_frechet(features: np.ndarray, labels: np.ndarray, class_stats: dic
     return [frechet_distance(feature_stats(features[labels == c]), stats) for c, stats in sorted(class_stats.items())]
 
 
+def spread_replicates(
+    features: np.ndarray, labels: np.ndarray, class_stats: dict[int, tuple], indices: np.ndarray
+) -> np.ndarray | None:
+    """The per-class Frechet distances' sd on each resampled set: the same samples as the other replicates.
+    None where a resampled set holds under two samples of some class (too few a class for a distance)."""
+    labels = np.asarray(labels)
+    classes = np.array(sorted(class_stats))
+    if any(np.min((labels[i][:, None] == classes[None]).sum(axis=0)) < 2 for i in indices):
+        return None
+    return np.array([float(np.std(per_class_frechet(features[i], labels[i], class_stats))) for i in indices])
+
+
 def summarize(
     features: np.ndarray,
     correct: np.ndarray,
@@ -107,6 +119,11 @@ def summarize(
     prec_reps = mean_replicates(precision, indices)  # over the generated samples
     rec_reps = mean_replicates(recall, resamples(len(recall), seed=SEED + 1))  # over the real ones
     per_class = per_class_frechet(features, labels, class_stats)
+    spread, spread_reps = float(np.std(per_class)), spread_replicates(features, labels, class_stats, indices)
+    # every metric keeps its replicates, so the paired test can tell any two cells apart on any of them
+    replicates = {"frechet": fd_reps, "accuracy": acc_reps, "precision": prec_reps, "recall": rec_reps}
+    if spread_reps is not None:
+        replicates["frechet_class_spread"] = spread_reps
     return {
         "frechet": fd,
         "frechet_ci": basic_interval(fd, fd_reps, bounds=(0.0, np.inf)),
@@ -117,6 +134,9 @@ def summarize(
         "recall": float(recall.mean()),
         "recall_ci": basic_interval(float(recall.mean()), rec_reps, bounds=share),
         "frechet_per_class": per_class,
-        "frechet_class_spread": float(np.std(per_class)),
-        "bootstrap": {"method": METHOD, "level": LEVEL, "frechet": fd_reps.tolist(), "accuracy": acc_reps.tolist()},
+        "frechet_class_spread": spread,
+        "frechet_class_spread_ci": None
+        if spread_reps is None
+        else basic_interval(spread, spread_reps, bounds=(0.0, np.inf)),
+        "bootstrap": {"method": METHOD, "level": LEVEL, **{m: r.tolist() for m, r in replicates.items()}},
     }
