@@ -18,8 +18,9 @@ SOLVERS = ("euler", "heun2")  # torchdiffeq's names for them, as SiT's --samplin
 
 @dataclass
 class FlowStepOutput:
+    # no pred_original_sample: the model's parameterization gives the data estimate (its x0_from_output), and
+    # the engine reads this one only for stochastic samplers, which these are not
     prev_sample: torch.Tensor
-    pred_original_sample: torch.Tensor
 
 
 class SiTFlowScheduler(ConfigMixin):
@@ -73,12 +74,11 @@ class SiTFlowScheduler(ConfigMixin):
         per_step = 1 if self.config.solver == "euler" else 2
         step, stage = divmod(self._index, per_step)
         dt = self.grid[step + 1] - self.grid[step]
-        x0 = sample + (1.0 - float(self.timesteps[self._index])) * model_output  # Linear path's data estimate
         self._index += 1
         if self.config.solver == "euler":
-            return FlowStepOutput(sample + dt * model_output, x0)
+            return FlowStepOutput(sample + dt * model_output)
         if stage == 0:  # the predictor: where the second velocity is read
             self._start = (sample, model_output)
-            return FlowStepOutput(sample + dt * model_output, x0)
+            return FlowStepOutput(sample + dt * model_output)
         x, k1 = self._start
-        return FlowStepOutput(x + dt * (k1 * 0.5 + model_output * 0.5), x0)
+        return FlowStepOutput(x + dt * (k1 * 0.5 + model_output * 0.5))
