@@ -78,6 +78,42 @@ def test_training_scripts_smoke_run_and_load(tmp_path):
     assert (out / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes() == before
 
 
+def test_the_sit_stage_trains_a_velocity_model_on_the_same_vae_and_exports_a_sit_folder(tmp_path):
+    out, work, sit_out = tmp_path / "model", tmp_path / "work", tmp_path / "sit"
+    tiny = ["--dit-steps", "3", "--dit-batch", "16", "--dit-hidden", "32", "--dit-layers", "1", "--dit-heads", "2"]
+    common = ["--out", str(out), "--work", str(work), "--limit", "128", "--threads", "2", *tiny]
+    train.main(["vae", *common, "--vae-steps", "2", "--vae-batch", "16"])
+    train.main(["sit", *common, "--sit-out", str(sit_out)])
+    bundle = load_bundle(sit_out, device="cpu", dtype="fp32")
+    assert bundle.parameterization.family == "sit" and not bundle.learned_sigma
+    assert bundle.transformer.config.out_channels == bundle.latent_channels == 4  # a velocity, no variance
+    assert (sit_out / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == (
+        out / "vae" / "diffusion_pytorch_model.safetensors"
+    ).read_bytes()
+    assert torch.load(work / "sit.pt", weights_only=False)["step"] == 3  # resumable like every stage
+
+
+def test_velocity_loss_is_zero_for_the_true_velocity_and_positive_otherwise():
+    from types import SimpleNamespace
+
+    from dit_demo.training.sit import velocity_loss
+
+    x1, labels = torch.randn(4, 4, 8, 8), torch.zeros(4, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)  # the draws velocity_loss makes from the same seed: t, then the noise
+    torch.rand(4, generator=gen)
+    noise = torch.randn(x1.shape, generator=gen)
+
+    def oracle(xt, timestep, class_labels):  # recovers x1 from x_t = t x1 + (1 - t) noise, returns x1 - noise
+        t = timestep.view(-1, 1, 1, 1)
+        return SimpleNamespace(sample=(xt - (1 - t) * noise) / t - noise)
+
+    def blind(xt, timestep, class_labels):
+        return SimpleNamespace(sample=torch.zeros_like(xt))
+
+    assert velocity_loss(oracle, x1, labels, torch.Generator().manual_seed(0)).item() < 1e-8
+    assert velocity_loss(blind, x1, labels, torch.Generator().manual_seed(0)).item() > 1
+
+
 def test_shipped_model_makes_recognisable_classes(embedded):
     classifier = FashionClassifier.load(EMBEDDED_MODEL / "classifier")
     assert embedded.default_cfg == 1.5

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from dit_demo.lab.outputs.pngmeta import read_parameters
-from dit_demo.lab.outputs.records import VERSION, BatchRecord, ComparisonRecord, ImageRecord, record_from_dict
+from dit_demo.lab.outputs.records import (
+    VERSION,
+    BatchRecord,
+    ComparisonRecord,
+    ImageRecord,
+    check_same_model,
+    record_from_dict,
+)
 from dit_demo.runtime.levers import LaneLevers
 
 V1 = Path(__file__).resolve().parent / "data" / "records-v1"
@@ -95,9 +102,28 @@ def test_every_field_of_an_image_record_survives_the_round_trip():
         model_levers="bf16",
         preset="fast",
         model_hash="0123abcd",
+        family="sit",
     )
     assert all(getattr(record, f.name) != f.default for f in fields(ImageRecord))  # no field left at its default
     assert ImageRecord.from_dict(record.to_dict()) == record
+
+
+def test_a_png_of_another_model_family_is_refused_naming_both():
+    record = ImageRecord(
+        model="sit-xl",
+        sampler="sit_ode_euler",
+        steps=2,
+        cfg_scale=1.0,
+        class_id=0,
+        class_name="x",
+        seed=0,
+        family="sit",
+    )
+    with pytest.raises(ValueError, match="made by a sit model .sit-xl.; the loaded model, embedded, is a dit model"):
+        check_same_model(record, "embedded", None, "dit")
+    check_same_model(record, "another sit", None, "sit")  # same family, no hashes: taken as it is
+    unmarked = ImageRecord.from_dict({k: v for k, v in record.to_dict().items() if k != "family"})
+    check_same_model(unmarked, "embedded", None, "dit")  # PNGs from before families were recorded
 
 
 def test_old_sampler_names_read_from_a_png_are_spelled_anew():

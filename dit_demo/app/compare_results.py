@@ -137,7 +137,7 @@ def comparison_outputs(model_name: str, comparison: Comparison, view: str = "ima
     """The outputs from a finished comparison, but the strip: the grid shown (images or differences),
     what the toggles keep, the zip, table, two plots and the summary."""
     spec = comparison.spec
-    parameters = ComparisonRecord(model_name, spec, comparison.model_hash).to_dict()
+    parameters = ComparisonRecord(model_name, spec, comparison.model_hash, comparison.family).to_dict()
     stem = file_name(comparison.class_name, "compare", "-".join(spec.samplers), f"seed{spec.seed}")[: -len(".png")]
     files = {
         "images": save_output(comparison.grid, parameters, f"{stem}.png"),

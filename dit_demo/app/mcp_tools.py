@@ -136,7 +136,7 @@ class AgentTools:
         """
         record = record_from_dict(read_parameters(png_source(png)))
         bundle = self.ctx.slot.get()
-        check_same_model(record, bundle.name, bundle.extras.get("weights"))
+        check_same_model(record, bundle.name, bundle.extras.get("weights"), bundle.parameterization.family)
         if isinstance(record, ComparisonRecord):
             grid, _, table, summary = self._compared(record.spec)
             return grid, f"{summary}\n\n{table}"
@@ -229,7 +229,7 @@ class AgentTools:
     def _compared(self, spec: ComparisonSpec) -> tuple[gr.FileData, gr.FileData, str, str]:
         models = self.ctx.slot.copies()
         comparison, seconds = self._run(lambda cancel, limit: run_comparison(models, spec, None, cancel, limit))
-        parameters = ComparisonRecord(models.base.name, spec, comparison.model_hash).to_dict()
+        parameters = ComparisonRecord(models.base.name, spec, comparison.model_hash, comparison.family).to_dict()
         stem = file_name(comparison.class_name, "compare", "-".join(spec.samplers), f"seed{spec.seed}")[: -len(".png")]
         grid = save_output(comparison.grid, parameters, f"{stem}.png")
         difference = save_output(comparison.difference, parameters, f"{stem}_difference.png")

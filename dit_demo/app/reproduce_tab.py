@@ -142,7 +142,7 @@ def restore(ctx: AppContext, params: dict, tabs, generate: GenerateTab, compare:
     """New values for the form a PNG's ``params`` came from, keyed by component (the others stay as they are)."""
     bundle = ctx.slot.get()
     record = record_from_dict(params)
-    check_same_model(record, bundle.name, bundle.extras.get("weights"))
+    check_same_model(record, bundle.name, bundle.extras.get("weights"), bundle.parameterization.family)
     if isinstance(record, ComparisonRecord):
         spec = record.spec
         variants = [name for name in spec.samplers if "[" in name]  # the dropdown offers registered names only

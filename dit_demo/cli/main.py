@@ -22,9 +22,11 @@ from dit_demo.lab.specs.grammar import parse_names, parse_steps
 from dit_demo.runtime.devices import parse_device
 from dit_demo.runtime.loader import load_bundle
 from dit_demo.runtime.model_copies import load_with_levers
+from dit_demo.runtime.parameterization import DEFAULT_FAMILY
 from dit_demo.runtime.parsing import SPACINGS
 from dit_demo.runtime.request import check_lanes
 
+BENCH_SAMPLERS = "ddim,dpmpp_2m,ddpm"
 SPACING_HELP = "step grid: trailing (default; every sampler starts at t = T-1), linspace (DiT's own grid), leading"
 
 
@@ -111,7 +113,11 @@ def cmd_compare(args) -> None:
     bar, callback = _progress_bar("compare")
     comparison = run_comparison(bundle, spec, callback=callback)
     bar.close()
-    save_png(comparison.grid, args.out, ComparisonRecord(bundle.name, spec, comparison.model_hash).to_dict())
+    save_png(
+        comparison.grid,
+        args.out,
+        ComparisonRecord(bundle.name, spec, comparison.model_hash, comparison.family).to_dict(),
+    )
     print(comparison.markdown_table())
     ref = comparison.reference[0]
     print(
@@ -120,9 +126,9 @@ def cmd_compare(args) -> None:
 
 
 def cmd_samplers(args) -> None:
-    from samplers.table import markdown_table
+    from samplers.table import family_tables, markdown_table
 
-    print(markdown_table(samplers.all_samplers()))
+    print((family_tables if args.by_family else markdown_table)(samplers.all_samplers()))
 
 
 def cmd_suite(args) -> None:
@@ -181,7 +187,10 @@ def cmd_bench(args) -> None:
     if args.suite:
         return cmd_suite(args)
     bundle, _ = _load(args)
-    names = parse_names(args.samplers, bundle.parameterization.family)
+    family = bundle.parameterization.family
+    # DiT's default row set is DiTPipeline's fair samplers and DDPM; a flow model's, its own family's first three
+    fitting = BENCH_SAMPLERS if family == DEFAULT_FAMILY else ",".join(s.name for s in samplers.for_family(family)[:3])
+    names = parse_names(args.samplers or fitting, family)
     print(
         format_bench(
             run_bench(bundle, names, parse_steps(args.steps, bundle.num_train_timesteps), args.cfg, args.repeats)
@@ -235,10 +244,11 @@ def main(argv: list[str] | None = None) -> None:
     cmp_.set_defaults(func=cmd_compare)
 
     lst = sub.add_parser("samplers", help="list the registered samplers (built-ins and plugins) as a table")
+    lst.add_argument("--by-family", action="store_true", help="one table per model family, with options worth knowing")
     lst.set_defaults(func=cmd_samplers)
 
     bench = sub.add_parser("bench", help="time the engine against diffusers' DiTPipeline, side by side")
-    bench.add_argument("--samplers", default="ddim,dpmpp_2m,ddpm")
+    bench.add_argument("--samplers", default=None, help=f"default: {BENCH_SAMPLERS} (a flow model: its own family's)")
     bench.add_argument("--steps", default="10,25,50")
     bench.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own)")
     bench.add_argument("--repeats", type=int, default=1)

@@ -44,9 +44,13 @@ def build_vae(width: int = 32) -> AutoencoderKL:
     )
 
 
-def build_dit(hidden: int = 128, layers: int = 6, heads: int = 4, num_classes: int = 10) -> DiTTransformer2DModel:
-    # 8x8 latents of 4 channels, patch 2, eps + learned variance
-    return dit.build_dit(layers, hidden, heads, num_classes, latent_size=8, latent_channels=LATENT_CHANNELS)
+def build_dit(
+    hidden: int = 128, layers: int = 6, heads: int = 4, num_classes: int = 10, learned_sigma: bool = True
+) -> DiTTransformer2DModel:
+    # 8x8 latents of 4 channels, patch 2; the DiT predicts eps + a learned variance, the SiT a velocity alone
+    return dit.build_dit(
+        layers, hidden, heads, num_classes, latent_size=8, latent_channels=LATENT_CHANNELS, learned_sigma=learned_sigma
+    )
 
 
 def build_scheduler() -> DDPMScheduler:

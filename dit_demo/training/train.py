@@ -13,12 +13,12 @@ import copy
 import json
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DiTTransformer2DModel
-from tqdm import tqdm
 
 from dit_demo.runtime.loader import save_bundle
 from dit_demo.training.architecture import (
@@ -34,50 +34,10 @@ from dit_demo.training.architecture import (
 from dit_demo.training.classifier import FashionClassifier
 from dit_demo.training.data import CLASS_NAMES, load_fashion_mnist
 from dit_demo.training.hybrid_loss import GaussianDiffusion, hybrid_loss
-
-
-def dit_learning_rate(step: int, steps: int, base: float, warmup: int = 500, cooldown: int = 0) -> float:
-    """Warm-up, constant, then a linear cool-down to zero (warmup-stable-decay).
-
-    A constant middle lets a finished run be extended by resuming it with a larger ``--dit-steps``;
-    the cool-down at the end is where the loss drops most for the time spent.
-    """
-    lr = base * min(1.0, (step + 1) / warmup)
-    cooldown = min(cooldown, steps)
-    if cooldown and step >= steps - cooldown:
-        lr *= (steps - step) / cooldown
-    return lr
-
-
-def _batches(n: int, batch: int, generator: torch.Generator):
-    while True:
-        for idx in torch.randperm(n, generator=generator).split(batch):
-            if len(idx) == batch:
-                yield idx
-
-
-def _loop(name, model, opt, ckpt, steps, step_fn, extra_state=None, every=200):
-    """Shared resumable loop: restores model/optimizer/RNG, runs step_fn, checkpoints."""
-    state = ckpt.load()
-    start = 0
-    gen = torch.Generator().manual_seed(0)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"])
-        start = state["step"]
-        if extra_state is not None:
-            extra_state["load"](state)
-        print(f"[{name}] resuming at step {start}/{steps}")
-    bar = tqdm(range(start, steps), desc=name, initial=start, total=steps, dynamic_ncols=True)
-    for step in bar:
-        logs = step_fn(step, gen)
-        bar.set_postfix(logs)
-        if (step + 1) % every == 0 or step + 1 == steps:
-            payload = {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "step": step + 1}
-            if extra_state is not None:
-                payload.update(extra_state["save"]())
-            ckpt.save(payload)
+from dit_demo.training.loop import batches as _batches
+from dit_demo.training.loop import dit_learning_rate, ema_update, encoded_latents
+from dit_demo.training.loop import resumable_loop as _loop
+from dit_demo.training.sit import export_sit, train_sit
 
 
 def train_vae(args, device) -> AutoencoderKL:
@@ -153,12 +113,7 @@ def train_classifier(args, device) -> FashionClassifier:
 def train_dit(args, device, vae: AutoencoderKL) -> tuple[DiTTransformer2DModel, dict]:
     torch.manual_seed(args.seed)
     images, labels = load_fashion_mnist("train", args.data_dir, args.limit)
-    vae = vae.to(device).eval()
-    with torch.no_grad():  # encode once; sample the posterior afresh at every step
-        dists = [vae.encode(images[i : i + 512].to(device)).latent_dist for i in range(0, len(images), 512)]
-    mean = torch.cat([d.mean for d in dists])  # (N, 4, 8, 8)
-    std = torch.cat([d.std for d in dists])
-    scale = vae.config.scaling_factor
+    mean, std, scale = encoded_latents(vae, images, device)  # (N, 4, 8, 8) each
     labels = labels.to(device)
 
     dit = build_dit(args.dit_hidden, args.dit_layers, args.dit_heads).to(device).train()
@@ -189,10 +144,7 @@ def train_dit(args, device, vae: AutoencoderKL) -> tuple[DiTTransformer2DModel, 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
         opt.step()
-        decay = min(args.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), dit.parameters()):
-                p_ema.lerp_(p, 1.0 - decay)
+        ema_update(ema, dit, step, args.ema_decay)
         return {"mse": f"{logs['mse']:.4f}", "vb": f"{logs['vb']:.4f}", "lr": f"{lr:.1e}"}
 
     _loop("dit", dit, opt, Checkpoint(args.work / "dit.pt"), args.dit_steps, step_fn, extra_state=extra)
@@ -204,7 +156,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m dit_demo.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("stage", choices=["all", "vae", "classifier", "dit"])
+    parser.add_argument("stage", choices=["all", "vae", "classifier", "dit", "sit"])
+    parser.add_argument(
+        "--sit-out", type=Path, default=Path("dit_demo/weights/fashion-mnist-sit"), help="where the sit stage exports"
+    )
     parser.add_argument("--out", type=Path, default=Path("dit_demo/weights/fashion-mnist"))
     parser.add_argument("--work", type=Path, default=Path("runs/fashion-mnist"))
     parser.add_argument(
@@ -263,11 +218,18 @@ def main(argv: list[str] | None = None) -> None:
         )
         times["dit"] = time.perf_counter() - start
         print(f"[dit] {info['params'] / 1e6:.2f} M parameters")
+    if "sit" in stages:  # the DiT's flags set its network and recipe; it reuses the trained VAE and judge
+        start = time.perf_counter()
+        vae = AutoencoderKL.from_pretrained(vae_dir)
+        network = partial(build_dit, args.dit_hidden, args.dit_layers, args.dit_heads, learned_sigma=False)
+        export_sit(args.sit_out, train_sit(args, device, vae, network), vae, args.out / "classifier")
+        times["sit"] = time.perf_counter() - start
     log = args.work / "times.json"
     previous = json.loads(log.read_text()) if log.is_file() else {}
     previous.update({k: round(v, 1) for k, v in times.items()})
     log.write_text(json.dumps(previous, indent=2))
-    print("wall time (s):", {k: round(v) for k, v in times.items()}, "-> exported to", args.out)
+    targets = [str(args.out)] * bool(set(stages) - {"sit"}) + [str(args.sit_out)] * ("sit" in stages)
+    print("wall time (s):", {k: round(v) for k, v in times.items()}, "-> exported to", ", ".join(targets))
 
 
 if __name__ == "__main__":

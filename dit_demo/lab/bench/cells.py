@@ -20,6 +20,7 @@ import samplers
 from dit_demo.runtime.block_cache import BlockCache
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.engine import run, sample
+from dit_demo.runtime.parameterization import DEFAULT_FAMILY
 from dit_demo.runtime.request import Lane, check_lanes
 
 
@@ -63,7 +64,10 @@ def run_bench(
     """Time every (sampler, steps) cell three ways; ``cfg`` None is the model's default."""
     cfg = bundle.default_cfg if cfg is None else cfg
     note = ""
-    if bundle.null_class != 1000 and cfg != 1.0:
+    family = bundle.parameterization.family
+    if family != DEFAULT_FAMILY:  # its samplers are none of DiTPipeline's, so guidance stays as asked
+        note = f"DiTPipeline samples DiT models only; this {family} model's cells time the engine alone"
+    elif bundle.null_class != 1000 and cfg != 1.0:
         note = (
             f"DiTPipeline cannot guide a {bundle.num_classes}-class model (null class hard-coded to 1000); "
             "timing both without guidance (cfg 1)"

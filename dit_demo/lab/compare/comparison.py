@@ -53,6 +53,7 @@ class Comparison:
     grid: Image.Image | None = None
     difference: Image.Image | None = None  # |cell - reference| per cell, same layout as ``grid``
     model_hash: str | None = None  # a short hash of the model's weights (``DiTBundle.extras["weights"]``)
+    family: str | None = None  # the model's family (its parameterization's), which its PNG records
 
     def series(self) -> list[tuple[tuple[str, float, str, int], list[Cell]]]:
         """Cells grouped over seeds: ((preset, cfg, sampler, steps), cells), in grid order."""

@@ -71,6 +71,7 @@ def run_comparison(
         seconds=time.perf_counter() - start,
     )
     comparison.model_hash = models.base.extras.get("weights")
+    comparison.family = models.base.parameterization.family
     comparison.grid = comparison_grid(comparison)
     comparison.difference = difference_grid(comparison)
     return comparison

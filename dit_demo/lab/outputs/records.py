@@ -44,6 +44,7 @@ class ImageRecord:
     model_levers: str | None = None  # the model's shortcuts in words (int8, bf16, compiled), if any
     preset: str | None = None  # a comparison cell's speed preset
     model_hash: str | None = None  # a short hash of the model's weights: Reproduce refuses another model's
+    family: str | None = None  # the model's family (dit, sit, ...): its samplers and time differ; absent: dit
 
     @classmethod
     def from_lane(cls, lane: CheckedLane, bundle: DiTBundle, preset: str | None = None) -> ImageRecord:
@@ -63,6 +64,7 @@ class ImageRecord:
             model_levers=bundle.extras.get("levers"),
             preset=preset,
             model_hash=bundle.extras.get("weights"),
+            family=bundle.parameterization.family,
         )
 
     def to_dict(self) -> dict:
@@ -100,6 +102,7 @@ class ImageRecord:
                 model_levers=data.get("model_levers"),
                 preset=data.get("preset"),
                 model_hash=data.get("model_hash"),
+                family=data.get("family"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise _damaged("image", exc) from None
@@ -149,17 +152,20 @@ class ComparisonRecord:
     model: str
     spec: ComparisonSpec
     model_hash: str | None = None
+    family: str | None = None  # as ImageRecord's
 
     def to_dict(self) -> dict:
         data = {"mode": "compare", "version": VERSION, "model": self.model, **self.spec.to_dict()}
-        if self.model_hash:
-            data["model_hash"] = self.model_hash
+        for key in ("model_hash", "family"):
+            if getattr(self, key):
+                data[key] = getattr(self, key)
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> ComparisonRecord:
         _check(data, "compare")
-        return cls(str(data.get("model", "")), ComparisonSpec.from_dict(data), data.get("model_hash"))
+        model = str(data.get("model", ""))
+        return cls(model, ComparisonSpec.from_dict(data), data.get("model_hash"), data.get("family"))
 
     def a1111(self) -> str:
         spec = self.spec
@@ -177,10 +183,15 @@ class ComparisonRecord:
 Record = ImageRecord | BatchRecord | ComparisonRecord
 
 
-def check_same_model(record: Record, model_name: str, model_hash: str | None) -> None:
-    """``ValueError`` when ``record`` names weights other than the loaded model's (records without a hash,
-    from before hashes were kept, are taken as they are)."""
+def check_same_model(record: Record, model_name: str, model_hash: str | None, family: str | None = None) -> None:
+    """``ValueError`` when ``record`` names another model family or weights other than the loaded model's
+    (records without a hash or a family, from before those were kept, are taken as they are)."""
     made = record.images[0] if isinstance(record, BatchRecord) else record
+    if made.family and family and made.family != family:
+        raise ValueError(
+            f"This PNG was made by a {made.family} model ({made.model or 'unnamed'}); the loaded model, {model_name}, "
+            f"is a {family} model, whose samplers and time differ. Load a {made.family} model, then drop the PNG again."
+        )
     if made.model_hash and model_hash and made.model_hash != model_hash:
         raise ValueError(
             f"This PNG was made by another model ({made.model or 'unnamed'}, weights {made.model_hash}); the loaded "
