@@ -1,0 +1,77 @@
+"""A flow model everywhere a DiT goes: the app (Generate, Compare, Reproduce through gradio_client), the bench, a
+sweep and its metrics, each on a random SiT imported as SiT's train.py saves it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import serve
+from original_reference import random_state, train_checkpoint
+
+from app import create_app
+from dit_demo.lab.bench.cells import format_bench, run_bench
+from dit_demo.lab.interchange.dit_import import import_checkpoint
+from dit_demo.lab.outputs.pngmeta import read_parameters
+from dit_demo.runtime.loader import load_bundle
+
+HEADS = 4
+SIT_ARGS = {"path_type": "Linear", "prediction": "velocity", "num_classes": 10, "image_size": 16}
+
+
+@pytest.fixture(scope="module")
+def sit_dir(tmp_path_factory, small_bundle_dir):
+    tmp = tmp_path_factory.mktemp("sit-app")
+    state = random_state(2, 64, HEADS, 2, 4, True, 11, 8, seed=3)
+    torch.save(train_checkpoint(state, **SIT_ARGS), tmp / "ckpt.pt")
+    return import_checkpoint(tmp / "ckpt.pt", tmp / "model", heads=HEADS, vae=str(small_bundle_dir / "vae"))
+
+
+@pytest.fixture(scope="module")
+def sit_client(sit_dir):
+    from gradio_client import Client
+
+    with serve(create_app(str(sit_dir), "cpu", "fp32")) as url:
+        yield Client(url, verbose=False)
+
+
+def test_the_app_generates_compares_and_reproduces_with_a_sit(sit_client):
+    from gradio_client import handle_file
+
+    _, gallery, summary = sit_client.predict(["8"], "sit_ode_heun", 3, 2.0, 0, 4, 1, api_name="/generate")
+    params = read_parameters(gallery[0]["image"])
+    assert (params["sampler"], params["steps"], params["family"]) == ("sit_ode_heun", 3, "sit")
+    assert "NFE" in summary and "sit_ode_heun 3 steps" in gallery[0]["caption"]
+    out = sit_client.predict(["sit_ode_euler", "sit_ode_heun"], "2,3", "2", "4", 5, 0, "", api_name="/compare")
+    _, grid_path, _, table, _, _, _ = out
+    assert read_parameters(grid_path)["family"] == "sit"
+    assert [row[table["headers"].index("NFE")] for row in table["data"]] == [2, 3, 4, 6]
+    restored = sit_client.predict(handle_file(grid_path), api_name="/reproduce")
+    assert restored[-11][:2] == ["sit_ode_euler", "sit_ode_heun"] and "Restored a comparison" in restored[-1]
+
+
+def test_the_app_refuses_a_dit_sampler_for_a_sit_naming_the_family(sit_client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=r"'ddim' drives dit models; the loaded model is a sit"):
+        sit_client.predict(["ddim"], "3", "2", "4", 5, 0, "", api_name="/compare")
+
+
+def test_the_bench_times_a_sit_alone_and_keeps_its_guidance(sit_dir):
+    bundle = load_bundle(str(sit_dir), "cpu", "fp32")
+    result = run_bench(bundle, ["sit_ode_euler", "sit_ode_heun"], [2], cfg=2.0)
+    assert result["cfg"] == 2.0 and "DiTPipeline samples DiT models only" in result["note"]
+    assert [r["nfe"] for r in result["rows"]] == [2, 4] and all(math.isnan(r["pipeline_s"]) for r in result["rows"])
+    assert "| sit_ode_heun | 2 | 4 | n/a" in format_bench(result)
+
+
+def test_a_sweep_of_a_sit_measures_its_cells(sit_dir, tmp_path):
+    from dit_demo.cli.sweep import main as sweep_main
+
+    sweep_main(
+        ["--model", str(sit_dir), "--samplers", "sit_ode_euler", "--steps", "2", "--num-samples", "10",
+         "--shard-size", "10", "--out", str(tmp_path / "sweep"), "--no-metrics"]
+    )  # fmt: skip
+    written = list((tmp_path / "sweep").rglob("*"))
+    assert any("sit_ode_euler_2" in p.name for p in written), [p.name for p in written]
