@@ -36,6 +36,13 @@ BUILT_IN = (
     "unipc",
     "sit_ode_euler",
     "sit_ode_heun",
+    "sit_ode_dopri5",
+    "sit_sde_euler",
+    "sit_sde_heun",
+    "flow_match_euler",
+    "flow_match_heun",
+    "repa_euler",
+    "repa_euler_maruyama",
 )
 # names the built-ins had before they matched their algorithm (k-diffusion's and A1111's "DPM++ SDE" is
 # another one): still accepted wherever a name is typed or read from a PNG, and spelled anew

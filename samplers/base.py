@@ -26,7 +26,11 @@ _PROTOTYPES: dict[tuple[type, str], Any] = {}
 _PROTOTYPES_LOCK = threading.Lock()
 MAX_PROTOTYPES = 256
 # the model families samplers may name in ``families``, with what their models predict (for messages)
-FAMILY_LABELS = {"dit": "discrete noise-prediction", "sit": "flow-matching velocity, SiT's Linear path"}
+FAMILY_LABELS = {
+    "dit": "discrete noise-prediction",
+    "sit": "flow-matching, SiT's Linear, GVP or VP path with velocity, score or noise prediction",
+    "repa": "flow-matching velocity, REPA's linear or cosine path, t = 1 noise",
+}
 
 
 @runtime_checkable
@@ -36,6 +40,10 @@ class SchedulerContract(Protocol):
     ``from_config(config)`` makes a fresh one; after ``set_timesteps(n)`` it has ``timesteps`` and
     ``init_noise_sigma``; each step is ``scale_model_input(x, t)``, the model, then ``step(out, t, x,
     generator=...)``, whose result has ``prev_sample`` and (where it has one) ``pred_original_sample``.
+
+    An adaptive scheduler, which picks its own steps (``samplers/flow_adaptive.py``), also has ``adaptive = True``,
+    ``max_nfe`` (its cap on evaluations), ``estimated_nfe`` and ``close()`` (ends a run cut short); its
+    ``timesteps`` grows by the next time it asks for at each ``step``, and the step that adds none is its last.
     """
 
     timesteps: Any
@@ -85,6 +93,8 @@ class Sampler:
     # the model families it can drive (``dit``: discrete-time noise prediction); the registry offers it,
     # and a request accepts it, only for a loaded model of one of these
     families: tuple[str, ...] = ("dit",)
+    # the variant options (``name[key=value]``, short aliases allowed) the per-family samplers table lists
+    noted_options: tuple[str, ...] = ()
 
     def build(
         self,
@@ -108,8 +118,10 @@ class Sampler:
         return scheduler
 
     def nfe(self, steps: int, scheduler_config: dict, spacing: str | None = None) -> int:
-        """Transformer evaluations for ``steps`` steps (per image, before CFG doubles the batch)."""
-        return len(self.build(scheduler_config, steps, spacing=spacing).timesteps)
+        """Transformer evaluations for ``steps`` steps (per image, before CFG doubles the batch); for an adaptive
+        solver, which picks its own steps and knows their number only after, its cap ``max_nfe``."""
+        scheduler = self.build(scheduler_config, steps, spacing=spacing)
+        return scheduler.max_nfe if getattr(scheduler, "adaptive", False) is True else len(scheduler.timesteps)
 
     def reads_variance(self, learned_sigma: bool) -> bool:
         """Whether ``step`` gets the model's variance channels: the sampler wants them and the model has them."""

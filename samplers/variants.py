@@ -31,6 +31,13 @@ FIXED = {
     "variance_type",
     "rescale_betas_zero_snr",
     "steps_offset",
+    # the SiT transport the model was trained with (its flow schedulers read it from the model's config)
+    "path_type",
+    "prediction",
+    "train_eps",
+    "sample_eps",
+    # which solver a flow scheduler runs is what its sampler is (sit_ode_euler, sit_sde_heun), with its NFE per step
+    "solver",
     *LATENT_SAFE,
 }
 STEP_ARGS_NOT_OPTIONS = {"model_output", "timestep", "sample", "generator", "variance_noise", "return_dict"}

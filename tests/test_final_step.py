@@ -14,7 +14,8 @@ import samplers
 from dit_demo.runtime.engine import sample
 from dit_demo.runtime.request import Lane
 
-STOCHASTIC = [s.name for s in samplers.all_samplers() if s.stochastic]
+# the discrete-time rule checked here is DiT's; flow families' SDEs end with their own last step (their tests)
+STOCHASTIC = [s.name for s in samplers.all_samplers() if s.stochastic and "dit" in s.families]
 
 
 def dit_space_timesteps(num_timesteps: int, count: int) -> list[int]:

@@ -75,3 +75,29 @@ def test_a_sweep_of_a_sit_measures_its_cells(sit_dir, tmp_path):
     )  # fmt: skip
     written = list((tmp_path / "sweep").rglob("*"))
     assert any("sit_ode_euler_2" in p.name for p in written), [p.name for p in written]
+
+
+def test_the_bench_counts_what_an_adaptive_solver_took_not_its_cap(sit_dir):
+    from dit_demo.runtime.engine import sample
+    from dit_demo.runtime.request import Lane
+
+    bundle = load_bundle(str(sit_dir), "cpu", "fp32")
+    (row,) = run_bench(bundle, ["sit_ode_dopri5"], [5], cfg=1.0)["rows"]
+    taken = sample(bundle, [Lane("sit_ode_dopri5", 5, 0, 0, 1.0)])[0].nfe
+    assert row["nfe"] == taken < 1000  # 1000: the solver's cap, which the budget counts
+
+
+def test_the_app_serves_a_repa_with_its_guidance_interval(tmp_path, small_bundle_dir):
+    from gradio_client import Client
+    from repa_reference import repa_checkpoint, repa_state
+
+    args = {"num_classes": 10, "resolution": 16, "encoder_depth": 1, "qk_norm": True}
+    args |= {"path_type": "linear", "prediction": "v", "proj_coeff": 0.5, "enc_type": "dinov2-vit-b"}
+    torch.save(repa_checkpoint(repa_state(2, 64, HEADS, 2, 11, 8, qk_norm=True, seed=4), **args), tmp_path / "r.pt")
+    folder = import_checkpoint(tmp_path / "r.pt", tmp_path / "repa", heads=HEADS, vae=str(small_bundle_dir / "vae"))
+    with serve(create_app(str(folder), "cpu", "fp32")) as url:
+        client = Client(url, verbose=False)
+        sampler = "repa_euler[heun=true,guidance_high=0.7]"
+        _, gallery, _ = client.predict(["2"], sampler, 4, 1.8, 0, 1, 1, api_name="/generate")
+    params = read_parameters(gallery[0]["image"])
+    assert (params["sampler"], params["family"], params["steps"]) == (sampler, "repa", 4)

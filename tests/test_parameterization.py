@@ -100,9 +100,13 @@ def test_a_sampler_of_another_family_is_refused_by_the_comparison_grammar(small_
 def test_pickers_offer_only_the_samplers_of_the_loaded_models_family(small_bundle, flow_sampler):
     offered = [name for _, name in sampler_choices(small_bundle.parameterization.family)]
     assert flow_sampler not in offered
-    sit_built_ins = {"sit_ode_euler", "sit_ode_heun"}
-    assert set(samplers.BUILT_IN_NAMES) - sit_built_ins <= set(offered) and not sit_built_ins & set(offered)
-    assert [name for _, name in sampler_choices("sit")] == [*sorted(sit_built_ins), flow_sampler]
+    sit_built_ins = [
+        name for name in samplers.names() if name in samplers.BUILT_IN_NAMES and "sit" in samplers.get(name).families
+    ]
+    assert {"sit_ode_euler", "sit_ode_heun", "sit_sde_euler", "sit_sde_heun"} <= set(sit_built_ins)
+    flow_built_ins = {name for name in samplers.BUILT_IN_NAMES if "dit" not in samplers.get(name).families}
+    assert set(samplers.BUILT_IN_NAMES) - flow_built_ins <= set(offered) and not flow_built_ins & set(offered)
+    assert [name for _, name in sampler_choices("sit")] == [*sit_built_ins, flow_sampler]
     assert flow_sampler not in recommended_steps(Defaults.for_bundle(small_bundle))
 
 

@@ -17,7 +17,7 @@ from dit_demo.lab.interchange.original_dit import infer_arch
 from dit_demo.lab.interchange.sit_import import checkpoint_family
 from dit_demo.runtime.engine import sample
 from dit_demo.runtime.loader import load_bundle
-from dit_demo.runtime.parameterization import LinearVelocity
+from dit_demo.runtime.parameterization import SiTTransport
 from dit_demo.runtime.request import Lane, check_lanes
 
 DEPTH, HIDDEN, HEADS, PATCH, ROWS, CLASSES, LATENT = 2, 64, 4, 2, 11, 10, 8
@@ -91,7 +91,8 @@ def test_the_import_detects_sit_and_records_its_transport(sit_folder, sit_bundle
     assert index["family"] == "sit" and index["transport"]["path_type"] == "Linear"
     assert index["transport"]["prediction"] == "velocity" and "0 = noise, 1 = data" in index["transport"]["time"]
     p = sit_bundle.parameterization
-    assert isinstance(p, LinearVelocity) and p.family == "sit" and not p.learned_variance
+    assert isinstance(p, SiTTransport) and p.family == "sit" and not p.learned_variance
+    assert (p.path_type, p.prediction_type) == ("Linear", "velocity")
     assert not sit_bundle.learned_sigma and sit_bundle.transformer.config.out_channels == 8
 
 
@@ -142,7 +143,9 @@ def test_samplers_drive_only_their_own_family(sit_bundle, small_bundle):
         check_lanes(sit_bundle, [Lane("ddim", 4, 0)])
     with pytest.raises(ValueError, match=r"'sit_ode_heun' drives sit models; .* a dit \(discrete noise-prediction"):
         check_lanes(small_bundle, [Lane("sit_ode_heun", 4, 0)])
-    assert [s.name for s in samplers.for_family("sit")] == ["sit_ode_euler", "sit_ode_heun"]
+    sit = [s.name for s in samplers.for_family("sit")]
+    assert {"sit_ode_euler", "sit_ode_heun", "sit_sde_euler", "sit_sde_heun"} <= set(sit)
+    assert not any(name.startswith("sit_") for name in (s.name for s in samplers.for_family("dit")))
 
 
 def test_a_flow_scheduler_is_fresh_on_every_build(sit_bundle):
@@ -154,8 +157,8 @@ def test_a_flow_scheduler_is_fresh_on_every_build(sit_bundle):
     assert again is not first and again._index == 0 and torch.equal(again.timesteps, first.timesteps)
 
 
-def test_unsupported_transports_are_refused_in_one_sentence(tmp_path, sit_state, small_bundle_dir):
-    for path_type, prediction in (("GVP", "velocity"), ("VP", "velocity"), ("Linear", "noise"), ("Linear", "score")):
+def test_unknown_transports_are_refused_in_one_sentence(tmp_path, sit_state, small_bundle_dir):
+    for path_type, prediction in (("Cosine", "velocity"), ("Linear", "x0")):  # every SiT transport imports
         ckpt = tmp_path / f"{path_type}-{prediction}.pt"
         torch.save(train_checkpoint(sit_state, **{**SIT_ARGS, "path_type": path_type, "prediction": prediction}), ckpt)
         with pytest.raises(ValueError, match=rf"path_type={path_type}, prediction={prediction}, which .* cannot"):
@@ -190,7 +193,9 @@ def test_the_command_line_defaults_to_the_sit_samplers_for_a_sit(sit_folder, sit
     from dit_demo.lab.specs.defaults import Defaults
 
     defaults = Defaults.for_bundle(sit_bundle)
-    assert defaults.sampler == "sit_ode_euler" and defaults.compare_samplers == ("sit_ode_euler", "sit_ode_heun")
+    assert defaults.sampler == "sit_ode_euler"
+    fixed_step = [s.name for s in samplers.for_family("sit") if s.name != "sit_ode_dopri5"]
+    assert defaults.sampler == "sit_ode_euler" and defaults.compare_samplers == tuple(fixed_step[:3])
     main(["generate", "3", "--model", str(sit_folder), "--steps", "2", "--out", str(tmp_path / "g.png")])
     main(["compare", "--model", str(sit_folder), "--steps", "2,3", "--out", str(tmp_path / "c.png")])
     printed = capsys.readouterr().out

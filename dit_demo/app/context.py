@@ -75,8 +75,10 @@ def time_left(progress: Progress) -> str:
     if progress.nfe_done == 0:
         return ""
     remaining = progress.elapsed / progress.nfe_done * (progress.nfe_total - progress.nfe_done)
+    about = "about " if progress.estimated else ""  # an adaptive solver's rounds are its estimate until it ends
     return (
-        f"round {progress.round}/{progress.total_rounds}, {progress.elapsed:.1f}s elapsed, about {remaining:.1f}s left"
+        f"round {progress.round}/{about}{progress.total_rounds}, {progress.elapsed:.1f}s elapsed, "
+        f"about {remaining:.1f}s left"
     )
 
 

@@ -41,6 +41,8 @@ class DiTBundle:
     def __post_init__(self) -> None:
         adapt_in_place(self.transformer)  # the speed work's diffusers adaptations; no copy
         family = self.extras.get("family", DEFAULT_FAMILY)
+        if family != DEFAULT_FAMILY:  # samplers shared by flow families read its time convention from here
+            self.scheduler_config = {**self.scheduler_config, "family": family}
         self.parameterization = parameterization_for(family, self.scheduler_config, self.transformer.config)
 
     @property

@@ -40,7 +40,11 @@ class LaneResult:
 
 @dataclass(kw_only=True)
 class Progress:
-    """Handed to the callback after every round; ``x0`` maps lane index -> (C, H, W) latent."""
+    """Handed to the callback after every round; ``x0`` maps lane index -> (C, H, W) latent.
+
+    While an adaptive solver's lane runs, ``total_rounds`` and ``nfe_total`` are its estimate ("about N", revised
+    every round) and ``estimated`` is true; they are exact otherwise.
+    """
 
     round: int
     total_rounds: int
@@ -48,6 +52,7 @@ class Progress:
     nfe_total: int
     elapsed: float
     x0: dict[int, torch.Tensor] = field(default_factory=dict)
+    estimated: bool = False
 
 
 class Cancelled(Exception):
@@ -120,31 +125,22 @@ def run(
 
     With a ``budget`` the request is refused, before any sampling, when its estimated cost is over it.
     Lanes with a cache threshold share one :class:`BlockCache` (pass one in to read its counts).
+    An adaptive solver's lane picks its own steps: the loop runs while any lane has an evaluation left, progress
+    counts the solver's estimate until it is done, and a budget counts the solver's cap on evaluations.
     """
     if cache is None and any(lane.levers.cache_threshold > 0 for lane in lanes):
         cache = BlockCache()
     groups = [LaneGroup(bundle, [lanes[i] for i in positions], positions) for positions in group_lanes(lanes)]
     if budget is not None:
-        budget.check([(len(g.timesteps), lane.rows) for g in groups for lane in g.lanes], max_batch)
+        budget.check([(g.max_nfe, lane.rows) for g in groups for lane in g.lanes], max_batch)
     shared = SharedRows([lane.seed for lane in lanes])
-    total_rounds = max(len(g.timesteps) for g in groups)
-    nfe_total, start = sum(len(g.timesteps) * len(g.lanes) for g in groups), time.perf_counter()
-    with torch.inference_mode():
-        for round_index in range(total_rounds):
-            _check_cancel(cancel, f"Stopped after {round_index} of {total_rounds} rounds.")
-            active = [g for g in groups if not g.done]
-            where = f"round {round_index + 1} of {total_rounds}"
-            out = _forward(bundle, active, shared, max_batch, cancel, where, cache)
-            progress = None
-            if callback is not None:
-                progress = Progress(
-                    round=round_index + 1, total_rounds=total_rounds, nfe_done=0, nfe_total=nfe_total, elapsed=0.0
-                )
-            _step(active, out, progress)
-            if progress is not None:
-                progress.nfe_done = sum(g.index * len(g.lanes) for g in groups)
-                progress.elapsed = time.perf_counter() - start
-                callback(progress)
+    start = time.perf_counter()
+    try:
+        with torch.inference_mode():
+            _rounds(bundle, groups, shared, callback, cancel, max_batch, cache, start)
+    finally:  # an adaptive solver's thread ends with the request, stopped or failed too
+        for g in groups:
+            g.close()
     latents = _on_host(groups)
     # a GPU runs behind the host (past its first rounds the loop reads nothing back, without a cache or
     # previews), so host times per round mean little: each lane's share of the request's is by its rows
@@ -155,6 +151,46 @@ def run(
         for position, lane, x, rows in zip(g.positions, g.lanes, group_latents, g.rows_done):
             results[position] = LaneResult(lane, x, len(timesteps), per_row * rows, list(timesteps))
     return [results[position] for position in range(len(lanes))]
+
+
+def _planned(groups: list[LaneGroup]) -> tuple[int, int, str]:
+    """The request's rounds and evaluations, with "about " while an adaptive solver is still choosing its steps."""
+    rounds = max(g.estimated_nfe for g in groups)
+    nfe = sum(g.estimated_nfe * len(g.lanes) for g in groups)
+    return rounds, nfe, "about " if any(g.adaptive and not g.done for g in groups) else ""
+
+
+def _rounds(
+    bundle: DiTBundle,
+    groups: list[LaneGroup],
+    shared: SharedRows,
+    callback: Callable[[Progress], None] | None,
+    cancel: threading.Event | None,
+    max_batch: int | None,
+    cache: BlockCache | None,
+    start: float,
+) -> None:
+    """Round after round while any group has an evaluation left: one batched forward, then every group steps."""
+    round_index = 0
+    while active := [g for g in groups if not g.done]:
+        total_rounds, nfe_total, about = _planned(groups)
+        _check_cancel(cancel, f"Stopped after {round_index} of {about}{total_rounds} rounds.")
+        where = f"round {round_index + 1} of {about}{total_rounds}"
+        out = _forward(bundle, active, shared, max_batch, cancel, where, cache)
+        progress = None
+        if callback is not None:
+            progress = Progress(
+                round=round_index + 1, total_rounds=total_rounds, nfe_done=0, nfe_total=nfe_total, elapsed=0.0
+            )
+        _step(active, out, progress)
+        round_index += 1
+        if progress is not None:
+            # an adaptive solver knows more after its step: the estimate as it stands now
+            progress.total_rounds, progress.nfe_total, about = _planned(groups)
+            progress.estimated = bool(about)
+            progress.nfe_done = sum(g.index * len(g.lanes) for g in groups)
+            progress.elapsed = time.perf_counter() - start
+            callback(progress)
 
 
 def _on_host(groups: list[LaneGroup]) -> list[list[torch.Tensor]]:

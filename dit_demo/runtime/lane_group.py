@@ -78,6 +78,8 @@ class LaneGroup:
             bundle.scheduler_config, first.steps, learned_variance=learned, spacing=first.spacing
         )
         self.timesteps = list(self.scheduler.timesteps)
+        # an adaptive scheduler (samplers/flow_adaptive.py) picks its own steps: its timesteps grow as it steps
+        self.adaptive = getattr(self.scheduler, "adaptive", False) is True
         # one generator per lane: initial noise first, then the sampler's per-step noise, so a
         # lane gives the same result alone, batched with others, or in diffusers' DiTPipeline
         generators = [torch.Generator("cpu").manual_seed(lane.seed) for lane in self.lanes]
@@ -86,6 +88,10 @@ class LaneGroup:
         self.step_kwargs = dict(self.sampler.step_kwargs)
         if _accepts(self.scheduler.step, "generator"):
             self.step_kwargs["generator"] = generators[0] if len(generators) == 1 else generators
+            # optional hook: a scheduler whose model input is not its state alone draws noise before a round's
+            # model call (SiT's SDE Heun reads the model after adding its noise), so it gets the generators now
+            if callable(getattr(self.scheduler, "set_generator", None)):
+                self.scheduler.set_generator(self.step_kwargs["generator"])
         self.index = 0
         self.rows_done = [0] * len(self.lanes)  # transformer rows each lane has needed (its share of the time)
         self.x_in = self.x
@@ -93,7 +99,23 @@ class LaneGroup:
 
     @property
     def done(self) -> bool:
+        """Every evaluation made; an adaptive scheduler is done when a step adds no next time."""
         return self.index >= len(self.timesteps)
+
+    @property
+    def estimated_nfe(self) -> int:
+        """Evaluations the group's run takes: exact for a fixed grid, the solver's estimate while an adaptive one runs."""
+        return self.scheduler.estimated_nfe if self.adaptive else len(self.timesteps)
+
+    @property
+    def max_nfe(self) -> int:
+        """The most evaluations it may take (what a budget counts): an adaptive scheduler's cap."""
+        return self.scheduler.max_nfe if self.adaptive else len(self.timesteps)
+
+    def close(self) -> None:
+        """Let the scheduler end a run cut short (an adaptive solver's thread); the engine calls it in a finally."""
+        if self.adaptive:
+            self.scheduler.close()
 
     @property
     def t(self) -> torch.Tensor:
@@ -105,12 +127,20 @@ class LaneGroup:
         return sum(2 if guided else 1 for guided in self.guided)
 
     def start_round(self) -> None:
-        """Which lanes run the null row this round, and the scaled model input."""
+        """Which lanes run the null row this round, and the scaled model input.
+
+        A scheduler may decide guidance by a rule of its own sampler (REPA's interval on its time axis): an
+        optional ``guided_now()`` says whether its next evaluation is guided, and the lever's interval still applies.
+        """
         sigma = None
+        guided_now = getattr(self.scheduler, "guided_now", None)
+        scheduler_guides = True if guided_now is None else bool(guided_now())
         for i, lane in enumerate(self.lanes):
+            guided = lane.guided
             if lane.levers.guidance_interval is not None:  # only then does guidance depend on the noise level
                 sigma = self.bundle.parameterization.sigma_at(float(self.t)) if sigma is None else sigma
-                self.guided[i] = lane.guided_at(sigma)
+                guided = lane.guided_at(sigma)
+            self.guided[i] = guided and scheduler_guides
         self.x_in = self.scheduler.scale_model_input(self.x, self.t)
 
     def row_classes(self) -> list[tuple[int, int, int]]:
@@ -159,6 +189,8 @@ class LaneGroup:
     def step(self, model_out: torch.Tensor) -> None:
         """One scheduler step; on the last, the parameterization's final-step rule may keep the noise-free x0."""
         out = self.scheduler.step(model_out, self.t, self.x, **self.step_kwargs)
+        if self.adaptive:  # the next time it asks for, if any
+            self.timesteps = list(self.scheduler.timesteps)
         last = self.index == len(self.timesteps) - 1
         x0 = getattr(out, "pred_original_sample", None)
         takes_x0 = last and self.bundle.parameterization.final_step_takes_x0(self.sampler)

@@ -19,6 +19,7 @@ from dit_demo.runtime.checkpoints import (
     EMBEDDED_MODEL,
     HUB_MODELS,
     LAYOUT,
+    SAFETENSORS_WEIGHTS,
     TRAIN_COMMAND,
     WEIGHT_PARTS,
     ModelLoadError,
@@ -34,6 +35,7 @@ from dit_demo.runtime.devices import parse_device, parse_dtype
 from dit_demo.runtime.dit import ORIGINAL_FEATURES, as_original_code
 from dit_demo.runtime.labels import Labels
 from dit_demo.runtime.parameterization import PARAMETERIZATIONS
+from dit_demo.runtime.qk_norm import load_qk_norms
 
 __all__ = ["EMBEDDED_MODEL", "HUB_MODELS", "ModelLoadError", "DiTBundle", "load_bundle", "save_bundle"]
 
@@ -114,6 +116,11 @@ def load_bundle(
             raise ModelLoadError(f"{folder / part} is missing; {source.fix(folder / part)}.")
     # the hub config names the legacy Transformer2DModel; loading it as a DiT is what it is
     transformer = load_component(DiTTransformer2DModel, folder / "transformer", dtype, source)
+    if "qk_norm" in index:  # per-head q/k norms (REPA's --qk-norm), which a DiT's config.json cannot name
+        try:
+            load_qk_norms(transformer, folder / "transformer" / SAFETENSORS_WEIGHTS, index["qk_norm"])
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"{reason(exc).rstrip('.')}; {source.fix(folder / 'transformer')}.") from None
     vae = load_component(AutoencoderKL, folder / "vae", dtype, source)
     scheduler_config = read_json(folder / "scheduler" / "scheduler_config.json", source)
     num_classes = int(transformer.config.num_embeds_ada_norm)

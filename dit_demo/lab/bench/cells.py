@@ -58,6 +58,14 @@ def run_engine(bundle: DiTBundle, lanes: list[Lane], replay: dict | None = None)
     bundle.decode(torch.stack([r.latents for r in results]))
 
 
+def _nfe(bundle: DiTBundle, lane: Lane) -> int:
+    """A cell's model evaluations: from its schedule, or for an adaptive solver, which knows them only after, a run."""
+    sampler = samplers.get(lane.sampler)
+    if getattr(sampler.scheduler_class, "adaptive", False):
+        return sample(bundle, [lane])[0].nfe
+    return sampler.nfe(lane.steps, bundle.scheduler_config)
+
+
 def run_bench(
     bundle: DiTBundle, names: list[str], steps: list[int], cfg: float | None = None, repeats: int = 1
 ) -> dict:
@@ -83,7 +91,7 @@ def run_bench(
             {
                 "sampler": lane.sampler,
                 "steps": lane.steps,
-                "nfe": samplers.get(lane.sampler).nfe(lane.steps, bundle.scheduler_config),
+                "nfe": _nfe(bundle, lane),
                 "engine_s": _timed(lambda lane=lane: run_engine(bundle, [lane]), repeats),
                 "pipeline_s": _timed(lambda lane=lane: run_pipeline(bundle, [lane]), repeats) if fair else float("nan"),
             }

@@ -3,8 +3,8 @@
 ``python -m dit_demo bench --readme README.md`` rewrites every ``<!-- bench:NAME -->`` block: NAME a
 JSON file gives that suite's section; ``per-image`` gives the time for one image on every machine
 measured (the Spaces section's hardware table); ``samplers`` the built-in samplers' table, from the
-registry; ``quality`` the shipped sweep's quality table with intervals. A test keeps the committed
-README equal to them.
+registry (the DiT family's); ``samplers-by-family`` one table per flow-model family; ``quality`` the shipped sweep's
+quality table with intervals. A test keeps the committed README equal to them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 RUNNERS = ("pipeline_fp32", "pipeline_half", "engine_exact", "engine_fast")
 PER_IMAGE = "per-image"
 SAMPLERS = "samplers"
+SAMPLER_FAMILIES = "samplers-by-family"
 QUALITY = "quality"
 RATIOS = (("exact", "fp32"), ("fast", "fp32"), ("fast", "half"))  # (engine preset, DiTPipeline precision)
 
@@ -152,7 +153,17 @@ def block(name: str, bench_dir: str | os.PathLike = BENCH_DIR) -> str:
         import samplers
         from samplers.table import markdown_table
 
-        return markdown_table(s for s in samplers.all_samplers() if s.name in samplers.BUILT_IN_NAMES)
+        # the DiT samplers here; the flow families' in their own section (SAMPLER_FAMILIES)
+        return markdown_table(
+            s for s in samplers.all_samplers() if s.name in samplers.BUILT_IN_NAMES and "dit" in s.families
+        )
+    if name == SAMPLER_FAMILIES:
+        import samplers
+        from samplers.table import family_tables
+
+        return family_tables(
+            s for s in samplers.all_samplers() if s.name in samplers.BUILT_IN_NAMES and "dit" not in s.families
+        )
     return markdown(json.loads((Path(bench_dir) / name).read_text()))
 
 

@@ -106,28 +106,32 @@ def run_groups(
     work = [lane_work(model, group) for (model, _, _), group in zip(jobs, checked)]
     if budget is not None:
         budget.check([w for group in work for w in group], MAX_BATCH)
+    # the groups still to run, as planned (an adaptive solver's lanes at their cap until they run); the group
+    # running reports its own totals, which for an adaptive solver are its estimate as it goes
     rounds = [max(nfe for nfe, _ in group) for group in work]
-    total_rounds, total_nfe = sum(rounds), sum(nfe for group in work for nfe, _ in group)
+    nfes = [sum(nfe for nfe, _ in group) for group in work]
     done = {"rounds": 0, "nfe": 0, "elapsed": 0.0}
     out = []
-    for (model, _, positions), group, group_rounds in zip(jobs, checked, rounds):
+    for k, ((model, _, positions), group) in enumerate(zip(jobs, checked)):
+        after = sum(rounds[k + 1 :]), sum(nfes[k + 1 :])
 
-        def relay(p: Progress, positions=positions) -> None:
-            x0 = {positions[k]: v for k, v in p.x0.items()}
+        def relay(p: Progress, positions=positions, later=after) -> None:
+            x0 = {positions[i]: v for i, v in p.x0.items()}
             callback(
                 Progress(
                     round=done["rounds"] + p.round,
-                    total_rounds=total_rounds,
+                    total_rounds=done["rounds"] + p.total_rounds + later[0],
                     nfe_done=done["nfe"] + p.nfe_done,
-                    nfe_total=total_nfe,
+                    nfe_total=done["nfe"] + p.nfe_total + later[1],
                     elapsed=done["elapsed"] + p.elapsed,
                     x0=x0,
+                    estimated=p.estimated,
                 )
             )
 
         tick = time.perf_counter()
         out.append(run(model, group, relay if callback else None, cancel, MAX_BATCH))
-        done["rounds"] += group_rounds
+        done["rounds"] += max(r.nfe for r in out[-1])  # lanes in lock step: the group took its longest lane's
         done["nfe"] += sum(r.nfe for r in out[-1])
         done["elapsed"] += time.perf_counter() - tick
     return out

@@ -1,5 +1,5 @@
-"""Bring your own DiT: a checkpoint of the original DiT (or SiT: ``sit_import``) training code -> a model
-folder in the hub layout (``python -m dit_demo import``), and back (``python -m dit_demo export``).
+"""Bring your own DiT: a checkpoint of the original DiT (or SiT: ``sit_import``, REPA: ``repa_import``) training
+code -> a model folder in the hub layout (``python -m dit_demo import``), and back (``python -m dit_demo export``).
 
     python -m dit_demo import results/000-DiT-S-2/checkpoints/0400000.pt --out models/my-dit \\
         --vae stabilityai/sd-vae-ft-ema --labels classes.txt
@@ -22,11 +22,20 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler
 
 from dit_demo.lab.interchange.original_dit import Arch, infer_arch, read_checkpoint, to_diffusers, to_original
-from dit_demo.lab.interchange.sit_import import FAMILIES, checkpoint_family, sit_scheduler, sit_transport
+from dit_demo.lab.interchange.repa_import import (
+    FLOW_FLAGS,
+    IMPORT_FAMILIES,
+    add_flow_flags,
+    import_family,
+    repa_parts,
+    with_flow_flags,
+)
+from dit_demo.lab.interchange.sit_import import sit_scheduler, sit_transport
 from dit_demo.runtime.checkpoints import EMBEDDED_MODEL, SAFETENSORS_WEIGHTS, file_sha256, reason
 from dit_demo.runtime.dit import ORIGINAL_FEATURES
 from dit_demo.runtime.loader import load_bundle, save_bundle
-from dit_demo.runtime.parameterization import SIT_FAMILY
+from dit_demo.runtime.parameterization import REPA_FAMILY, SIT_FAMILY
+from dit_demo.runtime.qk_norm import qk_norms_to_original
 
 IMAGENET_LABELS = Path(__file__).resolve().parents[2] / "imagenet_id2label.json"
 DEFAULT_VAE = "stabilityai/sd-vae-ft-ema"  # the VAE the DiT paper's models were trained on (-mse also fits)
@@ -47,16 +56,21 @@ def import_checkpoint(
     labels: str | Path | None = None,
     force: bool = False,
     family: str | None = None,
+    **flow_flags: str | int | None,
 ) -> Path:
-    """Write ``out`` from ``checkpoint`` (``family``: "dit" or "sit", else from train.py's args);
-    ``ValueError`` / ``FileNotFoundError`` with one line otherwise."""
+    """Write ``out`` from ``checkpoint`` (``family``: "dit", "sit" or "repa", else from train.py's args;
+    ``flow_flags``: ``repa_import.FLOW_FLAGS`` for what the args do not say); one-line errors otherwise."""
     out = Path(out)
     _check_target(out, force)
     state, args = read_checkpoint(checkpoint, weights)
-    family = checkpoint_family(family, args)
+    family = import_family(family, args, state)
+    args = with_flow_flags(args, family, **flow_flags)
     transport = sit_transport(args) if family == SIT_FAMILY else None  # refused before any work
-    found = infer_arch(state, args, arch, num_classes, heads)
-    transformer = to_diffusers(state, found)
+    repa = repa_parts(state, args) if family == REPA_FAMILY else None  # its projector heads dropped
+    found = infer_arch(repa.state if repa else state, args, arch, num_classes, heads)
+    transformer = to_diffusers(repa.state if repa else state, found)
+    if repa is not None:
+        repa.attach(transformer)
     autoencoder = load_vae(vae or _trained_vae(args), found, stated_size(image_size, args))
     id2label = read_labels(labels, found.num_classes)
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as scratch:
@@ -71,6 +85,8 @@ def import_checkpoint(
         if transport is not None:  # the cfg default stays 4.0: SiT's sample.py has it too
             scheduler = sit_scheduler(transport)
             index.update(family=SIT_FAMILY, transport=transport, scheduler=["samplers.flow", "SiTFlowScheduler"])
+        if repa is not None:  # the cfg default stays 4.0, as for SiT
+            scheduler = repa.record(index)
         save_bundle(staged, transformer, autoencoder, scheduler, id2label,
                     default_cfg_scale=DIT_CFG if found.has_null_class else 1.0, index=index)  # fmt: skip
         _record_hash(staged)
@@ -91,8 +107,10 @@ def stated_size(flag: int | None, args: argparse.Namespace | None) -> tuple[int,
     """(pixels, who says so): the pixels the model was trained at, from --image-size, else train.py's args."""
     if flag is not None:
         return flag, "--image-size"
-    told = getattr(args, "image_size", None)
-    return (told, "args.image_size") if isinstance(told, int) else None
+    for key in ("image_size", "resolution"):  # DiT's and SiT's train.py name it so, REPA's the other way
+        if isinstance(told := getattr(args, key, None), int):
+            return told, f"args.{key}"
+    return None
 
 
 def _check_target(out: Path, force: bool) -> None:
@@ -211,7 +229,7 @@ def _record_hash(folder: Path) -> None:
 def export_folder(folder: str | Path, out: str | Path) -> Path:
     """A model folder's transformer as a plain state dict in the original code's key layout."""
     bundle = load_bundle(str(folder), "cpu", "fp32")
-    state = to_original(bundle.transformer, bundle.has_null_class)
+    state = {**to_original(bundle.transformer, bundle.has_null_class), **qk_norms_to_original(bundle.transformer)}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, out)
@@ -220,7 +238,7 @@ def export_folder(folder: str | Path, out: str | Path) -> Path:
 
 def add_commands(sub) -> None:
     """``import`` and ``export`` on the command line's subcommands."""
-    imp = sub.add_parser("import", help="a checkpoint of the original DiT or SiT code -> a model folder")
+    imp = sub.add_parser("import", help="a checkpoint of the original DiT, SiT or REPA code -> a model folder")
     imp.add_argument("checkpoint", help="a train.py checkpoint or a plain state dict (.pt)")
     imp.add_argument("--out", required=True, help="the model folder to write")
     imp.add_argument(
@@ -235,20 +253,23 @@ def add_commands(sub) -> None:
     imp.add_argument("--vae", default=None, help=f"a local VAE folder or a hub id in the cache (default {DEFAULT_VAE})")
     imp.add_argument("--labels", default=None, help="class names: a JSON id2label map or a text file, one a line")
     imp.add_argument("--force", action="store_true", help="replace an existing model folder")
-    imp.add_argument(
-        "--family", choices=FAMILIES, default=None, help="dit or sit (default: sit where args name a transport)"
-    )
+    imp.add_argument("--family", choices=IMPORT_FAMILIES, default=None, help="default: from train.py's args")
+    add_flow_flags(imp)
     imp.set_defaults(func=_cmd_import)
-    exp = sub.add_parser("export", help="a model folder's transformer -> the original DiT (or SiT) code's state dict")
+    exp = sub.add_parser(
+        "export", help="a model folder's transformer -> the original DiT, SiT or REPA code's state dict"
+    )
     exp.add_argument("folder")
     exp.add_argument("--out", required=True, help="the .pt file to write")
     exp.set_defaults(func=lambda args: print(f"wrote {export_folder(args.folder, args.out)}"))
 
 
 def _cmd_import(args: argparse.Namespace) -> None:
-    names = ("weights", "arch", "image_size", "num_classes", "heads", "vae", "labels", "family")
+    names = ("weights", "arch", "image_size", "num_classes", "heads", "vae", "labels", "family", *FLOW_FLAGS)
     options = {k: getattr(args, k) for k in names}
     out = import_checkpoint(args.checkpoint, args.out, force=args.force, **options)
+    if dropped := json.loads((out / "model_index.json").read_text())["source"].get("dropped"):
+        print(dropped)  # REPA's projector heads: the user hears what was left out
     bundle = load_bundle(str(out), "cpu", "fp32")
     guidance = f"cfg {bundle.default_cfg:g}" if bundle.has_null_class else "no null class: no guidance"
     print(

@@ -12,11 +12,17 @@ import argparse
 
 from dit_demo.runtime.parameterization import DEFAULT_FAMILY, SIT_FAMILY, SIT_SUPPORTED
 from samplers.flow import SiTFlowScheduler
+from samplers.flow_paths import PATHS, PREDICTIONS, default_eps, sit_interval
 
 FAMILIES = (DEFAULT_FAMILY, SIT_FAMILY)
-# SiT's time: t = 0 is noise, t = 1 data; for a velocity model on the Linear path SiT's check_interval
-# integrates the whole of [0, 1] (sample_eps is 0), where the other transports stop short of an end
-SIT_TIME = "t in [0, 1], 0 = noise, 1 = data; x_t = t x_data + (1 - t) noise; v = x_data - noise"
+# SiT's time: t = 0 is noise, t = 1 data; SiT's check_interval integrates a velocity ODE on the Linear and GVP paths
+# over the whole of [0, 1] (sample_eps is 0), and keeps sample_eps off an end otherwise
+SIT_TIME = "t in [0, 1], 0 = noise, 1 = data; x_t = alpha_t x_data + sigma_t noise"
+PATH_FORMULAS = {
+    "Linear": "alpha_t = t, sigma_t = 1 - t",
+    "GVP": "alpha_t = sin(pi t / 2), sigma_t = cos(pi t / 2)",
+    "VP": "alpha_t = exp(-(1 - t)^2 (20 - 0.1) / 4 - (1 - t) 0.1 / 2), sigma_t = sqrt(1 - alpha_t^2)",
+}
 
 
 def checkpoint_family(flag: str | None, args: argparse.Namespace | None) -> str:
@@ -30,21 +36,37 @@ def checkpoint_family(flag: str | None, args: argparse.Namespace | None) -> str:
 
 
 def sit_transport(args: argparse.Namespace | None) -> dict:
-    """The transport a SiT checkpoint was trained with (SiT's defaults where its args say nothing), if
-    this version samples it; else a ``ValueError`` naming what it does."""
+    """The transport a SiT checkpoint was trained with (SiT's defaults where its args say nothing), if this version
+    samples it, with SiT's sample_eps and ODE interval (``check_interval``); else a ``ValueError`` naming what it does."""
     path_type = getattr(args, "path_type", None) or "Linear"
     prediction = getattr(args, "prediction", None) or "velocity"
     if (path_type, prediction) not in SIT_SUPPORTED:
-        supported = ", ".join(f"path_type={p} with prediction={q}" for p, q in SIT_SUPPORTED)
         raise ValueError(
             f"This checkpoint was trained with path_type={path_type}, prediction={prediction}, which this version "
-            f"cannot sample yet; it imports SiT checkpoints of {supported} (SiT's default)."
+            f"cannot sample; it imports SiT checkpoints of path_type {', '.join(PATHS)} with prediction "
+            f"{', '.join(PREDICTIONS)}."
         )
-    return {"path_type": path_type, "prediction": prediction, "t0": 0.0, "t1": 1.0, "time": SIT_TIME}
+    train_eps, sample_eps = getattr(args, "train_eps", None), getattr(args, "sample_eps", None)
+    eps = default_eps(path_type, prediction, train_eps, sample_eps)
+    t0, t1 = sit_interval(path_type, prediction, eps, sde=False)
+    return {
+        "path_type": path_type,
+        "prediction": prediction,
+        "train_eps": train_eps,
+        "sample_eps": eps,
+        "t0": t0,
+        "t1": t1,
+        "time": f"{SIT_TIME}, {PATH_FORMULAS[path_type]}; the model predicts the {prediction}",
+    }
 
 
 def sit_scheduler(transport: dict) -> SiTFlowScheduler:
-    """The scheduler config a SiT folder carries: its transport and SiT's ODE interval."""
+    """The scheduler config a SiT folder carries: its transport, sample_eps (the SDE's interval) and SiT's ODE interval."""
     return SiTFlowScheduler(
-        path_type=transport["path_type"], prediction=transport["prediction"], t0=transport["t0"], t1=transport["t1"]
+        path_type=transport["path_type"],
+        prediction=transport["prediction"],
+        t0=transport["t0"],
+        t1=transport["t1"],
+        train_eps=transport["train_eps"],
+        sample_eps=transport["sample_eps"],
     )

@@ -25,8 +25,11 @@ class Defaults:
     def for_bundle(cls, bundle: DiTBundle) -> Defaults:
         """The model's defaults; a model of another family than DiT's starts from its own family's samplers."""
         family = bundle.parameterization.family
-        fitting = tuple(s.name for s in samplers.for_family(family))
-        own = {"sampler": fitting[0], "compare_samplers": fitting} if family != DEFAULT_FAMILY and fitting else {}
+        # a comparison on a step-count axis starts from the fixed-step samplers (an adaptive one ignores the axis)
+        fitting = tuple(
+            s.name for s in samplers.for_family(family) if not getattr(s.scheduler_class, "adaptive", False)
+        )
+        own = {"sampler": fitting[0], "compare_samplers": fitting[:3]} if family != DEFAULT_FAMILY and fitting else {}
         return cls(cfg=bundle.default_cfg, max_steps=bundle.num_train_timesteps, family=family, **own)
 
     def steps_for(self, sampler: str | None = None) -> int:
