@@ -101,3 +101,22 @@ def test_the_app_serves_a_repa_with_its_guidance_interval(tmp_path, small_bundle
         _, gallery, _ = client.predict(["2"], sampler, 4, 1.8, 0, 1, 1, api_name="/generate")
     params = read_parameters(gallery[0]["image"])
     assert (params["sampler"], params["family"], params["steps"]) == (sampler, "repa", 4)
+
+
+def test_a_sweep_cell_of_an_adaptive_solver_reports_the_mean_nfe_its_samples_took(sit_dir, tmp_path):
+    import json
+
+    from dit_demo.cli.sweep import main as sweep_main
+    from dit_demo.lab.sweep.run import sample_class_and_seed
+    from dit_demo.runtime.engine import sample
+    from dit_demo.runtime.request import Lane
+
+    sweep_main(
+        ["--model", str(sit_dir), "--samplers", "sit_ode_dopri5", "--steps", "5", "--num-samples", "4",
+         "--shard-size", "2", "--cfg", "1", "--out", str(tmp_path / "sweep"), "--no-metrics"]
+    )  # fmt: skip
+    (cell,) = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["cells"]
+    bundle = load_bundle(str(sit_dir), "cpu", "fp32")
+    pairs = [sample_class_and_seed(i, bundle.num_classes, 0) for i in range(4)]
+    taken = [sample(bundle, [Lane("sit_ode_dopri5", 5, c, s, 1.0)])[0].nfe for c, s in pairs]
+    assert cell["nfe"] == pytest.approx(sum(taken) / 4) and cell["nfe"] < 1000

@@ -172,7 +172,7 @@ def finish(sweep: Sweep, args, processes: int) -> list[dict]:
             "sampler": sampler,
             "steps": steps,
             "cfg": cfg,
-            "nfe": nfe_of(spec, bundle, cell),
+            "nfe": nfe_of(spec, bundle, cell, made),
             "samples": len(made["images"]),
             "seconds": made["seconds"],  # wall time: some process was working on the cell
             "process_seconds": made["process_seconds"],  # summed over processes

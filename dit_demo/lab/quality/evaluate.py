@@ -147,7 +147,7 @@ def evaluate(
                     name,
                     sampler.label,
                     steps,
-                    sampler.nfe(steps, bundle.scheduler_config),
+                    made["nfe"] if made.get("nfe") is not None else sampler.nfe(steps, bundle.scheduler_config),
                     preds,
                     torch.from_numpy(made["labels"]),
                     feats,

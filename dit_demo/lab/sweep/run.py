@@ -131,7 +131,10 @@ class Sweep:
         seconds = time.perf_counter() - start
         labels = np.array([lane.class_id for lane in lanes], dtype=np.int64)
         span = np.array([started, started + seconds])  # wall-clock interval, for the cell's wall time
-        atomic_savez(self.shard_path(cell, shard), images=images, labels=labels, seconds=np.array(seconds), span=span)
+        nfe = np.array([r.nfe for r in results], dtype=np.int64)  # an adaptive solver's differ sample by sample
+        atomic_savez(
+            self.shard_path(cell, shard), images=images, labels=labels, seconds=np.array(seconds), span=span, nfe=nfe
+        )
         return seconds
 
     def assemble(self, cell: int) -> dict:
@@ -145,7 +148,10 @@ class Sweep:
         busy = float(sum(float(p["seconds"]) for p in parts))
         spans = [tuple(p["span"]) for p in parts if "span" in p]
         wall = covered_seconds(spans) if len(spans) == len(parts) else busy
-        return {"images": images, "labels": labels, "seconds": wall, "process_seconds": busy}
+        nfes = [p["nfe"] for p in parts if "nfe" in p]  # shards from before this was kept have none
+        nfe = float(np.concatenate(nfes).mean()) if nfes and len(nfes) == len(parts) else None
+        nfe = int(nfe) if nfe is not None and nfe.is_integer() else nfe  # a fixed grid's count stays a count
+        return {"images": images, "labels": labels, "seconds": wall, "process_seconds": busy, "nfe": nfe}
 
 
 def covered_seconds(spans: list[tuple[float, float]]) -> float:
@@ -201,7 +207,11 @@ def versions() -> dict:
     return {"torch": torch.__version__, "diffusers": diffusers.__version__, "accelerate": accelerate.__version__}
 
 
-def nfe_of(spec: SweepSpec, bundle: DiTBundle, cell: int) -> int:
+def nfe_of(spec: SweepSpec, bundle: DiTBundle, cell: int, made: dict | None = None) -> float:
+    """A cell's model evaluations per sample: the mean its samples took where its shards kept them (an adaptive
+    solver's differ), else its schedule's."""
+    if made is not None and made.get("nfe") is not None:
+        return made["nfe"]
     sampler, steps, _ = spec.cell_keys()[cell]
     return samplers.get(sampler).nfe(steps, bundle.scheduler_config)
 
