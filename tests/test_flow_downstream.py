@@ -51,6 +51,19 @@ def test_the_app_generates_compares_and_reproduces_with_a_sit(sit_client):
     assert restored[-11][:2] == ["sit_ode_euler", "sit_ode_heun"] and "Restored a comparison" in restored[-1]
 
 
+def test_a_sit_comparison_runs_on_every_axis(sit_client):
+    # samplers with a variant, two steps, two cfg scales, two seeds, both presets (fast: int8 on a CPU)
+    out = sit_client.predict(
+        ["sit_ode_euler"], "2,3", "1,2", "4", 3, 0, "", "sit_sde_euler[diffusion=constant]", 2, ["exact", "fast"],
+        "images", api_name="/compare",
+    )  # fmt: skip
+    _, grid_path, _, table, _, _, summary = out
+    shown = read_parameters(grid_path)
+    assert shown["samplers"] == ["sit_ode_euler", "sit_sde_euler[diffusion=constant]"] and shown["family"] == "sit"
+    assert (shown["cfg_scales"], shown["seeds"], shown["presets"]) == ([1.0, 2.0], 2, ["exact", "fast"])
+    assert len(table["data"]) == 2 * 2 * 2 * 2 and "mean (and sd) over 2 seeds" in summary
+
+
 def test_the_app_refuses_a_dit_sampler_for_a_sit_naming_the_family(sit_client):
     from gradio_client.exceptions import AppError
 
