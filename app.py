@@ -19,7 +19,7 @@ except ImportError:  # not installed: not on Spaces
     pass
 
 from dit_demo.app.blocks import CSS, PAGE_JS, build_ui
-from dit_demo.app.model_slot import EMBEDDED_NAME, ModelSlot, allowed_models, default_model
+from dit_demo.app.model_slot import EMBEDDED_NAME, EMBEDDED_SIT_NAME, ModelSlot, allowed_models, default_model
 from dit_demo.lab.outputs.pngmeta import MAX_PNG_BYTES
 from dit_demo.runtime.budget import DEFAULT_MAX_SECONDS
 
@@ -56,7 +56,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(description="DiT Sampler Lab web demo")
     parser.add_argument(
-        "--model", default=default_model(), help="embedded, facebook/DiT-XL-2-256, facebook/DiT-XL-2-512 or a folder"
+        "--model",
+        default=default_model(),
+        help="embedded, embedded-sit (once trained), facebook/DiT-XL-2-256, facebook/DiT-XL-2-512 or a folder",
+    )
+    parser.add_argument(
+        "--offer",
+        action="append",
+        default=[m.strip() for m in env("DIT_OFFER", "").split(",") if m.strip()],
+        metavar="MODEL",
+        help="another model (a folder or hub id) the model box and Compare's Models box offer; repeat for more",
     )
     parser.add_argument("--device", default=env("DIT_DEVICE", "auto"))
     parser.add_argument("--dtype", default=env("DIT_DTYPE", "auto"))
@@ -94,11 +103,15 @@ def create_app(
     dtype: str = "auto",
     max_request_seconds: float = DEFAULT_MAX_SECONDS,
     quality: str | None = None,
+    offered: tuple[str, ...] = (),
 ):
     """Build the Blocks app with ``model`` loaded; if it cannot load, fall back to the embedded model.
-    ``quality``: a sweep folder for the Quality tab (default: the shipped sweep, where there is one)."""
-    model = EMBEDDED_NAME if model in (None, "", "embedded") else model
-    slot = ModelSlot(device, dtype, allowed_models(model))
+    ``quality``: a sweep folder for the Quality tab (default: the shipped sweep, where there is one);
+    ``offered``: more model folders the model box (and Compare's model axis) offers."""
+    model = (
+        EMBEDDED_NAME if model in (None, "", "embedded") else EMBEDDED_SIT_NAME if model == "embedded-sit" else model
+    )
+    slot = ModelSlot(device, dtype, allowed_models(model, *offered))
     warning = ""
     try:
         slot.load(model)
@@ -131,7 +144,9 @@ def _quality_data(folder: str | None):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        demo = create_app(args.model, args.device, args.dtype, args.max_request_seconds, args.quality)
+        demo = create_app(
+            args.model, args.device, args.dtype, args.max_request_seconds, args.quality, tuple(args.offer)
+        )
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"error: {exc}") from None
     settings = {**LAUNCH_SETTINGS, "mcp_server": args.mcp}

@@ -17,6 +17,7 @@ from dit_demo.lab.compare.comparison import Comparison
 from dit_demo.lab.compare.grids import comparison_grid, difference_grid
 from dit_demo.lab.outputs.grid import DARK
 from dit_demo.lab.outputs.records import ComparisonRecord
+from dit_demo.lab.specs.model_axis import model_label
 
 
 @dataclass(kw_only=True)
@@ -133,9 +134,11 @@ def _replot(axis: str, kept: dict):
     return comparison_plots(kept["plots"], axis)
 
 
-def comparison_outputs(model_name: str, comparison: Comparison, view: str = "images", axis: str = "linear"):
+def comparison_outputs(
+    model_name: str, comparison: Comparison, view: str = "images", axis: str = "linear", note: str = ""
+):
     """The outputs from a finished comparison, but the strip: the grid shown (images or differences),
-    what the toggles keep, the zip, table, two plots and the summary."""
+    what the toggles keep, the zip, table, two plots and the summary (``note`` ends it)."""
     spec = comparison.spec
     parameters = ComparisonRecord(model_name, spec, comparison.model_hash, comparison.family).to_dict()
     stem = file_name(comparison.class_name, "compare", "-".join(spec.samplers), f"seed{spec.seed}")[: -len(".png")]
@@ -155,6 +158,7 @@ def comparison_outputs(model_name: str, comparison: Comparison, view: str = "ima
         f"{sum(c.nfe for c in comparison.cells)} NFE in {comparison.seconds:.2f}s (lock-step batched). "
         + _reference_text(comparison)
     )
+    summary = " ".join(part for part in (summary, comparison.left_out(), note) if part)
     series = plot_series(comparison)
     # dark copies for a dark page (shown over the white files, which stay what is downloaded and zipped)
     dark = {
@@ -162,10 +166,12 @@ def comparison_outputs(model_name: str, comparison: Comparison, view: str = "ima
         "difference-dark": save_output(difference_grid(comparison, DARK), parameters, f"{stem}_difference_dark.png"),
     }
     # (sampler, steps, cfg, speed preset, mean distance to the reference) of each series: what the Quality
-    # tab's sweeps may hold (a sweep cell's numbers are those of the levers it ran with)
+    # tab's sweeps may hold (a sweep cell's numbers are those of the levers it ran with); a model axis's
+    # cells are left out, since the sweeps are the loaded model's
     cells = [
         (s, n, cfg, preset, sum(c.distance for c in group) / len(group))
-        for (preset, cfg, s, n), group in comparison.series()
+        for (model, preset, cfg, s, n), group in comparison.series()
+        if not model
     ]
     return (
         files.get(view, files["images"]),
@@ -178,6 +184,13 @@ def comparison_outputs(model_name: str, comparison: Comparison, view: str = "ima
 
 
 def _reference_text(comparison: Comparison) -> str:
+    if len(comparison.spec.models) > 1:  # one reference per model: the same noise makes another image on each
+        per_cfg_seed = len(comparison.spec.cfg_scales) * comparison.spec.seeds
+        each = [
+            f"{samplers.get(r.sampler).label} @ {r.steps} steps on {model_label(r.model)}"
+            for r in comparison.reference[::per_cfg_seed]
+        ]
+        return f"Each model against its own reference: {'; '.join(each)}."
     ref = comparison.reference[0]
     text = f"Reference: {samplers.get(ref.sampler).label} @ {ref.steps} steps"
     if len(comparison.spec.presets) > 1:
@@ -195,4 +208,5 @@ def _cell_name(comparison: Comparison, cell) -> str:
         f"cfg{cell.cfg_scale:g}",
         f"seed{cell.seed}",
         cell.preset if len(comparison.spec.presets) > 1 else "",
+        model_label(cell.model) if len(comparison.spec.models) > 1 else "",
     )

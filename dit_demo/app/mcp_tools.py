@@ -21,9 +21,11 @@ from typing import Literal
 import gradio as gr
 
 import samplers as sampler_registry
+from dit_demo.app.compare_request import comparison_request
 from dit_demo.app.context import MODEL_EVENTS, AppContext, streamed
 from dit_demo.app.errors import user_errors
 from dit_demo.app.mcp_server import hide_other_endpoints, png_source, unpack_tool_outputs
+from dit_demo.app.model_cache import dropped_text
 from dit_demo.app.outputs import file_name, save_output
 from dit_demo.app.quality_tab import best_text, describe
 from dit_demo.app.zerogpu import gpu_event
@@ -100,6 +102,7 @@ class AgentTools:
         presets: list[Preset] | None = None,
         reference: str = "",
         guidance_channels: Channels = 0,
+        models: list[str] | None = None,
     ) -> tuple[gr.FileData, gr.FileData, str, str]:
         """Compare diffusion samplers and step counts on the same class and seed (the app's Compare tab): every cell is measured against a reference cell, with its cost in model evaluations (NFE) and seconds.
 
@@ -113,6 +116,7 @@ class AgentTools:
             presets: speed presets, 'exact' and/or 'fast' (both: an axis, to see what the shortcuts cost); null: exact.
             reference: the reference cell as sampler@steps, e.g. 'ddim@250'; empty: the highest-step deterministic cell.
             guidance_channels: 0 guides every latent channel; 3 only the first three, as the original DiT code did.
+            models: a model axis: model names as the app's model box offers them, each sampler on the models of its family; null: the loaded model.
 
         Returns:
             the grid of images (a PNG that carries the comparison; give its URL to reproduce_png to run it again)
@@ -120,9 +124,8 @@ class AgentTools:
             the table (markdown): each sampler and step count with its latent and pixel RMSE to the reference, NFE and time
             a summary: class, cells, NFE, seconds and the reference
         """
-        spec = self._comparison(class_name, samplers, steps, cfg_scales, seed, seeds, presets, reference,
-                                guidance_channels)  # fmt: skip
-        return self._compared(spec)
+        return self._compared(*self._comparison(class_name, samplers, steps, cfg_scales, seed, seeds, presets,
+                                                reference, guidance_channels, models))  # fmt: skip
 
     def reproduce_png(self, png: str) -> tuple[gr.FileData, str]:
         """Make an image or comparison again from the parameters its PNG carries (every PNG this app returns carries them): an image from generate_images, a grid of several, or a comparison grid from compare_samplers. The loaded model must be the one that made it.
@@ -138,7 +141,8 @@ class AgentTools:
         bundle = self.ctx.slot.get()
         check_same_model(record, bundle.name, bundle.extras.get("weights"), bundle.parameterization.family)
         if isinstance(record, ComparisonRecord):
-            grid, _, table, summary = self._compared(record.spec)
+            models, dropped = self.ctx.slot.models_for(record.spec.models)
+            grid, _, table, summary = self._compared(models, record.spec, dropped)
             return grid, f"{summary}\n\n{table}"
         made = record.images if isinstance(record, BatchRecord) else (record,)
         levers = preset_levers(made[0].preset or ("fast" if made[0].took_shortcuts else "exact"), bundle.device)
@@ -181,7 +185,8 @@ class AgentTools:
         return self.ctx.estimate(lane_work(bundle, check_lanes(bundle, lanes)))
 
     def comparison_estimate(self, *args, **kwargs) -> float | None:
-        return self.ctx.estimate(comparison_work(self.ctx.slot.copies(), self._comparison(*args, **kwargs)))
+        models, spec, _ = self._comparison(*args, **kwargs)
+        return self.ctx.estimate(comparison_work(models, spec))
 
     # the tools' own parameter names: ZeroGPU calls an estimate with the arguments Gradio gave the tool
     def _generation(self, classes, sampler="dpmpp_2m", steps=None, cfg_scale=None, seed=0, images_per_class=1,
@@ -198,9 +203,12 @@ class AgentTools:
         return levers, bundle, lanes
 
     def _comparison(self, class_name, samplers=None, steps=None, cfg_scales=None, seed=0, seeds=1, presets=None,
-                    reference="", guidance_channels=0) -> ComparisonSpec:  # fmt: skip
+                    reference="", guidance_channels=0, models=None) -> tuple:  # fmt: skip
+        """(the models it runs on, the checked spec, the models the model cache dropped)."""
         defaults = self.ctx.defaults()
-        return ComparisonSpec.build(
+        return comparison_request(
+            self.ctx,
+            models,
             list(defaults.compare_samplers) if samplers is None else samplers,
             defaults.compare_steps if steps is None else steps,
             class_name,
@@ -208,10 +216,8 @@ class AgentTools:
             cfg_text=[defaults.cfg] if cfg_scales is None else cfg_scales,
             cfg_channels=guidance_channels,
             reference=reference,
-            max_steps=defaults.max_steps,
             seeds=seeds,
             presets=presets,
-            family=defaults.family,
         )
 
     def _generated(self, levers: Levers, bundle: DiTBundle, lanes: list[Lane], per_row: int) -> tuple[gr.FileData, str]:
@@ -226,20 +232,19 @@ class AgentTools:
         ]
         return gr.FileData(path=save_output(image, parameters, name)), "\n".join(summary)
 
-    def _compared(self, spec: ComparisonSpec) -> tuple[gr.FileData, gr.FileData, str, str]:
-        models = self.ctx.slot.copies()
+    def _compared(self, models, spec: ComparisonSpec, dropped: list[str]) -> tuple[gr.FileData, gr.FileData, str, str]:
         comparison, seconds = self._run(lambda cancel, limit: run_comparison(models, spec, None, cancel, limit))
-        parameters = ComparisonRecord(models.base.name, spec, comparison.model_hash, comparison.family).to_dict()
+        parameters = ComparisonRecord(self.ctx.slot.get().name, spec, comparison.model_hash, comparison.family)
         stem = file_name(comparison.class_name, "compare", "-".join(spec.samplers), f"seed{spec.seed}")[: -len(".png")]
-        grid = save_output(comparison.grid, parameters, f"{stem}.png")
-        difference = save_output(comparison.difference, parameters, f"{stem}_difference.png")
-        reference = comparison.reference[0]
+        grid = save_output(comparison.grid, parameters.to_dict(), f"{stem}.png")
+        difference = save_output(comparison.difference, parameters.to_dict(), f"{stem}_difference.png")
+        to = "each model's own reference" if spec.models else "the reference, {0.sampler} @ {0.steps} steps"
         summary = (
             f"{comparison.class_name} (class {comparison.class_id}): {len(comparison.cells)} cells, "
-            f"{sum(c.nfe for c in comparison.cells)} NFE in {seconds:.2f}s, sampled in lock-step. "
-            f"Distances are to the reference, {reference.sampler} @ {reference.steps} steps"
-            + (f", the mean over {spec.seeds} seeds." if spec.seeds > 1 else ".")
-        )
+            f"{sum(c.nfe for c in comparison.cells)} NFE in {seconds:.2f}s, sampled in lock-step. Distances are to "
+            f"{to.format(comparison.reference[0])}{f', the mean over {spec.seeds} seeds' if spec.seeds > 1 else ''}. "
+            f"{comparison.left_out()} " + dropped_text(dropped)
+        ).strip()
         return gr.FileData(path=grid), gr.FileData(path=difference), comparison.markdown_table(), summary
 
     def _run(self, job: Callable):

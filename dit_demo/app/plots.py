@@ -13,6 +13,7 @@ import pandas as pd
 
 import samplers
 from dit_demo.lab.compare.comparison import Comparison
+from dit_demo.lab.specs.model_axis import model_label
 
 # Tableau 10: adjacent colours stay distinguishable, also for the common colour-vision deficiencies
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
@@ -92,8 +93,8 @@ def plot_series(comparison: Comparison) -> dict[str, dict[str, list]]:
     the noise levels each sampler visits at its longest run."""
     spec = comparison.spec
     distances: dict[str, list] = {}
-    for (preset, cfg, sampler, _), cells in comparison.series():
-        name = _series_name(spec, preset, cfg, sampler)
+    for (model, preset, cfg, sampler, _), cells in comparison.series():
+        name = _series_name(spec, preset, cfg, sampler, model)
         mean = sum(c.distance for c in cells) / len(cells)
         distances.setdefault(name, []).append((float(cells[0].nfe), mean))
     longest = max(spec.steps)  # one schedule per sampler at its longest run stays readable
@@ -102,6 +103,7 @@ def plot_series(comparison: Comparison) -> dict[str, dict[str, list]]:
         first = c.seed == spec.seed and c.preset == spec.presets[0] and c.cfg_scale == spec.cfg_scales[0]
         if c.steps == longest and first:
             name = f"{samplers.get(c.sampler).label} {c.steps}"
+            name += f" on {model_label(c.model)}" if len(spec.models) > 1 else ""
             schedules[name] = [(float(i), math.log10(max(s, 1e-6))) for i, s in enumerate(c.sigmas)]
     return {"distances": distances, "schedules": schedules}
 
@@ -119,8 +121,10 @@ def comparison_plots(series: dict[str, dict[str, list]], axis: str = "linear") -
     )
 
 
-def _series_name(spec, preset: str, cfg: float, sampler: str) -> str:
+def _series_name(spec, preset: str, cfg: float, sampler: str, model: str = "") -> str:
     name = samplers.get(sampler).label
+    if len(spec.models) > 1:
+        name += f" on {model_label(model)}"
     if len(spec.cfg_scales) > 1:
         name += f", cfg {cfg:g}"
     if len(spec.presets) > 1:

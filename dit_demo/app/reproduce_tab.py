@@ -50,9 +50,11 @@ def build_reproduce_tab(ctx: AppContext, tabs: gr.Tabs, generate: GenerateTab, c
                 "it cannot be restored."
             ) from None
 
-    # the API's outputs keep their order: the tab, the Generate fields, the Compare fields, the message
+    # the API's outputs keep their order: the tab, the Generate fields, Compare's models, the other Compare
+    # fields, the message (the models come first so that the last fields keep the places callers read)
     fields = [f for f in vars(generate).values() if isinstance(f, gr.components.FormComponent)]
-    outputs = [tabs, *fields, *vars(compare).values(), message]
+    compare_fields = [f for f in vars(compare).values() if f is not compare.models]
+    outputs = [tabs, *fields, compare.models, *compare_fields, message]
 
     def why_not_restored(path) -> str:
         """The refusal beside the file's name, where it stays (the red box closes): asked again, since a
@@ -148,10 +150,12 @@ def restore(ctx: AppContext, params: dict, tabs, generate: GenerateTab, compare:
         variants = [name for name in spec.samplers if "[" in name]  # the dropdown offers registered names only
         return {
             tabs: gr.Tabs(selected="compare"),
+            # a plain value keeps the API's answer a list; the Models box's change then offers every family's
             compare.samplers: [name for name in spec.samplers if "[" not in name],
             compare.variants: ", ".join(variants),
             compare.seeds: spec.seeds,
             compare.presets: list(spec.presets),
+            compare.models: list(spec.models),
             compare.steps: ",".join(map(str, spec.steps)),
             compare.cfgs: ",".join(f"{c:g}" for c in spec.cfg_scales),
             compare.class_: class_choice(bundle, spec.class_id),
@@ -159,7 +163,8 @@ def restore(ctx: AppContext, params: dict, tabs, generate: GenerateTab, compare:
             compare.channels: channel_choice(spec.cfg_channels),
             compare.reference: f"{spec.reference[0]}@{spec.reference[1]}" if spec.reference else "",
             message: f"Restored a comparison of {len(spec.samplers)} samplers x {len(spec.steps)} step counts"
-            + (f" x {spec.seeds} seeds." if spec.seeds > 1 else ".")
+            + (f" x {spec.seeds} seeds" if spec.seeds > 1 else "")
+            + (f" on {len(spec.models)} models: {', '.join(spec.models)}." if spec.models else ".")
             + _spacing_note(spec.spacing),
         }
     first = ""

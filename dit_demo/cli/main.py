@@ -11,8 +11,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 import samplers
+from dit_demo.cli.compare_models import load_compared
 from dit_demo.cli.lever_flags import add_lever_args, levers_from_args
-from dit_demo.lab.compare.run import run_comparison
+from dit_demo.lab.compare.run import comparison_work, run_comparison
 from dit_demo.lab.outputs.generate import batch_grid, generate, generation_lanes
 from dit_demo.lab.outputs.pngmeta import save_png
 from dit_demo.lab.outputs.records import ComparisonRecord
@@ -91,7 +92,7 @@ def cmd_generate(args) -> None:
 def cmd_compare(args) -> None:
     if args.presets and args.preset != "exact":
         raise ValueError("--presets makes the speed preset an axis; leave --preset at exact with it.")
-    bundle, levers = _load(args)
+    models, bundle, levers, axis = load_compared(args)
     defaults = Defaults.for_bundle(bundle)
     cfg = defaults.cfg if args.cfg is None else args.cfg
     spec = ComparisonSpec.build(
@@ -108,10 +109,11 @@ def cmd_compare(args) -> None:
         seeds=args.seeds,
         presets=args.presets,
         family=bundle.parameterization.family,
+        **axis,
     )
-    check_lanes(bundle, spec.lanes(bundle.device))
+    comparison_work(models, spec)  # every lane checked on its model before any sampling
     bar, callback = _progress_bar("compare")
-    comparison = run_comparison(bundle, spec, callback=callback)
+    comparison = run_comparison(models, spec, callback=callback)
     bar.close()
     save_png(
         comparison.grid,
@@ -121,7 +123,8 @@ def cmd_compare(args) -> None:
     print(comparison.markdown_table())
     ref = comparison.reference[0]
     print(
-        f"\nreference: {ref.sampler} @ {ref.steps} steps; total wall time {comparison.seconds:.2f}s; grid saved to {args.out}"
+        f"\nreference: {ref.sampler} @ {ref.steps} steps{', each model its own' if axis else ''}; total wall time "
+        f"{comparison.seconds:.2f}s; grid saved to {args.out}. {comparison.left_out()}"
     )
 
 
@@ -239,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         "--reference", default=None, help="sampler@steps, e.g. ddim@250 (default: highest-step deterministic cell)"
     )
     cmp_.add_argument("--spacing", choices=SPACINGS, default=None, help=SPACING_HELP)
+    cmp_.add_argument("--models", default=None, help="a model axis: comma list of folders or hub ids (not --model)")
     cmp_.add_argument("--out", default="out/compare.png")
     _add_model_args(cmp_)
     cmp_.set_defaults(func=cmd_compare)

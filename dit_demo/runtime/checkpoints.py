@@ -15,6 +15,9 @@ from pathlib import Path
 import torch
 
 EMBEDDED_MODEL = Path(__file__).resolve().parents[1] / "weights" / "fashion-mnist"
+# the same data, VAE and network trained as SiT trains (python -m dit_demo.train sit): the flow family offline
+EMBEDDED_SIT_MODEL = EMBEDDED_MODEL.with_name("fashion-mnist-sit")
+SIT_TRAIN_COMMAND = "python -m dit_demo.train sit --sit-out dit_demo/weights/fashion-mnist-sit"
 HUB_MODELS = ("facebook/DiT-XL-2-256", "facebook/DiT-XL-2-512")
 WEIGHT_PARTS = ("transformer", "vae")
 SAFETENSORS_WEIGHTS = "diffusion_pytorch_model.safetensors"

@@ -17,9 +17,11 @@ from diffusers import AutoencoderKL, DiTTransformer2DModel
 from dit_demo.runtime.bundle import DiTBundle
 from dit_demo.runtime.checkpoints import (
     EMBEDDED_MODEL,
+    EMBEDDED_SIT_MODEL,
     HUB_MODELS,
     LAYOUT,
     SAFETENSORS_WEIGHTS,
+    SIT_TRAIN_COMMAND,
     TRAIN_COMMAND,
     WEIGHT_PARTS,
     ModelLoadError,
@@ -42,14 +44,23 @@ __all__ = ["EMBEDDED_MODEL", "HUB_MODELS", "ModelLoadError", "DiTBundle", "load_
 _COMPONENT_FILES = ["model_index.json", "*/config.json", "*/scheduler_config.json", "*/*.safetensors"]
 
 
+# the names that mean a model this project ships: (its folder, what to do when it is missing)
+_EMBEDDED = {
+    **dict.fromkeys(
+        ("", "embedded", "fashion-mnist"),
+        (EMBEDDED_MODEL, f"Re-clone the repository, or train it with `{TRAIN_COMMAND}`."),
+    ),
+    **dict.fromkeys(
+        ("embedded-sit", "fashion-mnist-sit"), (EMBEDDED_SIT_MODEL, f"Train it with `{SIT_TRAIN_COMMAND}`.")
+    ),
+}
+
+
 def _locate(name: str | os.PathLike | None) -> Source:
-    if name is None or str(name) in ("", "embedded", "fashion-mnist"):
-        folder = EMBEDDED_MODEL
+    if name is None or str(name) in _EMBEDDED:
+        folder, remedy = _EMBEDDED["" if name is None else str(name)]
         if not (folder / "model_index.json").is_file():
-            raise FileNotFoundError(
-                f"The embedded model is missing from {folder}. Re-clone the repository, or train it "
-                f"with `{TRAIN_COMMAND}`."
-            )
+            raise FileNotFoundError(f"The embedded model is missing from {folder}. {remedy}")
         return Source(folder)
     path = Path(name).expanduser()
     if path.is_dir():
@@ -145,7 +156,8 @@ def load_bundle(
         extras["default_cfg_scale"] = cfg_scale(index["default_cfg_scale"], folder / "model_index.json", source)
     if "family" in index:  # how to read its outputs (runtime/parameterization.py); absent: a DiT
         extras["family"] = _known_family(index["family"], folder / "model_index.json", source)
-    label = "embedded Fashion-MNIST DiT" if folder == EMBEDDED_MODEL else str(name)
+    embedded = {EMBEDDED_MODEL: "embedded Fashion-MNIST DiT", EMBEDDED_SIT_MODEL: "embedded Fashion-MNIST SiT"}
+    label = embedded.get(folder, str(name))
     return DiTBundle(
         name=label,
         transformer=transformer,

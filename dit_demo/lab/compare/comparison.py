@@ -12,6 +12,7 @@ from PIL import Image
 import samplers
 from dit_demo.lab.outputs.records import ImageRecord
 from dit_demo.lab.specs.compare_spec import ComparisonSpec
+from dit_demo.lab.specs.model_axis import left_out, model_label
 from dit_demo.runtime.levers import LaneLevers
 
 
@@ -28,6 +29,7 @@ class Cell:
     sigmas: list[float]
     seed: int = 0
     preset: str = "exact"
+    model: str = ""  # its model on a model axis (as the spec names it); "": the loaded model
     levers: LaneLevers = LaneLevers()  # the lane levers it ran with (its preset's and the spec's)
     distance: float = float("nan")  # latent RMSE to the reference of its cfg and seed
     pixel_distance: float = float("nan")  # pixel RMSE to that reference, [0, 1] units
@@ -48,30 +50,36 @@ class Comparison:
     class_id: int
     class_name: str
     cells: list[Cell]
-    reference: list[Cell]  # one per (cfg scale, seed), in that order
+    reference: list[Cell]  # one per (model, cfg scale, seed), in that order
     seconds: float
     grid: Image.Image | None = None
     difference: Image.Image | None = None  # |cell - reference| per cell, same layout as ``grid``
     model_hash: str | None = None  # a short hash of the model's weights (``DiTBundle.extras["weights"]``)
     family: str | None = None  # the model's family (its parameterization's), which its PNG records
 
-    def series(self) -> list[tuple[tuple[str, float, str, int], list[Cell]]]:
-        """Cells grouped over seeds: ((preset, cfg, sampler, steps), cells), in grid order."""
+    def series(self) -> list[tuple[tuple[str, str, float, str, int], list[Cell]]]:
+        """Cells grouped over seeds: ((model, preset, cfg, sampler, steps), cells), in grid order."""
         groups: dict[tuple, list[Cell]] = {}
         for c in self.cells:
-            groups.setdefault((c.preset, c.cfg_scale, c.sampler, c.steps), []).append(c)
+            groups.setdefault((c.model, c.preset, c.cfg_scale, c.sampler, c.steps), []).append(c)
         return list(groups.items())
 
+    def left_out(self) -> str:
+        """The sampler x model pairs a model axis leaves out, and why, in one line ("" when none)."""
+        lines = left_out(self.spec.samplers, self.spec.models, self.spec.families)
+        return f"Left out: {'; '.join(lines)}." if lines else ""
+
     def table(self) -> list[dict]:
-        """One row per (sampler, steps, cfg, preset): distances first (the mean over seeds, and their
+        """One row per (model, sampler, steps, cfg, preset): distances first (the mean over seeds, and their
         spread when there are several), then cost. Headers are for people; the sampler's id is in
         the Reproduce tab and the PNG."""
         spec = self.spec
         rows = []
-        for (preset_name, cfg, sampler, steps), cells in self.series():
+        for (model, preset_name, cfg, sampler, steps), cells in self.series():
             latent = np.array([c.distance for c in cells])
             pixel = np.array([c.pixel_distance for c in cells])
-            row = {"Sampler": samplers.get(sampler).label, "Steps": steps}
+            row = {"Model": model_label(model)} if len(spec.models) > 1 else {}
+            row.update({"Sampler": samplers.get(sampler).label, "Steps": steps})
             row["Latent RMSE to reference"] = round(float(latent.mean()), 4)
             if spec.seeds > 1:
                 row["± (sd over seeds)"] = round(float(latent.std(ddof=1)), 4)

@@ -1,10 +1,11 @@
-"""A comparison = samplers (or variants) x step counts (x cfg scales x seeds x presets) on one class, in lock-step."""
+"""A comparison = samplers (or variants) x step counts (x cfg scales x seeds x presets x models) on one class, in
+lock-step."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -20,19 +21,22 @@ from dit_demo.runtime.levers import preset
 from dit_demo.runtime.model_copies import ModelCopies
 from dit_demo.runtime.request import Lane, check_lanes, lane_work
 
+Models = DiTBundle | ModelCopies | Mapping[str, DiTBundle | ModelCopies]
+
 
 def run_comparison(
-    models: DiTBundle | ModelCopies,
+    models: Models,
     spec: ComparisonSpec,
     callback: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
     budget: Budget | None = None,
 ) -> Comparison:
-    """Sample every cell (plus references that are not cells) in lock-step: one batch per preset,
-    since presets may run different weights (int8, bf16)."""
-    models = models if isinstance(models, ModelCopies) else ModelCopies(models)
+    """Sample every cell (plus references that are not cells) in lock-step: one batch per (model, preset),
+    since presets may run different weights (int8, bf16) and each model its own transformer. ``models``:
+    the model (or its copies), or with a model axis each of the spec's models by name."""
+    copies = model_copies(models, spec)
     keys, ref_index = with_references(spec)
-    jobs = comparison_jobs(models, spec)
+    jobs = comparison_jobs(copies, spec)
     start = time.perf_counter()
     results = run_groups(jobs, callback, cancel, budget)
     every: list[Cell | None] = [None] * len(keys)
@@ -51,44 +55,76 @@ def run_comparison(
                 sigmas=[model.parameterization.sigma_at(t) for t in r.timesteps],
                 seed=r.lane.seed,
                 preset=keys[i].preset,
+                model=keys[i].model,
                 levers=r.lane.levers,
                 record=ImageRecord.from_lane(r.lane, model, keys[i].preset),
             )
     for cell in every:
-        ref = every[ref_index[cell.cfg_scale, cell.seed]]
+        ref = every[ref_index[cell.model, cell.cfg_scale, cell.seed]]
         cell.distance = latent_rmse(cell.latents, ref.latents)
         cell.pixel_distance = pixel_rmse(cell.image, ref.image)
         cell.is_reference = cell is ref
     cells = every[: len(spec.keys())]
     class_id = results[0][0].lane.class_id
-    references = [every[ref_index[cfg, seed]] for cfg in spec.cfg_scales for seed in spec.seed_list]
+    references = [
+        every[ref_index[model, cfg, seed]]
+        for model, _ in spec.model_rows()
+        for cfg in spec.cfg_scales
+        for seed in spec.seed_list
+    ]
+    first = copies[spec.model_rows()[0][0]].base
     comparison = Comparison(
         spec=spec,
         class_id=class_id,
-        class_name=models.base.labels.name(class_id),
+        class_name=first.labels.name(class_id),
         cells=cells,
         reference=references,
         seconds=time.perf_counter() - start,
     )
-    comparison.model_hash = models.base.extras.get("weights")
-    comparison.family = models.base.parameterization.family
+    if not spec.models:  # a model axis names its models and their families in the spec, and each cell's record
+        comparison.model_hash = first.extras.get("weights")
+        comparison.family = first.parameterization.family
     comparison.grid = comparison_grid(comparison)
     comparison.difference = difference_grid(comparison)
     return comparison
 
 
-def comparison_jobs(models: ModelCopies, spec: ComparisonSpec) -> list[tuple[DiTBundle, list[Lane], list[int]]]:
-    """One (model, lanes, positions) job per preset: the cells plus the references that are not cells."""
-    device = models.base.device
+def model_copies(models: Models, spec: ComparisonSpec) -> dict[str, ModelCopies]:
+    """Each of the spec's models ("" without a model axis) -> its copies; a ``ValueError`` for a model that
+    is missing or whose family is not the one the spec was built for."""
+    if not isinstance(models, Mapping):
+        names = [name for name, _ in spec.model_rows()]
+        if len(names) > 1:
+            raise ValueError(f"This comparison runs on {len(names)} models; give each of them: {', '.join(names)}.")
+        models = {names[0]: models}
+    copies = {}
+    for name, family in spec.model_rows():
+        if name not in models:
+            raise ValueError(f"Model {name!r} of this comparison is not loaded; load it, then compare again.")
+        copies[name] = models[name] if isinstance(models[name], ModelCopies) else ModelCopies(models[name])
+        loaded = copies[name].base.parameterization.family
+        if family is not None and loaded != family:
+            raise ValueError(
+                f"{name} is a {loaded} model; this comparison was made with a {family} model of that name."
+            )
+    return copies
+
+
+def comparison_jobs(models: Models, spec: ComparisonSpec) -> list[tuple[DiTBundle, list[Lane], list[int]]]:
+    """One (model, lanes, positions) job per (model, preset): the cells plus the references that are not cells."""
+    copies = model_copies(models, spec)
     keys, _ = with_references(spec)
-    groups = [
-        (models.get(preset(name, device)), [i for i, key in enumerate(keys) if key.preset == name])
-        for name in spec.presets
-    ]
-    return [(model, [spec.lane(keys[i], device) for i in members], members) for model, members in groups]
+    jobs = []
+    for model, _ in spec.model_rows():
+        device = copies[model].base.device
+        for name in spec.presets:
+            members = [i for i, key in enumerate(keys) if key.preset == name and key.model == model]
+            lanes = [spec.lane(keys[i], device) for i in members]
+            jobs.append((copies[model].get(preset(name, device)), lanes, members))
+    return jobs
 
 
-def comparison_work(models: ModelCopies, spec: ComparisonSpec) -> list[tuple[int, int]]:
+def comparison_work(models: Models, spec: ComparisonSpec) -> list[tuple[int, int]]:
     """Every lane's (model evaluations, rows per evaluation) of the comparison, checked, before any sampling."""
     return [w for model, lanes, _ in comparison_jobs(models, spec) for w in lane_work(model, check_lanes(model, lanes))]
 

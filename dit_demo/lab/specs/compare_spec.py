@@ -1,5 +1,5 @@
 """What a comparison is: its axes (samplers or variants x step counts, and optionally cfg scales,
-seeds and speed presets) on one class, checked once when built and stored in the grid PNG."""
+seeds, speed presets and models) on one class, checked once when built and stored in the grid PNG."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ from dataclasses import KW_ONLY, dataclass, fields, replace
 
 import torch
 
-import samplers
 from dit_demo.lab.specs.grammar import parse_floats, parse_names, parse_reference, parse_steps
+from dit_demo.lab.specs.model_axis import (
+    check_model_axis,
+    model_families,
+    model_label,
+    model_reference,
+    parse_models,
+    runs_on,
+)
 from dit_demo.runtime.levers import PRESETS, LaneLevers, preset
 from dit_demo.runtime.parsing import MAX_SEED, as_int, parse_spacing
 from dit_demo.runtime.request import MAX_LANES, Lane
@@ -18,13 +25,15 @@ MAX_SEEDS = 16
 
 @dataclass(frozen=True)
 class CellKey:
-    """Where a cell sits: its row is (preset, cfg, sampler), its column (steps, seed)."""
+    """Where a cell sits: its row is (model, preset, cfg, sampler), its column (steps, seed); ``model`` is ""
+    for the loaded model of a comparison without a model axis."""
 
     preset: str
     cfg: float
     sampler: str
     steps: int
     seed: int
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,8 @@ class ComparisonSpec:
     """Everything that defines a comparison; stored in the grid PNG to reproduce it.
 
     Axes: samplers (or variants, ``dpmpp_2m[karras=true]``) x step counts, and optionally cfg
-    scales, ``seeds`` seeds (seed, seed + 1, ...) and speed presets (``exact``, ``fast``).
+    scales, ``seeds`` seeds (seed, seed + 1, ...), speed presets (``exact``, ``fast``) and ``models``
+    (each with its family in ``families``: a sampler runs only on the models whose family it drives).
     """
 
     samplers: tuple[str, ...]
@@ -47,6 +57,8 @@ class ComparisonSpec:
     levers: LaneLevers = LaneLevers()  # lane levers for every lane, on top of each preset's
     seeds: int = 1  # how many seeds, from ``seed`` on: distances are then a mean and a spread
     presets: tuple[str, ...] = ("exact",)  # speed presets as an axis; the reference runs at the first
+    models: tuple[str, ...] = ()  # a model axis (names as the app offers them, or folders); empty: the loaded model
+    families: tuple[str, ...] = ()  # each model's family, beside ``models``
 
     @classmethod
     def build(
@@ -65,20 +77,23 @@ class ComparisonSpec:
         seeds=1,
         presets=None,
         family: str | None = None,
+        models=None,
+        families=None,
     ) -> ComparisonSpec:
         """Parse the user-facing forms (comma lists, ranges) into a spec, sized before any lane exists;
-        with the loaded model's ``family``, a sampler that cannot drive it is refused here."""
+        with the loaded model's ``family``, a sampler that cannot drive it is refused here. With ``models``
+        (and ``families``: a name -> family mapping, or a list beside them) ``family`` is not used: each
+        sampler runs on the models it drives, and a model that none drives is refused."""
         seeds = as_int("Seeds", 1 if seeds is None else seeds, 1, MAX_SEEDS)
         preset_names = _parse_presets(presets)
+        model_names = parse_models(models)
+        kinds = model_families(model_names, families)
+        family = None if model_names else family
         names = parse_names(samplers_text, family)
+        check_model_axis(names, model_names, kinds)
         steps, cfgs = parse_steps(steps_text, max_steps), parse_floats(cfg_text)
-        cells = len(names) * len(steps) * len(cfgs) * seeds * len(preset_names)
-        if cells > MAX_LANES:
-            sizes = (len(names), "sampler"), (len(steps), "step count"), (len(cfgs), "cfg scale"), (seeds, "seed")
-            axes = " x ".join(
-                f"{n} {noun}{'s' if n != 1 else ''}" for n, noun in (*sizes, (len(preset_names), "preset"))
-            )
-            raise ValueError(f"This comparison has {axes} = {cells} cells; at most {MAX_LANES} per request.")
+        rows = sum(runs_on(n, k) for n in names for k in kinds) if model_names else len(names)
+        _check_size(rows, len(steps), len(cfgs), seeds, len(preset_names), bool(model_names))
         return cls(
             tuple(names),
             tuple(steps),
@@ -91,6 +106,8 @@ class ComparisonSpec:
             levers=(levers or LaneLevers()).checked(),
             seeds=seeds,
             presets=preset_names,
+            models=model_names,
+            families=kinds,
         )
 
     def to_dict(self) -> dict:
@@ -101,7 +118,7 @@ class ComparisonSpec:
             list(self.cfg_scales),
         )
         data["reference"] = list(self.reference) if self.reference else None
-        data["presets"] = list(self.presets)
+        data["presets"], data["models"], data["families"] = list(self.presets), list(self.models), list(self.families)
         data.update(self.levers.params())  # top-level keys, the names every version of the PNG used
         # absent means the default, so older PNGs read the same and new ones stay short
         if self.spacing is None:
@@ -110,6 +127,8 @@ class ComparisonSpec:
             del data["seeds"]
         if self.presets == ("exact",):
             del data["presets"]
+        if not self.models:
+            del data["models"], data["families"]
         return data
 
     @classmethod
@@ -129,6 +148,8 @@ class ComparisonSpec:
                 max_steps=10**6,
                 seeds=data.get("seeds", 1),
                 presets=data.get("presets"),
+                models=data.get("models"),
+                families=data.get("families"),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(
@@ -139,24 +160,33 @@ class ComparisonSpec:
     def seed_list(self) -> list[int]:
         return list(range(self.seed, self.seed + self.seeds))
 
+    def model_rows(self) -> list[tuple[str, str | None]]:
+        """(model, family) of each model compared; ("", None) for the loaded model without a model axis."""
+        return list(zip(self.models, self.families)) or [("", None)]
+
     def keys(self) -> list[CellKey]:
-        """Every cell in grid order: rows (preset, cfg, sampler), then columns (steps, seed)."""
+        """Every cell in grid order: rows (model, preset, cfg, sampler), then columns (steps, seed); a
+        sampler has rows only on the models whose family it drives."""
         return [
-            CellKey(preset_name, cfg, name, steps, seed)
+            CellKey(preset_name, cfg, name, steps, seed, model)
+            for model, family in self.model_rows()
             for preset_name in self.presets
             for cfg in self.cfg_scales
             for name in self.samplers
+            if runs_on(name, family)
             for steps in self.steps
             for seed in self.seed_list
         ]
 
     def key_name(self, key: CellKey) -> str:
-        """A cell's short name: "ddim 25", with the seed and preset when those are axes."""
+        """A cell's short name: "ddim 25", with the seed, preset and model when those are axes."""
         name = f"{key.sampler} {key.steps}"
         if self.seeds > 1:
             name += f" s{key.seed}"
         if len(self.presets) > 1:
             name += f" {key.preset}"
+        if len(self.models) > 1:
+            name += f" {model_label(key.model)}"
         return name
 
     def cell_previews(self, x0: dict[int, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
@@ -213,20 +243,34 @@ def _parse_presets(value) -> tuple[str, ...]:
     return tuple(p for p in PRESETS if p in names)
 
 
+def _check_size(rows: int, steps: int, cfgs: int, seeds: int, presets: int, model_axis: bool) -> None:
+    """A comparison over MAX_LANES cells is refused, naming the size of each axis."""
+    cells = rows * steps * cfgs * seeds * presets
+    if cells <= MAX_LANES:
+        return
+    first = (rows, "model-sampler pair" if model_axis else "sampler")
+    sizes = first, (steps, "step count"), (cfgs, "cfg scale"), (seeds, "seed"), (presets, "preset")
+    axes = " x ".join(f"{n} {noun}{'s' if n != 1 else ''}" for n, noun in sizes)
+    raise ValueError(f"This comparison has {axes} = {cells} cells; at most {MAX_LANES} per request.")
+
+
 def default_reference(spec: ComparisonSpec) -> tuple[str, int]:
-    deterministic = [n for n in spec.samplers if not samplers.get(n).stochastic]
-    return (deterministic or list(spec.samplers))[0], max(spec.steps)
+    """The first model's reference when none is asked for: its first deterministic sampler at the most steps."""
+    return model_reference(spec.samplers, spec.steps, spec.model_rows()[0][1], None)
 
 
-def with_references(spec: ComparisonSpec) -> tuple[list[CellKey], dict[tuple[float, int], int]]:
-    """The cells' keys plus any reference that is not a cell, and (cfg, seed) -> its reference's position."""
+def with_references(spec: ComparisonSpec) -> tuple[list[CellKey], dict[tuple[str, float, int], int]]:
+    """The cells' keys plus any reference that is not a cell, and (model, cfg, seed) -> its reference's
+    position: each model measures against its own reference, since one seed's noise makes different
+    images on different models."""
     keys = spec.keys()
-    ref_sampler, ref_steps = spec.reference or default_reference(spec)
     where = {}
-    for cfg in spec.cfg_scales:
-        for seed in spec.seed_list:
-            ref = CellKey(spec.presets[0], cfg, ref_sampler, ref_steps, seed)
-            if ref not in keys:
-                keys.append(ref)
-            where[cfg, seed] = keys.index(ref)
+    for model, family in spec.model_rows():
+        ref_sampler, ref_steps = model_reference(spec.samplers, spec.steps, family, spec.reference)
+        for cfg in spec.cfg_scales:
+            for seed in spec.seed_list:
+                ref = CellKey(spec.presets[0], cfg, ref_sampler, ref_steps, seed, model)
+                if ref not in keys:
+                    keys.append(ref)
+                where[model, cfg, seed] = keys.index(ref)
     return keys, where
