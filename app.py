@@ -2,7 +2,8 @@
 
 Flags win over environment variables: --model/DIT_MODEL, --device/DIT_DEVICE, --dtype/DIT_DTYPE,
 --host/GRADIO_SERVER_NAME, --port/GRADIO_SERVER_PORT, --max-request-seconds/DIT_MAX_REQUEST_SECONDS,
---mcp/--no-mcp/DIT_MCP (1 or 0; default: on where the mcp package is installed).
+--mcp/--no-mcp/DIT_MCP (1 or 0; default: on where the mcp package is installed), --quality (repeatable)/
+DIT_QUALITY (a comma list).
 On Hugging Face Spaces (SPACE_ID set) the default model is facebook/DiT-XL-2-256.
 """
 
@@ -74,8 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true")
     parser.add_argument(
         "--quality",
-        default=env("DIT_QUALITY"),
-        help="a sweep folder (python -m dit_demo.sweep) for the Quality tab (default: the shipped embedded sweep)",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a sweep folder (python -m dit_demo.sweep) for the Quality tab; repeat for more, of one model or "
+        "several (default: the shipped sweeps of the embedded models)",
     )
     parser.add_argument(
         "--max-request-seconds",
@@ -90,6 +94,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="serve the tools to agents over MCP at /gradio_api/mcp/ (default: on where the mcp package is installed)",
     )
     args = parser.parse_args(argv)
+    if args.quality is None:  # flags replace the environment's list, as every other flag does
+        args.quality = [q.strip() for q in env("DIT_QUALITY", "").split(",") if q.strip()] or None
     if args.mcp is None:
         args.mcp = MCP_INSTALLED
     elif args.mcp and not MCP_INSTALLED:
@@ -102,11 +108,12 @@ def create_app(
     device: str = "auto",
     dtype: str = "auto",
     max_request_seconds: float = DEFAULT_MAX_SECONDS,
-    quality: str | None = None,
+    quality: str | list[str] | None = None,
     offered: tuple[str, ...] = (),
 ):
     """Build the Blocks app with ``model`` loaded; if it cannot load, fall back to the embedded model.
-    ``quality``: a sweep folder for the Quality tab (default: the shipped sweep, where there is one);
+    ``quality``: sweep folders for the Quality tab, one or a list (default: the shipped sweeps, where
+    there are some);
     ``offered``: more model folders the model box (and Compare's model axis) offers."""
     model = (
         EMBEDDED_NAME if model in (None, "", "embedded") else EMBEDDED_SIT_NAME if model == "embedded-sit" else model
@@ -128,15 +135,17 @@ def create_app(
     return demo
 
 
-def _quality_data(folder: str | None):
-    """The Quality tab's sweeps and a warning: a bad ``--quality`` folder is said, the app still starts."""
+def _quality_data(folders: str | list[str] | None):
+    """The Quality tab's sweeps and a warning: a bad ``--quality`` folder is said, the app still starts.
+    By default the shipped DiT sweep and, where it exists, the shipped SiT sweep beside it."""
     from dit_demo.lab.quality import answers
 
-    where = folder or (answers.SHIPPED if (answers.SHIPPED / "sweep.json").is_file() else None)
-    if where is None:
+    given = [folders] if isinstance(folders, str) else list(folders or [])
+    where = given or [f for f in (answers.SHIPPED, answers.SHIPPED_SIT) if (f / "sweep.json").is_file()]
+    if not where:
         return None, ""
     try:
-        return answers.load([where]), ""
+        return answers.load(where), ""
     except (ValueError, OSError) as exc:
         return None, f"the Quality tab has no data: {exc}"
 

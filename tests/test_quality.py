@@ -160,8 +160,9 @@ def test_ship_merges_sweeps_with_strips_and_the_table_reads_them(tmp_path):
     assert headers[:6] == ["Cell", "Sampler", "Steps", "NFE", "Wall time (s)", "Frechet distance"] and len(rows) == 5
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "sweep.json").write_text(json.dumps({"spec": {"model": "n"}, "cells": TABLE[:1]}))
-    with pytest.raises(ValueError, match="different models"):
-        answers.load([out, tmp_path / "other"])
+    assert answers.load([out, tmp_path / "other"]).models() == ["m", "n"]  # one view of both models
+    with pytest.raises(ValueError, match="several models"):  # but one shipped folder holds one model's
+        ship([out, tmp_path / "other"], tmp_path / "both")
 
 
 def test_a_sweep_without_an_evaluator_shows_cost_and_says_how_to_attach_metrics():

@@ -15,6 +15,14 @@ def test_a_stop_keeps_its_own_line_when_the_event_then_ends_as_failed():
     assert refused_status(stopped, "grid.png") == stopped  # Gradio ends a cancelled event as failed
 
 
+def test_the_failure_a_stop_causes_leaves_the_line_to_the_stop_whichever_lands_first():
+    running = "Sampling all lanes in lock-step... round 5/1000, 0.4s elapsed"
+    # the failure first: the line stays as it is, and the Stop's handler then says where it stopped
+    assert refused_status(running, "grid.png", stopping=True) == running
+    assert stopped_status(refused_status(running, None, stopping=True)).startswith("Stopped at round 5 of 1000")
+    assert "refused" in refused_status(running, None, stopping=False)  # no Stop: a refusal is said
+
+
 def test_a_refusal_mentions_earlier_results_only_when_there_are_some():
     assert "from the run before it" in refused_status("4 cells ... lock-step batched", "grid.png")
     first = refused_status("", None)

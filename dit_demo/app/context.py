@@ -87,10 +87,11 @@ STARTING = "Starting..."  # a run's status line from its click to its first roun
 SAMPLING = "Sampling"  # how a run's status line starts while it reports its rounds
 
 
-def refused_status(status: str | None, results) -> str:
-    """The status line after a failed request. A Stop also ends the event as failed: its own line stays.
+def refused_status(status: str | None, results, stopping: bool = False) -> str:
+    """The status line after a failed request. A Stop also ends the event as failed: its own line stays,
+    whichever of the two handlers the server answers first (``stopping``: the page saw the Stop click).
     The message itself is in the red box at the top right; earlier results, if any, stay below."""
-    if (status or "").startswith(STOPPED):
+    if stopping is True or (status or "").startswith(STOPPED):
         return status
     kept = " What is shown below is from the run before it." if results else ""
     return f"**The last request was refused**: the red box at the top right says why and what is allowed.{kept}"
@@ -115,11 +116,16 @@ def model_event(run: gr.Button, stop: gr.Button, status: gr.Markdown, results, f
     # in the page, at the click: the last run's line (a "Stopped at round r") must not stand for this one,
     # and a server answer could land after this run's own first line
     run.click(None, None, status, js=f"() => {STARTING!r}", api_visibility="private")
+    # whether this run was stopped, set in the page at the clicks: the failure that a Stop also causes may reach
+    # the server before or after the Stop's own status line, so the failure handler cannot tell from the line
+    stopping = gr.State(False)
+    run.click(None, None, stopping, js="() => false", api_visibility="private")
     # preprocess=False: every payload reaches the request layer as sent, so a bad one gets our message
     # (Gradio's own conversion would answer "abc" or NaN with a generic error)
     event = run.click(fn, inputs, outputs, preprocess=False, **settings, **MODEL_EVENTS)
     event.then(lambda: gr.Button(interactive=False), None, stop, queue=False, api_visibility="private")
-    event.failure(refused_status, [status, results], status, api_visibility="private")
+    event.failure(refused_status, [status, results, stopping], status, api_visibility="private")
+    stop.click(None, None, stopping, js="() => true", api_visibility="private")
     stop.click(stopped_status, status, status, cancels=[event], api_visibility="private")
     return event
 

@@ -1,7 +1,8 @@
 """From Compare to Quality: a finished comparison's cells that the Quality tab's sweeps also hold (same
 sampler, steps and cfg) show their numbers over many samples next to their distance on this one seed,
 and a button opens the Quality tab on that row. A cell's numbers are those of the sweep cell of its own
-speed preset; where the sweeps have none, the line says so and whose numbers it shows instead."""
+speed preset; where the sweeps have none, the line says so and whose numbers it shows instead. Where the
+sweeps are of several models, each model holding the cell gets its line, named."""
 
 from __future__ import annotations
 
@@ -17,18 +18,21 @@ SHOWN = ("frechet", "accuracy", "fid")
 
 def matches(kept: dict, data: QualityData | None) -> list[tuple[tuple, dict, bool]]:
     """((sampler, steps, cfg, preset, distance), sweep cell, whether that cell ran with the same preset)
-    for every comparison series the sweeps hold: the cell of its preset where there is one."""
+    for every comparison series and model the sweeps hold it for: the cell of its preset where there is one."""
     if data is None:
         return []
     found = []
     for sampler, steps, cfg, preset, distance in kept.get("cells", []):
-        held = [
-            c for c in data.cells if c["sampler"] == sampler and int(c["steps"]) == int(steps) and _same_cfg(c, cfg)
-        ]
-        same = [c for c in held if answers.preset_of(c) == preset]
-        if held:
-            found.append(((sampler, steps, cfg, preset, distance), (same or held)[0], bool(same)))
+        for model in data.models():
+            held = [c for c in data.cells if c["model"] == model and _same_key(c, sampler, steps, cfg)]
+            same = [c for c in held if answers.preset_of(c) == preset]
+            if held:
+                found.append(((sampler, steps, cfg, preset, distance), (same or held)[0], bool(same)))
     return found
+
+
+def _same_key(cell: dict, sampler: str, steps: int, cfg: float) -> bool:
+    return cell["sampler"] == sampler and int(cell["steps"]) == int(steps) and _same_cfg(cell, cfg)
 
 
 def _same_cfg(cell: dict, cfg: float) -> bool:
@@ -49,8 +53,8 @@ def link(kept: dict, data: QualityData | None):
         here = f"- {sampler} @ {steps} steps, cfg {cfg:g}, {preset} preset: latent RMSE to the reference {distance:.4f} here"
         if not same:
             numbers = f"the sweeps have no {preset}-preset cell for it, these numbers are {_ran_with(cell)}: {numbers}"
-        lines.append(f"{here}; {numbers}")
-    names = list(dict.fromkeys(cell["cell"] for _, cell, _ in found))  # a sweep cell shown for two presets: once
+        lines.append(f"{here}; {numbers}" + (f" ({cell['model']}'s sweep)" if data.several_models() else ""))
+    names = list(dict.fromkeys(data.name(cell) for _, cell, _ in found))  # a sweep cell shown for two presets: once
     return "\n".join(lines), gr.Dropdown(choices=names, value=names[0], visible=True), gr.Button(visible=True)
 
 

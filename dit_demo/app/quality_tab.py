@@ -42,9 +42,13 @@ class QualityTab:
 def describe(data: QualityData | None) -> str:
     if data is None:
         return "No quality data is loaded: upload a `sweep.json`, or start the app with `--quality DIR`."
-    samples = {c.get("samples") for c in data.cells}
-    each = f", {samples.pop()} samples each" if len(samples) == 1 and None not in samples else ""
-    return f"**{data.model}**: {len(data.cells)} cells{each}, from {', '.join(data.sources)}."
+    parts = []
+    for model in data.models():
+        cells = [c for c in data.cells if c["model"] == model]
+        samples = {c.get("samples") for c in cells}
+        each = f", {samples.pop()} samples each" if len(samples) == 1 and None not in samples else ""
+        parts.append(f"**{model}**: {len(cells)} cells{each}")
+    return f"{'; '.join(parts)}, from {', '.join(data.sources)}."
 
 
 def views(data: QualityData | None, metric: str, kind: str, budget) -> tuple:
@@ -53,7 +57,7 @@ def views(data: QualityData | None, metric: str, kind: str, budget) -> tuple:
         return describe(data), None, gr.Plot(value=None), None, "", None, gr.Dropdown(choices=[], value=None)
     headers, rows = answers.table(data)
     table = {"headers": headers, "data": rows}
-    cells = gr.Dropdown(choices=[c["cell"] for c in data.cells], value=None)
+    cells = gr.Dropdown(choices=[data.name(c) for c in data.cells], value=None)
     if not data.metrics():
         return describe(data), None, gr.Plot(value=None, visible=False), None, NO_METRIC, table, cells
     metric = metric if metric in data.metrics() else data.metrics()[0]
@@ -79,28 +83,59 @@ def best_text(data: QualityData, metric: str, kind: str, budget) -> str:
     best, ties, tested = answers.best_at_budget(data.cells, limit, metric, kind)
     if best is None:
         return f"No cell costs {limit:g} {UNITS[kind]} or less."
-    text = f"**Best {METRICS[metric][0]} within {limit:g} {UNITS[kind]}: {_cell_text(best, metric)}**"
-    if not tested:
+    several = data.several_models()
+    text = f"**Best {METRICS[metric][0]} within {limit:g} {UNITS[kind]}: {_cell_text(best, metric, several)}**"
+    if not (best.get("bootstrap") or {}).get(metric):
         return text + "\n\nThis data has no bootstrap replicates, so no cell can be told apart from it."
+    within = [c for c in data.cells if answers.value(c, metric) is not None and answers.within_budget(c, limit, kind)]
+    apart = answers.untested(best, within, metric)
+    lines = [text, *untested_lines(apart)]
     if not ties:
-        return text + "\n\nEvery other cell within the budget is distinguishable from it."
+        others = "within the budget" if tested else "that the test compares with it"
+        end = [f"Every other cell {others} is distinguishable from it."] if len(apart) < len(within) - 1 else []
+        return "\n\n".join([*lines, *end])
     ties = sorted(ties, key=lambda c: answers.value(c, metric), reverse=not METRICS[metric][1])
-    lines = [f"- {_cell_text(c, metric)}" for c in ties[:LISTED]]
+    listed = [f"- {_cell_text(c, metric, several)}" for c in ties[:LISTED]]
     if len(ties) > LISTED:
-        rest = ", ".join(f"{c['sampler']} @ {c['steps']}" for c in ties[LISTED:])
-        lines.append(f"- and {len(ties) - LISTED} more (sampler @ steps): {rest}")
-    return "\n".join([text, "", f"Not distinguishable from it ({len(ties)} cells, closest first):", "", *lines])
+        rest = ", ".join(
+            f"{c['sampler']} @ {c['steps']}" + (f" on {c['model']}" if several else "") for c in ties[LISTED:]
+        )
+        listed.append(f"- and {len(ties) - LISTED} more (sampler @ steps): {rest}")
+    return "\n".join(
+        ["\n\n".join(lines), "", f"Not distinguishable from it ({len(ties)} cells, closest first):", "", *listed]
+    )
 
 
-def _cell_text(cell: dict, metric: str) -> str:
-    return f"{cell['sampler']} @ {cell['steps']} steps ({cell['nfe']} NFE): {value_text(cell, metric)}"
+def untested_lines(untested: list[tuple[dict, str]]) -> list[str]:
+    """One sentence per model and reason for the cells the paired test cannot compare with the best."""
+    groups: dict[tuple[str, str], int] = {}
+    for cell, why in untested:
+        groups[cell["model"], why] = groups.get((cell["model"], why), 0) + 1
+    return [
+        f"{_cells(count)} of {model} {'has' if count == 1 else 'have'} no bootstrap replicates, so the paired "
+        "test cannot tell them apart from it."
+        if why == "no replicates"
+        else f"The paired test does not compare it with {_cells(count)} of {model} within the budget: their "
+        f"samples are not paired with its sample by sample ({why}), so they are neither told apart from it nor "
+        "called alike."
+        for (model, why), count in groups.items()
+    ]
+
+
+def _cells(count: int) -> str:
+    return "1 cell" if count == 1 else f"{count} cells"
+
+
+def _cell_text(cell: dict, metric: str, several: bool = False) -> str:
+    model = f" on {cell['model']}" if several else ""
+    return f"{cell['sampler']} @ {cell['steps']} steps ({cell['nfe']} NFE){model}: {value_text(cell, metric)}"
 
 
 def cell_view(data: QualityData | None, name: str | None):
     """The chosen cell's strip of first samples and its numbers."""
     if data is None or not name:
         return None, ""
-    cell = next((c for c in data.cells if c["cell"] == name), None)
+    cell = data.find(name)
     if cell is None:
         return None, ""
     numbers = "; ".join(
@@ -180,4 +215,6 @@ def _picked(data: QualityData | None, table, event: gr.SelectData):
     if not row:
         rows = table.values.tolist() if hasattr(table, "values") else (table or {}).get("data", [])
         row = rows[event.index[0]] if rows and event.index is not None else None
-    return gr.skip() if data is None or not row else row[0]
+    if data is None or not row:
+        return gr.skip()
+    return data.name({"cell": row[0], "model": row[1]}) if data.several_models() else row[0]

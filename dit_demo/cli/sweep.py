@@ -174,6 +174,7 @@ def finish(sweep: Sweep, args, processes: int) -> list[dict]:
             "cfg": cfg,
             "nfe": nfe_of(spec, bundle, cell, made),
             "samples": len(made["images"]),
+            "classes": bundle.num_classes,  # what pairs two sweeps' samples, with the seed and the count
             "seconds": made["seconds"],  # wall time: some process was working on the cell
             "process_seconds": made["process_seconds"],  # summed over processes
             "images_per_second": len(made["images"]) / made["seconds"] if made["seconds"] else None,

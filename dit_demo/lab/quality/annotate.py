@@ -75,6 +75,8 @@ def annotate(folder: str | Path, cell: str, printout: str | Path) -> dict:
 def ship(folders: list[str | Path], out: str | Path) -> Path:
     """One model's sweeps merged into ``out/sweep.json``, with ``out/strips/<cell>.png``."""
     data = answers.load(folders)
+    if data.several_models():  # their cells' names, and so their strips, would collide
+        raise ValueError(f"These sweeps are of several models ({data.model}); ship each model's into its own folder.")
     out = Path(out)
     (out / "strips").mkdir(parents=True, exist_ok=True)
     for cell in data.cells:

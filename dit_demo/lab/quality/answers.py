@@ -1,7 +1,8 @@
 """Distribution-level answers from sweeps: which sampler, at how many steps, gives the best images, and
-how sure that is. Reads one or more ``sweep.json`` files (``lab/sweep/run.py``), and answers with the
-quality curves, the Pareto front of quality against cost, and the best cell within a budget together
-with every cell the paired bootstrap cannot tell from it (``lab/quality/cell_metrics.py``)."""
+how sure that is. Reads one or more ``sweep.json`` files (``lab/sweep/run.py``), of one model or several
+(each cell names its model), and answers with the quality curves, the Pareto front of quality against
+cost, and the best cell within a budget together with every cell the paired bootstrap cannot tell from
+it (``lab/quality/cell_metrics.py``), or why the test cannot compare a cell with it."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import samplers
-from dit_demo.lab.quality.cell_metrics import distinguishable
+from dit_demo.lab.quality.cell_metrics import distinguishable, unpaired
 from dit_demo.runtime.levers import Levers
 
 SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "quality"
+SHIPPED_SIT = SHIPPED.with_name("quality-sit")  # the embedded SiT's sweep, shown beside the DiT's where it exists
 # metric -> (label, lower is better); annotated metrics (the ADM evaluator's) come after ours
 METRICS = {
     "frechet": ("Frechet distance", True),
@@ -37,21 +39,40 @@ _NEEDED = ("cell", "sampler", "steps", "nfe")
 
 @dataclass
 class QualityData:
-    """The cells of one model's sweeps, merged."""
+    """The cells of one or more models' sweeps, merged; each cell names its model (a ``model`` key)."""
 
-    model: str
+    model: str  # the models' names, joined where there are several
     cells: list[dict]
     sources: list[str] = field(default_factory=list)
-    strips: dict[str, Path] = field(default_factory=dict)  # cell -> a PNG of its first samples
+    strips: dict[str, Path] = field(default_factory=dict)  # ``name(cell)`` -> a PNG of its first samples
+
+    def __post_init__(self):
+        self.cells = [c if isinstance(c.get("model"), str) else {**c, "model": self.model} for c in self.cells]
 
     def metrics(self) -> list[str]:
         """The metrics some cell has, ours first."""
         return [m for m in METRICS if any(value(c, m) is not None for c in self.cells)]
 
+    def models(self) -> list[str]:
+        """The models whose cells these are, in the order they were read."""
+        return list(dict.fromkeys(c["model"] for c in self.cells))
+
+    def several_models(self) -> bool:
+        return len(self.models()) > 1
+
+    def name(self, cell: dict) -> str:
+        """A cell's name in the tab: its sweep's name for it, after its model's where there are several
+        (two models' sweeps name their cells alike)."""
+        return f"{cell['model']}: {cell['cell']}" if self.several_models() else str(cell["cell"])
+
+    def find(self, name: str) -> dict | None:
+        return next((c for c in self.cells if self.name(c) == name), None)
+
 
 def load(paths: list[str | Path]) -> QualityData:
     """Sweeps from ``sweep.json`` files or sweep folders; one clear ``ValueError`` line for anything else."""
     merged: QualityData | None = None
+    strips: dict[tuple[str, str], Path] = {}
     for path in paths:
         path = Path(path)
         file = path / "sweep.json" if path.is_dir() else path
@@ -61,10 +82,13 @@ def load(paths: list[str | Path]) -> QualityData:
             raise ValueError(f"{file.name} could not be read as JSON ({str(exc)[:80]}).") from None
         part = parse(data, file.name)
         if path.is_dir():
-            part.strips = {c["cell"]: path / "strips" / f"{c['cell']}.png" for c in part.cells}
+            strips.update({(c["model"], c["cell"]): path / "strips" / f"{c['cell']}.png" for c in part.cells})
         merged = part if merged is None else _merge(merged, part)
     if merged is None:
         raise ValueError("No sweep given: pass a sweep folder or its sweep.json.")
+    merged.strips = {
+        merged.name(c): strips[c["model"], c["cell"]] for c in merged.cells if (c["model"], c["cell"]) in strips
+    }
     return merged
 
 
@@ -79,24 +103,29 @@ def parse(data, name: str = "sweep.json") -> QualityData:
     if len(data["cells"]) > MAX_CELLS:
         raise ValueError(f"{name} has {len(data['cells'])} cells; at most {MAX_CELLS} are read.")
     spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+    model = str(spec.get("model") or data.get("model") or "unnamed model")
+    # each cell carries its sweep's model, levers and seed, so they survive a merge and ``ship``
+    carried = {"model": model, **{k: spec[k] for k in ("levers", "seed", "classes") if k in spec}}
     cells = []
     for i, cell in enumerate(data["cells"]):
         missing = [k for k in _NEEDED if not isinstance(cell, dict) or k not in cell]
         if missing:
             raise ValueError(f"{name}: cell {i} has no {', '.join(missing)}; is this a sweep.json?")
-        # each cell carries its sweep's levers, so they survive a merge and ``ship``; a sampler's old name
-        # is spelled anew, so Compare finds the cell
-        cell = {**cell, "sampler": samplers.canonical_name(str(cell["sampler"]))}
-        cells.append({"levers": spec["levers"], **cell} if isinstance(spec.get("levers"), str) else cell)
-    return QualityData(str(spec.get("model") or data.get("model") or "unnamed model"), cells, [name])
+        # a sampler's old name is spelled anew, so Compare finds the cell
+        own = cell.get("model") if isinstance(cell.get("model"), str) and cell.get("model") else model
+        cells.append({**carried, **cell, "model": own, "sampler": samplers.canonical_name(str(cell["sampler"]))})
+    return QualityData(_joined(cells), cells, [name])
 
 
 def _merge(a: QualityData, b: QualityData) -> QualityData:
-    if a.model != b.model:
-        raise ValueError(f"These sweeps are of different models ({a.model}, {b.model}); load one model's at a time.")
-    seen = {c["cell"] for c in a.cells}
-    cells = a.cells + [c for c in b.cells if c["cell"] not in seen]
-    return QualityData(a.model, cells, a.sources + b.sources, {**a.strips, **b.strips})
+    """``a``'s cells, then ``b``'s that ``a`` lacks (a model's cell is read once, from its first sweep)."""
+    seen = {(c["model"], c["cell"]) for c in a.cells}
+    cells = a.cells + [c for c in b.cells if (c["model"], c["cell"]) not in seen]
+    return QualityData(_joined(cells), cells, a.sources + b.sources)
+
+
+def _joined(cells: list[dict]) -> str:
+    return ", ".join(dict.fromkeys(c["model"] for c in cells))
 
 
 def value(cell: dict, metric: str) -> float | None:
@@ -204,15 +233,29 @@ def best_at_budget(
     return best, [c for c, v in verdicts if v is False], tested
 
 
+def untested(best: dict, cells: list[dict], metric: str = "frechet") -> list[tuple[dict, str]]:
+    """The cells the paired test cannot compare with ``best`` on ``metric``, each with why: "no
+    replicates", or the clause of ``cell_metrics.unpaired`` (their sweeps are not paired sample by sample)."""
+    found = []
+    for cell in cells:
+        if cell is best or distinguishable(best, cell, metric) is not None:
+            continue
+        has = all((c.get("bootstrap") or {}).get(metric) is not None for c in (best, cell))
+        found.append((cell, (unpaired(best, cell) or "replicates of another count") if has else "no replicates"))
+    return found
+
+
 def table(data: QualityData) -> tuple[list[str], list[list]]:
-    """Every cell as a row: sampler, steps, NFE, time, then each metric with its interval."""
-    metrics = data.metrics()
-    headers = ["Cell", "Sampler", "Steps", "NFE", "Wall time (s)"]
+    """Every cell as a row: sampler, steps, NFE, time, then each metric with its interval; its model
+    second where there are several."""
+    metrics, several = data.metrics(), data.several_models()
+    headers = ["Cell", *(["Model"] if several else []), "Sampler", "Steps", "NFE", "Wall time (s)"]
     for m in metrics:
         headers += [METRICS[m][0] + (" (%)" if m in PERCENT else ""), "95% interval"]
     rows = []
     for c in data.cells:
-        row = [c["cell"], c["sampler"], c["steps"], c["nfe"], round(cost(c, "seconds") or 0.0, 1)]
+        row = [c["cell"], *([c["model"]] if several else []), c["sampler"], c["steps"], c["nfe"]]
+        row.append(round(cost(c, "seconds") or 0.0, 1))
         for m in metrics:
             shown = _shown(c, m)
             # the value as a number, so a header click sorts it; both with the best line's decimals

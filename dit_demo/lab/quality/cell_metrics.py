@@ -10,6 +10,9 @@ cell: the replicates of two cells are paired, and their difference has an interv
   carries that bias back, where a plain percentile interval would sit above the true value.
 - Distinguishable: two cells differ when the 95% basic interval of the difference of their
   replicates (paired: the same resampled samples) excludes 0.
+- Across sweeps (another model's, say) the pairing holds exactly when both have the same sample count,
+  classes and seed, and the same bootstrap: then sample i is the same class and seed in both, and
+  resampled set r holds the same sample indices. ``unpaired`` says why two cells are not paired.
 """
 
 from __future__ import annotations
@@ -47,11 +50,38 @@ def mean_replicates(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)[indices].mean(axis=1)
 
 
+def pairing(cell: dict) -> dict[str, int | str | None]:
+    """What pairs a cell's samples with another cell's: its sample count, classes, seed and bootstrap
+    (None where its sweep did not record one; the classes also show as its per-class Frechet distances)."""
+    per_class = cell.get("frechet_per_class")
+    classes = cell.get("classes", len(per_class) if isinstance(per_class, list) and per_class else None)
+    return {
+        "samples": cell.get("samples"),
+        "classes": classes,
+        "seed": cell.get("seed"),
+        "bootstrap": (cell.get("bootstrap") or {}).get("method"),
+    }
+
+
+def unpaired(a: dict, b: dict) -> str | None:
+    """Why cells ``a`` and ``b`` are not paired sample by sample, as a clause ("seed 0 against 1"); None
+    where they are. Cells of one model with a record missing are taken as paired (a model's sweeps
+    have always been read as one); across models each record must be there and agree."""
+    known_a, known_b = pairing(a), pairing(b)
+    for key, value_a in known_a.items():
+        value_b = known_b[key]
+        if value_a is not None and value_b is not None and value_a != value_b:
+            return f"{key} {value_a} against {value_b}" if key != "bootstrap" else "their bootstraps differ"
+        if (value_a is None or value_b is None) and a.get("model") != b.get("model"):
+            return f"a sweep that does not record its {key}"
+    return None
+
+
 def distinguishable(a: dict, b: dict, metric: str = "frechet", level: float = LEVEL) -> bool | None:
     """Whether cells ``a`` and ``b`` (their ``metric`` and its paired replicates) differ at ``level``;
-    None when either has no replicates (a sweep scored elsewhere)."""
+    None when either has no replicates (a sweep scored elsewhere) or their samples are not paired."""
     reps_a, reps_b = _replicates(a, metric), _replicates(b, metric)
-    if reps_a is None or reps_b is None or len(reps_a) != len(reps_b):
+    if reps_a is None or reps_b is None or len(reps_a) != len(reps_b) or unpaired(a, b) is not None:
         return None
     lo, hi = basic_interval(a[metric] - b[metric], reps_a - reps_b, level)
     return not lo <= 0 <= hi
