@@ -15,11 +15,12 @@ def test_a_stop_keeps_its_own_line_when_the_event_then_ends_as_failed():
     assert refused_status(stopped, "grid.png") == stopped  # Gradio ends a cancelled event as failed
 
 
-def test_the_failure_a_stop_causes_leaves_the_line_to_the_stop_whichever_lands_first():
+def test_the_failure_a_stop_causes_says_where_it_stopped_whatever_line_landed_last():
     running = "Sampling all lanes in lock-step... round 5/1000, 0.4s elapsed"
-    # the failure first: the line stays as it is, and the Stop's handler then says where it stopped
-    assert refused_status(running, "grid.png", stopping=True) == running
-    assert stopped_status(refused_status(running, None, stopping=True)).startswith("Stopped at round 5 of 1000")
+    # a progress line that landed after the Stop's own line: the failure, the event's last message, mends it
+    assert refused_status(running, "grid.png", stopping=True).startswith("Stopped at round 5 of 1000")
+    stopped = stopped_status(running)  # the Stop's line landed last: it stays, and so does a second Stop's
+    assert refused_status(stopped, None, stopping=True) == stopped == stopped_status(stopped)
     assert "refused" in refused_status(running, None, stopping=False)  # no Stop: a refusal is said
 
 

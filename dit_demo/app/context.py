@@ -88,10 +88,13 @@ SAMPLING = "Sampling"  # how a run's status line starts while it reports its rou
 
 
 def refused_status(status: str | None, results, stopping: bool = False) -> str:
-    """The status line after a failed request. A Stop also ends the event as failed: its own line stays,
-    whichever of the two handlers the server answers first (``stopping``: the page saw the Stop click).
+    """The status line after a failed request. A Stop also ends the event as failed (``stopping``: the page saw
+    the Stop click): then this, the event's last message, says where it stopped, so neither a progress line still
+    on its way when the Stop landed nor the order of the two handlers can leave another line standing.
     The message itself is in the red box at the top right; earlier results, if any, stay below."""
-    if stopping is True or (status or "").startswith(STOPPED):
+    if stopping is True:
+        return stopped_status(status)
+    if (status or "").startswith(STOPPED):
         return status
     kept = " What is shown below is from the run before it." if results else ""
     return f"**The last request was refused**: the red box at the top right says why and what is allowed.{kept}"
