@@ -3,6 +3,8 @@ extra models that keeps them within a memory budget."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from conftest import make_bundle, serve
 from sit_helpers import make_sit
@@ -144,3 +146,15 @@ def test_the_embedded_sit_is_offered_and_loads_by_name_once_its_weights_are_ther
     slot = model_slot.ModelSlot("cpu", "fp32", offered)
     bundle = slot.load(model_slot.EMBEDDED_SIT_NAME)
     assert bundle.parameterization.family == "sit" and bundle.name == "embedded Fashion-MNIST SiT"
+
+
+def test_the_shipped_models_keep_their_names_by_any_path(monkeypatch):
+    """A sweep or a Compare row names the embedded model alike whether it was asked for by name or by folder."""
+    from dit_demo.runtime import loader
+
+    monkeypatch.chdir(loader.EMBEDDED_MODEL.parents[2])
+    for name, folder in (("embedded-sit", loader.EMBEDDED_SIT_MODEL), (None, loader.EMBEDDED_MODEL)):
+        by_name = loader.load_bundle(name, "cpu", "fp32").name
+        relative = os.path.relpath(folder)
+        assert not os.path.isabs(relative) and loader.load_bundle(relative, "cpu", "fp32").name == by_name
+    assert by_name == "embedded Fashion-MNIST DiT"

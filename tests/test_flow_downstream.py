@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 from conftest import serve
-from original_reference import random_state, train_checkpoint
+from sit_helpers import HEADS, make_sit
 
 from app import create_app
 from dit_demo.lab.bench.cells import format_bench, run_bench
@@ -16,16 +16,10 @@ from dit_demo.lab.interchange.dit_import import import_checkpoint
 from dit_demo.lab.outputs.pngmeta import read_parameters
 from dit_demo.runtime.loader import load_bundle
 
-HEADS = 4
-SIT_ARGS = {"path_type": "Linear", "prediction": "velocity", "num_classes": 10, "image_size": 16}
-
 
 @pytest.fixture(scope="module")
 def sit_dir(tmp_path_factory, small_bundle_dir):
-    tmp = tmp_path_factory.mktemp("sit-app")
-    state = random_state(2, 64, HEADS, 2, 4, True, 11, 8, seed=3)
-    torch.save(train_checkpoint(state, **SIT_ARGS), tmp / "ckpt.pt")
-    return import_checkpoint(tmp / "ckpt.pt", tmp / "model", heads=HEADS, vae=str(small_bundle_dir / "vae"))
+    return make_sit(tmp_path_factory.mktemp("sit-app"), small_bundle_dir)
 
 
 @pytest.fixture(scope="module")

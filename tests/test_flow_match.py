@@ -9,19 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from original_reference import forward, random_state, train_checkpoint
+from original_reference import forward
+from sit_helpers import CLASSES, HEADS, LATENT, import_sit, tiny_state
 
 import samplers
 from dit_demo.lab.bench import report
-from dit_demo.lab.interchange.dit_import import import_checkpoint
 from dit_demo.runtime.engine import sample
 from dit_demo.runtime.loader import load_bundle
 from dit_demo.runtime.request import Lane, check_lanes
 from samplers.table import family_tables
 from samplers.variants import ALIASES, options_of
 
-DEPTH, HIDDEN, HEADS, PATCH, ROWS, CLASSES, LATENT = 2, 64, 4, 2, 11, 10, 8
-SIT_ARGS = {"path_type": "Linear", "prediction": "velocity", "num_classes": CLASSES, "image_size": 2 * LATENT}
 SIT_CONFIG = {"path_type": "Linear", "prediction": "velocity", "family": "sit"}  # what a SiT bundle hands a sampler
 
 
@@ -82,15 +80,12 @@ def reference(state, family, solver, steps, shift, class_id, seed, cfg_scale=1.0
 
 @pytest.fixture(scope="module")
 def sit_state():
-    return random_state(DEPTH, HIDDEN, HEADS, PATCH, 4, True, ROWS, LATENT, seed=7)
+    return tiny_state(7)
 
 
 @pytest.fixture(scope="module")
 def sit_folder(tmp_path_factory, sit_state, small_bundle_dir):
-    tmp = tmp_path_factory.mktemp("flow_match")
-    ckpt = tmp / "0400000.pt"
-    torch.save(train_checkpoint(sit_state, **SIT_ARGS), ckpt)
-    return import_checkpoint(ckpt, tmp / "sit", heads=HEADS, vae=str(small_bundle_dir / "vae"))
+    return import_sit(sit_state, tmp_path_factory.mktemp("flow_match"), small_bundle_dir)
 
 
 @pytest.fixture(scope="module")

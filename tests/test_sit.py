@@ -9,7 +9,8 @@ import math
 
 import pytest
 import torch
-from original_reference import forward, random_state, train_checkpoint
+from original_reference import forward, train_checkpoint
+from sit_helpers import CLASSES, HEADS, LATENT, SIT_ARGS, import_sit, tiny_state
 
 import samplers
 from dit_demo.lab.interchange.dit_import import export_folder, import_checkpoint
@@ -19,9 +20,6 @@ from dit_demo.runtime.engine import sample
 from dit_demo.runtime.loader import load_bundle
 from dit_demo.runtime.parameterization import SiTTransport
 from dit_demo.runtime.request import Lane, check_lanes
-
-DEPTH, HIDDEN, HEADS, PATCH, ROWS, CLASSES, LATENT = 2, 64, 4, 2, 11, 10, 8
-SIT_ARGS = {"path_type": "Linear", "prediction": "velocity", "num_classes": CLASSES, "image_size": 2 * LATENT}
 
 
 def sit_forward(state, x, t, y):
@@ -70,15 +68,12 @@ def sit_sample_ode(state, solver, num_steps, class_id, seed, cfg_scale=1.0, guid
 
 @pytest.fixture(scope="module")
 def sit_state():
-    return random_state(DEPTH, HIDDEN, HEADS, PATCH, 4, True, ROWS, LATENT, seed=5)
+    return tiny_state(5)
 
 
 @pytest.fixture(scope="module")
 def sit_folder(tmp_path_factory, sit_state, small_bundle_dir):
-    tmp = tmp_path_factory.mktemp("sit")
-    ckpt = tmp / "0400000.pt"
-    torch.save(train_checkpoint(sit_state, **SIT_ARGS), ckpt)  # SiT's train.py: model, ema, opt, args
-    return import_checkpoint(ckpt, tmp / "model", heads=HEADS, vae=str(small_bundle_dir / "vae"))
+    return import_sit(sit_state, tmp_path_factory.mktemp("sit"), small_bundle_dir)
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ import threading
 
 import pytest
 import torch
-from original_reference import random_state, train_checkpoint
-from test_sit import CLASSES, DEPTH, HEADS, HIDDEN, LATENT, PATCH, ROWS, SIT_ARGS, sit_forward, sit_forward_with_cfg
+from sit_helpers import CLASSES, LATENT, import_sit, tiny_state
+from test_sit import sit_forward, sit_forward_with_cfg
 from torchdiffeq import odeint
 
 import samplers
-from dit_demo.lab.interchange.dit_import import import_checkpoint
 from dit_demo.runtime.budget import Budget, CostModel
 from dit_demo.runtime.engine import Cancelled, run, sample
 from dit_demo.runtime.loader import load_bundle
@@ -54,7 +53,7 @@ def solver_threads() -> list[threading.Thread]:
 
 @pytest.fixture(scope="module")
 def sit_state():
-    state = random_state(DEPTH, HIDDEN, HEADS, PATCH, 4, True, ROWS, LATENT, seed=7)
+    state = tiny_state(7)
     # a stronger drift than these random weights give: dopri5 then takes several steps, not two or three
     state["final_layer.linear.weight"] = state["final_layer.linear.weight"] * 10
     return state
@@ -62,9 +61,7 @@ def sit_state():
 
 @pytest.fixture(scope="module")
 def sit_bundle(tmp_path_factory, sit_state, small_bundle_dir):
-    tmp = tmp_path_factory.mktemp("sit_dopri5")
-    torch.save(train_checkpoint(sit_state, **SIT_ARGS), tmp / "0100000.pt")
-    folder = import_checkpoint(tmp / "0100000.pt", tmp / "model", heads=HEADS, vae=str(small_bundle_dir / "vae"))
+    folder = import_sit(sit_state, tmp_path_factory.mktemp("sit_dopri5"), small_bundle_dir)
     return load_bundle(str(folder), "cpu", "fp32")
 
 

@@ -7,11 +7,10 @@ import math
 
 import pytest
 import torch
-from original_reference import train_checkpoint
-from test_sit import CLASSES, HEADS, LATENT, SIT_ARGS, sit_forward, sit_forward_with_cfg
+from sit_helpers import CLASSES, LATENT, import_sit, tiny_state
+from test_sit import sit_forward, sit_forward_with_cfg
 
 import samplers
-from dit_demo.lab.interchange.dit_import import import_checkpoint
 from dit_demo.runtime.engine import sample
 from dit_demo.runtime.loader import load_bundle
 from dit_demo.runtime.request import Lane
@@ -168,10 +167,7 @@ def sit_bundles(tmp_path_factory, sit_state, small_bundle_dir):
     def bundle(transport):
         if transport not in made:
             tmp = tmp_path_factory.mktemp("-".join(transport))
-            ckpt = tmp / "0400000.pt"
-            args = {**SIT_ARGS, "path_type": transport[0], "prediction": transport[1]}
-            torch.save(train_checkpoint(sit_state, **args), ckpt)
-            folder = import_checkpoint(ckpt, tmp / "model", heads=HEADS, vae=str(small_bundle_dir / "vae"))
+            folder = import_sit(sit_state, tmp, small_bundle_dir, path_type=transport[0], prediction=transport[1])
             made[transport] = load_bundle(str(folder), "cpu", "fp32")
         return made[transport]
 
@@ -180,10 +176,7 @@ def sit_bundles(tmp_path_factory, sit_state, small_bundle_dir):
 
 @pytest.fixture(scope="module")
 def sit_state():
-    from original_reference import random_state
-    from test_sit import DEPTH, HIDDEN, PATCH, ROWS
-
-    return random_state(DEPTH, HIDDEN, HEADS, PATCH, 4, True, ROWS, LATENT, seed=5)
+    return tiny_state(5)
 
 
 SDE_CASES = [  # (sampler, transport, diffusion, last step, cfg, guided channels)

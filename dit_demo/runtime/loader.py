@@ -157,7 +157,7 @@ def load_bundle(
     if "family" in index:  # how to read its outputs (runtime/parameterization.py); absent: a DiT
         extras["family"] = _known_family(index["family"], folder / "model_index.json", source)
     embedded = {EMBEDDED_MODEL: "embedded Fashion-MNIST DiT", EMBEDDED_SIT_MODEL: "embedded Fashion-MNIST SiT"}
-    label = embedded.get(folder, str(name))
+    label = embedded.get(Path(folder).resolve(), str(name))  # the shipped folder by any path keeps its name
     return DiTBundle(
         name=label,
         transformer=transformer,

@@ -4,7 +4,8 @@
 JSON file gives that suite's section; ``per-image`` gives the time for one image on every machine
 measured (the Spaces section's hardware table); ``samplers`` the built-in samplers' table, from the
 registry (the DiT family's); ``samplers-by-family`` one table per flow-model family; ``quality`` the shipped sweep's
-quality table with intervals. A test keeps the committed README equal to them.
+quality table with intervals (``lab/quality/tables.py``), ``quality-sit`` the embedded SiT's, ``quality-families``
+the paired test between the two. A test keeps the committed README equal to them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ PER_IMAGE = "per-image"
 SAMPLERS = "samplers"
 SAMPLER_FAMILIES = "samplers-by-family"
 QUALITY = "quality"
+QUALITY_SIT = "quality-sit"  # the embedded SiT's shipped sweep
+QUALITY_FAMILIES = "quality-families"  # the two embedded models against each other, budget by budget
+QUALITY_BLOCKS = (QUALITY, QUALITY_SIT, QUALITY_FAMILIES)
 RATIOS = (("exact", "fp32"), ("fast", "fp32"), ("fast", "half"))  # (engine preset, DiTPipeline precision)
 
 
@@ -147,8 +151,12 @@ def block(name: str, bench_dir: str | os.PathLike = BENCH_DIR) -> str:
     """The body of the README block ``name``: one suite's section, or the time per image on every machine."""
     if name == PER_IMAGE:
         return per_image_table(bench_dir)
-    if name == QUALITY:
-        return quality_table()
+    if name in QUALITY_BLOCKS:
+        from dit_demo.lab.quality import answers, tables
+
+        if name == QUALITY_FAMILIES:
+            return tables.families_table()
+        return tables.quality_table(answers.SHIPPED_SIT if name == QUALITY_SIT else answers.SHIPPED)
     if name == SAMPLERS:
         import samplers
         from samplers.table import markdown_table
@@ -186,40 +194,3 @@ def per_image_table(bench_dir: str | os.PathLike = BENCH_DIR) -> str:
         ]
         lines.append(f"| {where} | `{path.name}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def quality_table(folder: str | os.PathLike | None = None) -> str:
-    """The shipped quality sweep (``dit_demo/assets/quality``) as a table, each metric with its 95% interval."""
-    from dit_demo.lab.quality import answers
-
-    data = answers.load([folder or answers.SHIPPED])
-    cells = data.cells  # in the sweeps' order: sampler after sampler, steps rising
-    samples = data.cells[0].get("samples")
-    lines = [
-        f"{data.model}, {samples} samples a cell, cfg {data.cells[0].get('cfg', '')}; [95% interval]: basic bootstrap over "
-        "samples. Frechet distance on the classifier's features against the 10k test images (lower is better); "
-        "precision and recall with k = 3 against as many test images; spread: sd of the per-class Frechet distances.",
-        "",
-        "| sampler | steps | NFE | Frechet distance | class accuracy | precision | recall | spread | wall time (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for c in cells:
-        numbers = [
-            _with_ci(c, "frechet", 1, ".1f"),
-            *(_with_ci(c, m, 100, ".1f", "%") for m in ("accuracy", "precision", "recall")),
-        ]
-        spread = c.get("frechet_class_spread")
-        lines.append(
-            f"| {c['sampler']} | {c['steps']} | {c['nfe']} | "
-            + " | ".join(numbers)
-            + f" | {'-' if spread is None else f'{spread:.1f}'} | {c.get('seconds', 0):.1f} |"
-        )
-    return "\n".join(lines)
-
-
-def _with_ci(cell: dict, metric: str, scale: float, fmt: str, unit: str = "") -> str:
-    value, ci = cell.get(metric), cell.get(f"{metric}_ci")
-    if value is None:
-        return "-"
-    text = f"{scale * value:{fmt}}{unit}"
-    return text + (f" [{scale * ci[0]:{fmt}}, {scale * ci[1]:{fmt}}]" if ci else "")

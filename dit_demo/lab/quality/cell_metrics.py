@@ -80,11 +80,20 @@ def unpaired(a: dict, b: dict) -> str | None:
 def distinguishable(a: dict, b: dict, metric: str = "frechet", level: float = LEVEL) -> bool | None:
     """Whether cells ``a`` and ``b`` (their ``metric`` and its paired replicates) differ at ``level``;
     None when either has no replicates (a sweep scored elsewhere) or their samples are not paired."""
+    found = paired_difference(a, b, metric, level)
+    return None if found is None else not found[1] <= 0 <= found[2]
+
+
+def paired_difference(
+    a: dict, b: dict, metric: str = "frechet", level: float = LEVEL
+) -> tuple[float, float, float] | None:
+    """``a``'s ``metric`` minus ``b``'s, with the basic interval of that paired difference; None when
+    either has no replicates or their samples are not paired."""
     reps_a, reps_b = _replicates(a, metric), _replicates(b, metric)
     if reps_a is None or reps_b is None or len(reps_a) != len(reps_b) or unpaired(a, b) is not None:
         return None
-    lo, hi = basic_interval(a[metric] - b[metric], reps_a - reps_b, level)
-    return not lo <= 0 <= hi
+    difference = a[metric] - b[metric]
+    return (difference, *basic_interval(difference, reps_a - reps_b, level))
 
 
 def _replicates(cell: dict, metric: str) -> np.ndarray | None:
