@@ -67,13 +67,19 @@ def check_model_axis(names: Sequence[str], models: tuple[str, ...], families: tu
 
 
 def left_out(names: Sequence[str], models: tuple[str, ...], families: tuple[str, ...]) -> list[str]:
-    """One line per sampler that skips some of the models: "ddim runs only on dit models: not on <model>"."""
-    lines = []
+    """One line per group of samplers that skip the same models: "ddim and euler run only on dit models: not
+    on <model>" (a sampler alone "runs")."""
+    groups: dict[tuple, list[str]] = {}
     for name in names:
-        skipped = [model for model, family in zip(models, families) if not runs_on(name, family)]
+        skipped = tuple(model for model, family in zip(models, families) if not runs_on(name, family))
         if skipped:
-            kinds = " and ".join(samplers.get(name).families)
-            lines.append(f"{name} runs only on {kinds} models: not on {', '.join(model_label(m) for m in skipped)}")
+            groups.setdefault((samplers.get(name).families, skipped), []).append(name)
+    lines = []
+    for (kinds, skipped), group in groups.items():
+        who = group[0] if len(group) == 1 else f"{', '.join(group[:-1])} and {group[-1]}"
+        verb = "runs" if len(group) == 1 else "run"
+        models_text = ", ".join(model_label(m) for m in skipped)
+        lines.append(f"{who} {verb} only on {' and '.join(kinds)} models: not on {models_text}")
     return lines
 
 
