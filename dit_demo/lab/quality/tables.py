@@ -35,11 +35,16 @@ def quality_table(folder: str | os.PathLike | None = None) -> str:
         ]
         spread = c.get("frechet_class_spread")
         lines.append(
-            f"| {c['sampler']} | {c['steps']} | {c['nfe']} | "
+            f"| {c['sampler']} | {c['steps']} | {_nfe(c['nfe'])} | "
             + " | ".join(numbers)
             + f" | {'-' if spread is None else f'{spread:.1f}'} | {c.get('seconds', 0):.1f} |"
         )
     return "\n".join(lines)
+
+
+def _nfe(nfe: float) -> str:
+    """A fixed-step cell's NFE as it is; an adaptive solver's mean over its samples to a tenth."""
+    return f"{nfe:g}" if float(nfe).is_integer() else f"{nfe:.1f}"
 
 
 def _with_ci(cell: dict, metric: str, scale: float, fmt: str, unit: str = "") -> str:
@@ -106,7 +111,7 @@ def _verdicts(firsts: list[dict], seconds: list[dict], metric: str) -> tuple[int
 
 
 def _cell(cell: dict, metric: str) -> str:
-    return f"{cell['sampler']}, {cell['steps']} steps ({cell['nfe']:g} NFE): {_number(cell[metric], metric)}"
+    return f"{cell['sampler']}, {cell['steps']} steps ({_nfe(cell['nfe'])} NFE): {_number(cell[metric], metric)}"
 
 
 def _difference(found: tuple[float, float, float] | None, metric: str) -> str:
