@@ -44,6 +44,8 @@ def test_two_models_load_as_one_view_and_one_models_sweeps_still_merge(tmp_path,
     assert [alike.name(c) for c in alike.cells] == ["m: c", "n: c"] and alike.find("n: c")["model"] == "n"
     assert [shipped.name(c) for c in shipped.cells] == [c["cell"] for c in shipped.cells]  # one model: as before
     assert both.strips[both.name(both.cells[0])].is_file()  # the DiT's strips keep their cells
+    # the tab says which folder each model's sweep came from
+    assert quality_tab.describe(both).endswith("from quality/sweep.json, sit/sweep.json.")
 
 
 def test_the_table_gets_a_model_column_only_with_several_models(both):

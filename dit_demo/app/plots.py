@@ -71,7 +71,10 @@ def chart(series: dict[str, list], x_title: str, y_title: str, log_y: bool = Fal
         alt.Chart(frame)
         .mark_line(point=True)
         .encode(
-            x=alt.X("x:Q", title=x_title, axis=axis),
+            # "~g": whole numbers without decimals, also when every point sits at one x (one step count)
+            x=alt.X(
+                "x:Q", title=x_title, axis=alt.Axis(labelColor=TEXT, titleColor=TEXT, gridOpacity=0.3, format="~g")
+            ),
             y=alt.Y("y:Q", title=y_title, axis=axis, scale=alt.Scale(type="log") if log_y else alt.Scale(zero=False)),
             color=colour,
             tooltip=[alt.Tooltip("series:N"), alt.Tooltip("x:Q", title=x_title), alt.Tooltip("y:Q", title=y_title)],

@@ -80,7 +80,7 @@ def load(paths: list[str | Path]) -> QualityData:
             data = json.loads(file.read_text())
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise ValueError(f"{file.name} could not be read as JSON ({str(exc)[:80]}).") from None
-        part = parse(data, file.name)
+        part = parse(data, f"{path.name}/{file.name}" if path.is_dir() else file.name)  # a folder names its sweep
         if path.is_dir():
             strips.update({(c["model"], c["cell"]): path / "strips" / f"{c['cell']}.png" for c in part.cells})
         merged = part if merged is None else _merge(merged, part)
