@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import weakref
 from collections.abc import Callable
 
 from dit_demo.runtime.budget import Budget, CostModel
@@ -33,13 +34,16 @@ def _lower(a: CostModel, b: CostModel) -> CostModel:
 
 
 class CostCache:
-    """The cost of the one loaded model, and the overhead learned from the requests it serves.
+    """The cost of the loaded model (and of the other models a model axis runs: ``price``), and the
+    overhead learned from the requests it serves.
 
     ``measure`` is how a model's cost is taken (``CostModel.measure``; tests pass a stand-in)."""
 
     def __init__(self, measure: Callable[[DiTBundle], CostModel] = CostModel.measure):
         self._measure = measure
         self._cost: tuple[DiTBundle, CostModel] | None = None  # the bundle is kept so its identity is unique
+        # other models a model axis runs, by identity; weakly held, so a model the cache drops is not kept here
+        self._others: dict[int, tuple[weakref.ref, CostModel]] = {}
         self._stale = False
         self.overhead = START_OVERHEAD
         self._lock = threading.Lock()
@@ -66,6 +70,20 @@ class CostCache:
             self._stale = False
             return dataclasses.replace(self._cost[1], overhead=self.overhead)
 
+    def price(self, bundle: DiTBundle) -> CostModel | None:
+        """Another model's cost (a model axis' second model), measured on its first request and kept while
+        it lives, with the overhead learned on the loaded one; None for the loaded model (its own cost)."""
+        with self._lock:
+            if self._cost is not None and self._cost[0] is bundle:
+                return None
+            found = self._others.get(id(bundle))
+        if found is None or found[0]() is not bundle:
+            found = (weakref.ref(bundle), self._measure(bundle))
+            with self._lock:
+                self._others = {k: v for k, v in self._others.items() if v[0]() is not None}
+                self._others[id(bundle)] = found
+        return dataclasses.replace(found[1], overhead=self.overhead)
+
     def remeasure(self, bundle: DiTBundle) -> CostModel:
         """Measure again before a refusal; the overhead falls back to no more than its start value."""
         with self._lock:
@@ -75,7 +93,13 @@ class CostCache:
 
     def budget(self, bundle: DiTBundle, max_seconds: float) -> Budget:
         """A fresh budget for one request that measures again before it refuses."""
-        return Budget(max_seconds, self.get(bundle), recheck=lambda: self.remeasure(bundle), where_set=LIMIT_HELP)
+        return Budget(
+            max_seconds,
+            self.get(bundle),
+            recheck=lambda: self.remeasure(bundle),
+            where_set=LIMIT_HELP,
+            price=self.price,
+        )
 
     def observe(self, budget: Budget | None, seconds: float) -> None:
         """Fold a finished request's real duration into the overhead (see the module's docstring)."""

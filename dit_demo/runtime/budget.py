@@ -87,15 +87,25 @@ class Budget:
     estimated: float | None = None
     recheck: Callable[[], CostModel] | None = None  # a fresh measurement, taken before refusing
     where_set: str = ""  # how whoever runs the server changes the limit (the app's flag), for the message
+    # another model's cost (a model axis' second model); None for the model ``cost`` is of
+    price: Callable[[DiTBundle], CostModel | None] | None = None
 
     def check(self, lanes: Sequence[tuple[int, int]], max_batch: int | None = None) -> float:
         """The request's estimated seconds; ``ValueError`` naming the limit when it is over (after
         ``recheck``, when there is one, confirms the cost: a refusal never rests on one measurement)."""
-        seconds = self.estimated = self.cost.estimate(lanes, max_batch)
+        return self.check_groups([(None, lanes)], max_batch)
+
+    def check_groups(
+        self, groups: Sequence[tuple[DiTBundle | None, Sequence[tuple[int, int]]]], max_batch: int | None = None
+    ) -> float:
+        """``check`` for groups of lanes run one after another (a comparison's models and presets), each
+        in lock step on its model (None: the model of ``cost``) and at that model's cost (``price``)."""
+        seconds = self.estimated = self._estimate(groups, max_batch)
         if self.max_seconds > 0 and seconds > self.max_seconds and self.recheck is not None:
             self.cost = self.recheck()
-            seconds = self.estimated = self.cost.estimate(lanes, max_batch)
+            seconds = self.estimated = self._estimate(groups, max_batch)
         if self.max_seconds > 0 and seconds > self.max_seconds:
+            lanes = [lane for _, group in groups for lane in group]
             nfe = sum(n for n, _ in lanes)
             rows = sum(n * r for n, r in lanes)
             raise ValueError(
@@ -106,3 +116,10 @@ class Budget:
                 + (f" Whoever runs the server sets the limit ({self.where_set})." if self.where_set else "")
             )
         return seconds
+
+    def _estimate(self, groups: Sequence[tuple[DiTBundle | None, Sequence[tuple[int, int]]]], max_batch) -> float:
+        return sum(self._cost_of(model).estimate(lanes, max_batch) for model, lanes in groups)
+
+    def _cost_of(self, model: DiTBundle | None) -> CostModel:
+        other = None if model is None or self.price is None else self.price(model)
+        return self.cost if other is None else other

@@ -37,8 +37,10 @@ def run_comparison(
     copies = model_copies(models, spec)
     keys, ref_index = with_references(spec)
     jobs = comparison_jobs(copies, spec)
+    # each group is priced at its model's own cost, a preset's copy at its model's (comparison_jobs' order)
+    priced = [copies[model].base for model, _ in spec.model_rows() for _ in spec.presets]
     start = time.perf_counter()
-    results = run_groups(jobs, callback, cancel, budget)
+    results = run_groups(jobs, callback, cancel, budget, priced)
     every: list[Cell | None] = [None] * len(keys)
     for (model, _, members), group_results in zip(jobs, results):
         images = model.decode_images(torch.stack([r.latents for r in group_results]))
@@ -134,14 +136,16 @@ def run_groups(
     callback: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
     budget: Budget | None = None,
+    priced: list[DiTBundle] | None = None,
 ) -> list[list]:
     """Each (model, lanes, positions) group through the engine in turn, reported as one request:
     rounds and evaluations count across groups and previews carry the lanes' overall positions.
-    All lanes are checked, and the budget is checked for all of them, before any sampling."""
+    All lanes are checked, and the budget is checked for all of them, before any sampling: group after
+    group, each at the cost of its model in ``priced`` (default: the group's own)."""
     checked = [check_lanes(model, lanes) for model, lanes, _ in jobs]
     work = [lane_work(model, group) for (model, _, _), group in zip(jobs, checked)]
     if budget is not None:
-        budget.check([w for group in work for w in group], MAX_BATCH)
+        budget.check_groups(list(zip(priced or [model for model, _, _ in jobs], work)), MAX_BATCH)
     # the groups still to run, as planned (an adaptive solver's lanes at their cap until they run); the group
     # running reports its own totals, which for an adaptive solver are its estimate as it goes
     rounds = [max(nfe for nfe, _ in group) for group in work]
