@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import serve
 from sit_helpers import make_sit
+from test_browser_flows import RECORD_STATUS
 
 from app import create_app
 
@@ -46,9 +47,14 @@ def test_two_models_picked_in_the_models_box_both_show_in_the_table_and_a_second
     models = [row.split()[0] for row in table.all_inner_texts()[1:]]
     assert models == [Path(dit).name] * 6 + [Path(sit).name] * 2
 
-    page.locator("#cmp-steps textarea").fill("600,1000")  # long enough to be stopped
+    # long enough that it cannot end before the Stop lands, however busy the machine: 4 seeds x 1000 steps
+    page.evaluate(RECORD_STATUS, "cmp-status")
+    page.locator("#cmp-steps textarea").fill("1000")
+    page.locator("#cmp-seeds input").fill("4")
     page.locator("#cmp-run").click()
     status.get_by_text("round").wait_for(timeout=60_000)
     page.locator("#cmp-stop").click()
-    status.get_by_text("Stopped at round").wait_for(timeout=30_000)
-    page.locator("#cmp-stop[disabled]").wait_for(timeout=30_000)
+    page.locator("#cmp-stop[disabled]").wait_for(timeout=30_000)  # the run has ended
+    seen = page.evaluate("window.seen")
+    assert status.inner_text().startswith("Stopped at round"), seen
+    assert not [text for text in seen if "refused" in text], seen
