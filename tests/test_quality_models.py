@@ -179,6 +179,38 @@ def test_a_compare_cell_links_to_each_models_sweep_that_holds_it(tmp_path):
     assert [v for _, v in chooser.choices] == [f"{DIT}: ddim_5_cfg1.5", f"{SIT}: ddim_5_cfg1.5"]
 
 
+def test_a_compare_cell_that_names_its_model_links_to_that_models_sweep_only(tmp_path):
+    """A comparison's series carry the model they ran on (a model axis' too): the sweep of that model is the
+    one shown; a model no loaded sweep is of falls back to every sweep holding the cell, and the line says whose."""
+    data = answers.load([answers.SHIPPED, write_sit_sweep(tmp_path / "sit", seed=0, scale=1.0)])
+    data.cells += [{**c, "model": SIT} for c in data.cells if c["cell"] == "ddim_5_cfg1.5"]  # both hold DDIM 5
+    note, chooser, _ = quality_link.link({"cells": [("ddim", 5, 1.5, "exact", 0.0, SIT)]}, data)
+    assert [v for _, v in chooser.choices] == [f"{SIT}: ddim_5_cfg1.5"] and note.endswith(f"({SIT}'s sweep)")
+    note, chooser, _ = quality_link.link({"cells": [("ddim", 5, 1.5, "exact", 0.0, "my-dit")]}, data)
+    assert len(chooser.choices) == 2 and note.splitlines()[1].endswith(f"({DIT}'s sweep; this cell ran on my-dit)")
+    one = answers.load([answers.SHIPPED])  # one model: whose sweep is said only when it is not the cell's model
+    assert "sweep" not in quality_link.link({"cells": [("ddim", 5, 1.5, "exact", 0.0, DIT)]}, one)[0].splitlines()[1]
+
+
+def test_a_model_axis_comparison_hands_each_series_its_models_name(small_bundle, tmp_path, small_bundle_dir):
+    from sit_helpers import make_sit
+
+    from dit_demo.app.compare_results import comparison_outputs
+    from dit_demo.lab.compare.run import run_comparison
+    from dit_demo.lab.specs.compare_spec import ComparisonSpec
+    from dit_demo.runtime.loader import load_bundle
+
+    sit = load_bundle(str(make_sit(tmp_path, small_bundle_dir)), "cpu", "fp32")
+    names = (str(small_bundle_dir), "sit")
+    spec = ComparisonSpec.build(
+        "ddim,sit_ode_euler", "2", "3", cfg_text="2", models=names, families={names[0]: "dit", "sit": "sit"}
+    )
+    comparison = run_comparison({names[0]: small_bundle, "sit": sit}, spec)
+    _, kept, *_ = comparison_outputs(small_bundle.name, comparison)
+    # each series names its model as its records (and a sweep of that model) do: the bundles' names
+    assert [(c[0], c[5]) for c in kept["cells"]] == [("ddim", small_bundle.name), ("sit_ode_euler", sit.name)]
+
+
 def test_the_agents_quality_lookup_names_the_model_of_each_answer(both):
     answer = AgentTools(None, both).quality_at_budget(10, "frechet", "nfe")
     assert f"sit_ode_heun @ 5 steps (9 NFE) on {SIT}" in answer and "| Cell | Model | Sampler |" in answer

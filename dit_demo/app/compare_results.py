@@ -165,13 +165,12 @@ def comparison_outputs(
         "images-dark": save_output(comparison_grid(comparison, DARK), parameters, f"{stem}_dark.png"),
         "difference-dark": save_output(difference_grid(comparison, DARK), parameters, f"{stem}_difference_dark.png"),
     }
-    # (sampler, steps, cfg, speed preset, mean distance to the reference) of each series: what the Quality
-    # tab's sweeps may hold (a sweep cell's numbers are those of the levers it ran with); a model axis's
-    # cells are left out, since the sweeps are the loaded model's
+    # (sampler, steps, cfg, speed preset, mean distance to the reference, model name as its records and sweeps
+    # say it) of each series: what the Quality tab's sweeps may hold (a sweep cell's numbers are those of the
+    # levers it ran with)
     cells = [
-        (s, n, cfg, preset, sum(c.distance for c in group) / len(group))
-        for (model, preset, cfg, s, n), group in comparison.series()
-        if not model
+        (s, n, cfg, preset, sum(c.distance for c in group) / len(group), group[0].record.model)
+        for (_, preset, cfg, s, n), group in comparison.series()
     ]
     return (
         files.get(view, files["images"]),

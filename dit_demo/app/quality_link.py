@@ -2,7 +2,8 @@
 sampler, steps and cfg) show their numbers over many samples next to their distance on this one seed,
 and a button opens the Quality tab on that row. A cell's numbers are those of the sweep cell of its own
 speed preset; where the sweeps have none, the line says so and whose numbers it shows instead. Where the
-sweeps are of several models, each model holding the cell gets its line, named."""
+sweeps are of several models, each cell is matched with its own model's sweep where one is loaded (by the
+name its records carry), else each model holding the cell gets its line, named."""
 
 from __future__ import annotations
 
@@ -18,16 +19,19 @@ SHOWN = ("frechet", "accuracy", "fid")
 
 def matches(kept: dict, data: QualityData | None) -> list[tuple[tuple, dict, bool]]:
     """((sampler, steps, cfg, preset, distance), sweep cell, whether that cell ran with the same preset)
-    for every comparison series and model the sweeps hold it for: the cell of its preset where there is one."""
+    for every comparison series and model the sweeps hold it for: the cell of its preset where there is one.
+    A series that names its model (a sixth value) is matched with that model's sweep where one is loaded;
+    with every model's that holds it otherwise (a folder's model may be a sweep's under another name)."""
     if data is None:
         return []
     found = []
-    for sampler, steps, cfg, preset, distance in kept.get("cells", []):
-        for model in data.models():
+    for sampler, steps, cfg, preset, distance, *named in kept.get("cells", []):
+        own = [m for m in data.models() if named and m == named[0]]
+        for model in own or data.models():
             held = [c for c in data.cells if c["model"] == model and _same_key(c, sampler, steps, cfg)]
             same = [c for c in held if answers.preset_of(c) == preset]
             if held:
-                found.append(((sampler, steps, cfg, preset, distance), (same or held)[0], bool(same)))
+                found.append(((sampler, steps, cfg, preset, distance, *named), (same or held)[0], bool(same)))
     return found
 
 
@@ -46,16 +50,25 @@ def link(kept: dict, data: QualityData | None):
         hidden = gr.update(visible=False)
         return "", hidden, hidden
     lines = [f"**Also in the Quality tab's sweeps** ({data.model}; 95% intervals over each cell's samples):"]
-    for (sampler, steps, cfg, preset, distance), cell, same in found:
+    for (sampler, steps, cfg, preset, distance, *named), cell, same in found:
         numbers = ", ".join(
             f"{answers.METRICS[m][0]} {value_text(cell, m)}" for m in SHOWN if answers.value(cell, m) is not None
         )
         here = f"- {sampler} @ {steps} steps, cfg {cfg:g}, {preset} preset: latent RMSE to the reference {distance:.4f} here"
         if not same:
             numbers = f"the sweeps have no {preset}-preset cell for it, these numbers are {_ran_with(cell)}: {numbers}"
-        lines.append(f"{here}; {numbers}" + (f" ({cell['model']}'s sweep)" if data.several_models() else ""))
+        lines.append(f"{here}; {numbers}{_whose(cell, named, data.several_models())}")
     names = list(dict.fromkeys(data.name(cell) for _, cell, _ in found))  # a sweep cell shown for two presets: once
     return "\n".join(lines), gr.Dropdown(choices=names, value=names[0], visible=True), gr.Button(visible=True)
+
+
+def _whose(cell: dict, named: list[str], several: bool) -> str:
+    """Whose sweep a line's numbers are from: said with several models, and always when it is not the model
+    the comparison's cell ran on."""
+    other = bool(named) and named[0] != cell["model"]
+    if not (several or other):
+        return ""
+    return f" ({cell['model']}'s sweep" + (f"; this cell ran on {named[0]})" if other else ")")
 
 
 def _ran_with(cell: dict) -> str:
