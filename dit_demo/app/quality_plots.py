@@ -100,16 +100,16 @@ def curve_chart(data: QualityData, metric: str) -> alt.Chart:
 
 def pareto_chart(data: QualityData, metric: str, kind: str) -> alt.Chart:
     """Every cell as a point of cost against ``metric``; the front drawn as a line, its cells named."""
-    front = {data.name(c) for c in answers.pareto_front(data.cells, metric, kind)}
+    front = {data.name(c): i for i, c in enumerate(answers.pareto_front(data.cells, metric, kind))}  # cheapest first
     several = data.several_models()
     rows = [
         {"cost": answers.cost(c, kind), "value": answers.value(c, metric), "model": c["model"],
          "cell": f"{_label(c['sampler'])} {c['steps']}",
-         "front": "on the front" if data.name(c) in front else "dominated"}
+         "front": "on the front" if data.name(c) in front else "dominated", "side": front.get(data.name(c), 0) % 2}
         for c in data.cells
         if answers.value(c, metric) is not None and answers.cost(c, kind)
     ]  # fmt: skip
-    frame = pd.DataFrame(rows, columns=["cost", "value", "model", "cell", "front"])
+    frame = pd.DataFrame(rows, columns=["cost", "value", "model", "cell", "front", "side"])
     label, (axis, shown) = METRICS[metric][0], _value_formats(metric)
     base = alt.Chart(frame).encode(
         x=alt.X("cost:Q", title=f"{COSTS[kind]} (log)", scale=alt.Scale(type="log"), axis=AXIS),
@@ -123,8 +123,14 @@ def pareto_chart(data: QualityData, metric: str, kind: str) -> alt.Chart:
     )  # fmt: skip
     on_front = base.transform_filter(alt.datum.front == "on the front")
     line = on_front.mark_line(color=PALETTE[2]).encode(order="cost:Q")
-    names = on_front.mark_text(align="left", dx=6, dy=-6, color=TEXT, fontSize=10).encode(text="cell:N")
-    return _finish(alt.layer(line, points, names), f"Pareto front: no other cell is both cheaper and better ({label})")
+    # front cells close in cost would write their names over each other: every other one is named to its left, below
+    names = [
+        on_front.transform_filter(alt.datum.side == side)
+        .mark_text(align=align, dx=dx, dy=dy, color=TEXT, fontSize=10)
+        .encode(text="cell:N")
+        for side, align, dx, dy in ((0, "left", 6, -6), (1, "right", -6, 12))
+    ]
+    return _finish(alt.layer(line, points, *names), f"Pareto front: no other cell is both cheaper and better ({label})")
 
 
 def _value_formats(metric: str) -> tuple[alt.Axis, str]:
