@@ -113,23 +113,25 @@ def test_each_model_is_priced_at_its_own_cost_and_groups_run_one_after_another(t
     """A budget prices the SiT's lanes at the SiT's cost, not the loaded DiT's, and counts each model's
     lock-step rounds after the other's; a second model too slow for the limit is refused before sampling."""
     from dit_demo.app.costs import CostCache
-    from dit_demo.lab.compare.run import comparison_jobs, lane_work
+    from dit_demo.lab.compare.run import comparison_work
     from dit_demo.runtime.budget import CostModel
-    from dit_demo.runtime.request import check_lanes
 
     (dit, sit), _ = two
-    spec = axis_spec(two)
+    spec, models = axis_spec(two), {dit: small_bundle, sit: sit_bundle}
     cheap, slow = CostModel(0.001, 0.0001, 0.0), CostModel(1.0, 0.1, 0.0)
     measured = []
     cache = CostCache(lambda b: measured.append(b) or (slow if b is sit_bundle else cheap))
+    groups = comparison_work(models, spec)
+    assert [base for base, _ in groups] == [small_bundle, sit_bundle]
     budget = cache.budget(small_bundle, 0)  # no limit: every estimate is kept, none refused
-    run_comparison({dit: small_bundle, sit: sit_bundle}, spec, budget=budget)
-    groups = [lane_work(m, check_lanes(m, lanes)) for m, lanes, _ in comparison_jobs({dit: small_bundle, sit: sit_bundle}, spec)]  # fmt: skip
+    assert cache.price(sit_bundle, measure=False) is None  # not measured before its first request
+    run_comparison(models, spec, budget=budget)
     overhead = cache.overhead
-    expected = overhead * (cheap.estimate(groups[0]) + slow.estimate(groups[1]))
+    expected = overhead * (cheap.estimate(groups[0][1]) + slow.estimate(groups[1][1]))
     assert budget.estimated == pytest.approx(expected)
     assert measured == [small_bundle, sit_bundle]  # each model measured once
-    assert cache.price(sit_bundle) is not None and cache.price(small_bundle) is None and len(measured) == 2
-    limit = (expected + overhead * cheap.estimate(groups[0] + groups[1])) / 2  # over the SiT's cost, not the DiT's
+    assert cache.price(sit_bundle, measure=False) is not None and cache.price(small_bundle) is None
+    assert len(measured) == 2
+    limit = (expected + overhead * cheap.estimate(groups[0][1] + groups[1][1])) / 2  # over the SiT's cost only
     with pytest.raises(ValueError, match="would take about"):
-        run_comparison({dit: small_bundle, sit: sit_bundle}, spec, budget=cache.budget(small_bundle, limit))
+        run_comparison(models, spec, budget=cache.budget(small_bundle, limit))

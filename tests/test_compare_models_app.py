@@ -158,3 +158,32 @@ def test_the_shipped_models_keep_their_names_by_any_path(monkeypatch):
         relative = os.path.relpath(folder)
         assert not os.path.isabs(relative) and loader.load_bundle(relative, "cpu", "fp32").name == by_name
     assert by_name == "embedded Fashion-MNIST DiT"
+
+
+def test_the_time_asked_before_a_model_axis_runs_prices_each_model_once_it_is_measured(small_bundle_dir, sit_dir):
+    """What a ZeroGPU request asks for before it runs: the second model at the loaded model's cost until a
+    request has measured it, then at its own; nothing is measured by the estimate itself."""
+    from dit_demo.app.costs import CostCache
+    from dit_demo.lab.compare.run import comparison_work
+    from dit_demo.lab.specs.compare_spec import ComparisonSpec
+    from dit_demo.runtime.budget import CostModel
+
+    dit, sit = str(small_bundle_dir), str(sit_dir)
+    slot = ModelSlot("cpu", "fp32", allowed_models(dit, sit))
+    slot.load(dit)
+    cheap, slow = CostModel(0.001, 0.0001, 0.0), CostModel(1.0, 0.1, 0.0)
+    ctx = AppContext(slot, 0, CostCache(lambda b: cheap if b is slot.get() else slow))
+    copies, _ = slot.models_for([dit, sit])
+    spec = ComparisonSpec.build("ddim,sit_ode_euler", "2,3", "3", cfg_text="2", models=(dit, sit),
+                                families={dit: "dit", sit: "sit"})  # fmt: skip
+    (_, dit_work), (sit_model, sit_work) = comparison_work(copies, spec)
+    assert ctx.estimate_groups(comparison_work(copies, spec)) is None  # the loaded model is not measured yet
+    ctx.costs.get(slot.get())
+    overhead = ctx.costs.overhead
+    assert ctx.estimate_groups(comparison_work(copies, spec)) == pytest.approx(
+        overhead * (cheap.estimate(dit_work) + cheap.estimate(sit_work))
+    )
+    ctx.costs.price(sit_model)  # what the SiT's first request does
+    assert ctx.estimate_groups(comparison_work(copies, spec)) == pytest.approx(
+        overhead * (cheap.estimate(dit_work) + slow.estimate(sit_work))
+    )

@@ -193,7 +193,7 @@ def _on_compare(ctx: AppContext):
         """Seconds the comparison should take, before anything runs (None: the model is not measured yet)."""
         form = sampler_names, steps, cfgs, class_, seed, channels, reference, variants, seeds, presets
         copies, spec, _ = _models_and_spec(ctx, form, models)
-        return ctx.estimate(comparison_work(copies, spec))
+        return ctx.estimate_groups(comparison_work(copies, spec))
 
     @user_errors
     def on_compare(sampler_names, steps, cfgs, class_, seed, channels, reference, variants="", seeds=1, presets=("exact",),

@@ -54,6 +54,14 @@ class AppContext:
         cost = self.costs.known(self.slot.get())
         return None if cost is None else cost.estimate(work, MAX_BATCH)
 
+    def estimate_groups(self, groups: Sequence[tuple[DiTBundle, Sequence[tuple[int, int]]]]) -> float | None:
+        """``estimate`` for groups run one after another, each at its model's cost where that is known (a model
+        axis' other model, once it has run) and the loaded model's otherwise; nothing is measured here."""
+        cost = self.costs.known(self.slot.get())
+        if cost is None:
+            return None
+        return sum((self.costs.price(m, measure=False) or cost).estimate(work, MAX_BATCH) for m, work in groups)
+
     def defaults(self) -> Defaults:
         return Defaults.for_bundle(self.slot.get())
 

@@ -70,14 +70,17 @@ class CostCache:
             self._stale = False
             return dataclasses.replace(self._cost[1], overhead=self.overhead)
 
-    def price(self, bundle: DiTBundle) -> CostModel | None:
+    def price(self, bundle: DiTBundle, measure: bool = True) -> CostModel | None:
         """Another model's cost (a model axis' second model), measured on its first request and kept while
-        it lives, with the overhead learned on the loaded one; None for the loaded model (its own cost)."""
+        it lives, with the overhead learned on the loaded one; None for the loaded model (its own cost), and
+        with ``measure=False`` for a model not measured yet."""
         with self._lock:
             if self._cost is not None and self._cost[0] is bundle:
                 return None
             found = self._others.get(id(bundle))
         if found is None or found[0]() is not bundle:
+            if not measure:
+                return None
             found = (weakref.ref(bundle), self._measure(bundle))
             with self._lock:
                 self._others = {k: v for k, v in self._others.items() if v[0]() is not None}

@@ -186,7 +186,7 @@ class AgentTools:
 
     def comparison_estimate(self, *args, **kwargs) -> float | None:
         models, spec, _ = self._comparison(*args, **kwargs)
-        return self.ctx.estimate(comparison_work(models, spec))
+        return self.ctx.estimate_groups(comparison_work(models, spec))
 
     # the tools' own parameter names: ZeroGPU calls an estimate with the arguments Gradio gave the tool
     def _generation(self, classes, sampler="dpmpp_2m", steps=None, cfg_scale=None, seed=0, images_per_class=1,

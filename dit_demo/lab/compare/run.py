@@ -37,10 +37,8 @@ def run_comparison(
     copies = model_copies(models, spec)
     keys, ref_index = with_references(spec)
     jobs = comparison_jobs(copies, spec)
-    # each group is priced at its model's own cost, a preset's copy at its model's (comparison_jobs' order)
-    priced = [copies[model].base for model, _ in spec.model_rows() for _ in spec.presets]
     start = time.perf_counter()
-    results = run_groups(jobs, callback, cancel, budget, priced)
+    results = run_groups(jobs, callback, cancel, budget, priced_as(copies, spec))
     every: list[Cell | None] = [None] * len(keys)
     for (model, _, members), group_results in zip(jobs, results):
         images = model.decode_images(torch.stack([r.latents for r in group_results]))
@@ -126,9 +124,17 @@ def comparison_jobs(models: Models, spec: ComparisonSpec) -> list[tuple[DiTBundl
     return jobs
 
 
-def comparison_work(models: Models, spec: ComparisonSpec) -> list[tuple[int, int]]:
-    """Every lane's (model evaluations, rows per evaluation) of the comparison, checked, before any sampling."""
-    return [w for model, lanes, _ in comparison_jobs(models, spec) for w in lane_work(model, check_lanes(model, lanes))]
+def comparison_work(models: Models, spec: ComparisonSpec) -> list[tuple[DiTBundle, list[tuple[int, int]]]]:
+    """Each group's model to price it at and its lanes' (model evaluations, rows per evaluation), checked, before
+    any sampling: the groups run one after another, each in lock step (``Budget.check_groups``)."""
+    copies = model_copies(models, spec)
+    jobs = comparison_jobs(copies, spec)
+    return [(base, lane_work(m, check_lanes(m, lanes))) for base, (m, lanes, _) in zip(priced_as(copies, spec), jobs)]
+
+
+def priced_as(copies: dict[str, ModelCopies], spec: ComparisonSpec) -> list[DiTBundle]:
+    """The model each of ``comparison_jobs``' groups is priced at, in its order: a preset's copy at its model's."""
+    return [copies[model].base for model, _ in spec.model_rows() for _ in spec.presets]
 
 
 def run_groups(
