@@ -70,7 +70,7 @@ def families_table(folders: list[str | os.PathLike] | None = None, budgets: tupl
         "within the budget: told apart with one model better, or not told apart.",
         "",
         f"| NFE at most | metric | {_short(first)}: best cell | {_short(second)}: best cell | difference [95% interval] "
-        f"| told apart | all pairs: {_short(second)} better / {_short(first)} better / not told apart |",
+        f"| told apart | all pairs: {_short(second)} better / {_short(first)} better / not told apart (/ not paired) |",
         "|---:|---|---|---|---:|:-:|---:|",
     ]
     for budget in budgets:
@@ -95,8 +95,8 @@ def _budget_row(data: answers.QualityData, budget: int, metric: str, first: str,
     )
 
 
-def _verdicts(firsts: list[dict], seconds: list[dict], metric: str) -> tuple[int, int, int, int]:
-    """Over every (first, second) pair: second better, first better, not told apart, not comparable."""
+def _verdicts(firsts: list[dict], seconds: list[dict], metric: str) -> tuple[int, ...]:
+    """Over every (first, second) pair: second better, first better, not told apart, and (where any) not paired."""
     counts = [0, 0, 0, 0]
     for a in firsts:
         for b in seconds:
