@@ -66,15 +66,14 @@ def chart(series: dict[str, list], x_title: str, y_title: str, log_y: bool = Fal
         scale=alt.Scale(domain=names, range=[PALETTE[i % len(PALETTE)] for i in range(len(names))]),
         legend=alt.Legend(title=None, orient="bottom", direction="vertical", labelLimit=0, labelColor=TEXT),
     )
-    axis = alt.Axis(labelColor=TEXT, titleColor=TEXT, gridOpacity=0.3)
+    style = {"labelColor": TEXT, "titleColor": TEXT, "gridOpacity": 0.3}
+    axis = alt.Axis(**style)
     return (
         alt.Chart(frame)
         .mark_line(point=True)
         .encode(
             # "~g": whole numbers without decimals, also when every point sits at one x (one step count)
-            x=alt.X(
-                "x:Q", title=x_title, axis=alt.Axis(labelColor=TEXT, titleColor=TEXT, gridOpacity=0.3, format="~g")
-            ),
+            x=alt.X("x:Q", title=x_title, axis=alt.Axis(**style, format="~g")),
             y=alt.Y("y:Q", title=y_title, axis=axis, scale=alt.Scale(type="log") if log_y else alt.Scale(zero=False)),
             color=colour,
             tooltip=[alt.Tooltip("series:N"), alt.Tooltip("x:Q", title=x_title), alt.Tooltip("y:Q", title=y_title)],

@@ -18,7 +18,7 @@ SHOWN = ("frechet", "accuracy", "fid")
 
 
 def matches(kept: dict, data: QualityData | None) -> list[tuple[tuple, dict, bool]]:
-    """((sampler, steps, cfg, preset, distance), sweep cell, whether that cell ran with the same preset)
+    """((sampler, steps, cfg, preset, distance[, model]), sweep cell, whether that cell ran with the same preset)
     for every comparison series and model the sweeps hold it for: the cell of its preset where there is one.
     A series that names its model (a sixth value) is matched with that model's sweep where one is loaded;
     with every model's that holds it otherwise (a folder's model may be a sweep's under another name)."""
